@@ -1,0 +1,85 @@
+"""Database configuration, start-up and migrations for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.migrations.api import migrate
+
+MODELS_APP = "models"
+MODEL_MODULES = ["models.repository", "models.catalog", "models.installed", "models.rating"]
+MIGRATIONS_MODULE = "migrations"
+DEFAULT_POOL_SIZE = 20
+
+
+def normalise_url(url: str) -> str:
+    """Accept the spellings operators use (postgresql://) and size the PostgreSQL pool.
+
+    asyncpg's default pool of 5 connections starves the API as soon as background work holds a
+    few, so a pool size is set unless the URL names one.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme in {"postgresql", "postgres", "asyncpg"}:
+        query = dict(parse_qsl(parts.query))
+        query.setdefault("maxsize", str(DEFAULT_POOL_SIZE))
+        return urlunsplit(("postgres", parts.netloc, parts.path, urlencode(query), ""))
+    if scheme != "sqlite":
+        raise ValueError(
+            f"unsupported database URL scheme {scheme!r}: use sqlite://PATH or postgres://HOST/DB"
+        )
+    return url
+
+
+def dialect(url: str) -> str:
+    """sqlite or postgres, the two dialects the migrations serve."""
+    return "sqlite" if urlsplit(url).scheme == "sqlite" else "postgres"
+
+
+def database_config(url: str) -> dict[str, Any]:
+    """The Tortoise configuration for url, models and migrations included."""
+    return {
+        "connections": {"default": normalise_url(url)},
+        "apps": {
+            MODELS_APP: {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": MIGRATIONS_MODULE,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def migrate_database(url: str, target: str | None = None) -> list[str]:
+    """Apply pending migrations (up to target, e.g. models.0001_initial); return their names."""
+    applied: list[str] = []
+
+    def progress(event: str, app_label: str, name: str) -> None:
+        if event == "apply_done":
+            applied.append(f"{app_label}.{name}")
+
+    try:
+        await migrate(config=database_config(url), target=target, progress=progress)
+    finally:
+        # An open aiosqlite connection keeps a non-daemon thread, and the process, alive.
+        await Tortoise.close_connections()
+    return applied
+
+
+async def init_database(url: str) -> None:
+    """Open the connections. The context is shared with every task, as the ASGI server needs."""
+    await Tortoise.init(config=database_config(url), _enable_global_fallback=True)
+
+
+async def close_database() -> None:
+    await Tortoise.close_connections()
+
+
+async def ping_database() -> None:
+    """Raise unless the database answers a trivial query."""
+    await get_connection("default").execute_query("SELECT 1")
