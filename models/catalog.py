@@ -92,4 +92,3 @@ class PluginStats(Model):
 
     class Meta:
         table = "plugin_stats"
-

@@ -37,4 +37,3 @@ class InstalledPlugin(Model):
 
     class Meta:
         table = "installed_plugins"
-

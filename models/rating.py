@@ -26,4 +26,3 @@ class PluginRating(Model):
     class Meta:
         table = "plugin_ratings"
         unique_together = (("plugin", "user_id"),)
-

@@ -1,0 +1,135 @@
+"""The ASGI application: GraphQL on /graphql, health on /healthz and /readyz.
+
+Example:
+    >>> from runtime.settings import Settings
+    >>> app = create_app(Settings.load(data_dir="/tmp/streamspace-example"))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UnsetType
+
+from graph.context import Context, Services
+from graph.schema import build_schema
+from models import close_database, init_database, migrate_database
+from models.database import ping_database
+from runtime.auth import TokenIssuer, bearer_token
+from runtime.catalog import ViewCounter
+from runtime.errors import Unauthenticated
+from runtime.installs import Installer
+from runtime.repositories import ensure_builtin_repository
+from runtime.secrets import SecretBox
+from runtime.settings import Settings
+
+log = logging.getLogger("graph.app")
+
+
+def _token_from_params(params: dict[str, Any] | None) -> str | None:
+    params = params or {}
+    for key in ("Authorization", "authorization"):
+        if isinstance(params.get(key), str):
+            return bearer_token(params[key])
+    token = params.get("token")
+    return token if isinstance(token, str) and token else None
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI view, with our context and authentication."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(build_schema(debug=services.settings.debug))
+        self.services = services
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> Context:
+        context = Context(services=self.services, request=request, response=response)
+        if isinstance(request, Request):
+            try:
+                token = bearer_token(request.headers.get("authorization"))
+                if token:
+                    context.authenticate(self.services.tokens.verify(token))
+            except Unauthenticated as error:
+                # Left unauthenticated: each field that needs a caller says why, with the code.
+                context.auth_error = error.message
+        return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        try:
+            token = _token_from_params(context.connection_params)
+            if token is None:
+                raise Unauthenticated("connection_init must carry {'Authorization': 'Bearer …'}")
+            context.authenticate(self.services.tokens.verify(token))
+        except Unauthenticated as error:
+            log.info("websocket refused", extra={"reason": error.message})
+            raise ConnectionRejectionError({"message": error.message}) from None
+        return await super().on_ws_connect(context)
+
+
+def build_services(settings: Settings) -> Services:
+    return Services(
+        settings=settings,
+        tokens=TokenIssuer(settings.jwt_secret),
+        installer=Installer(SecretBox(settings.secret_key)),
+        views=ViewCounter(),
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    services = build_services(settings)
+    state: dict[str, str | None] = {"not_ready": "starting"}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        applied = await migrate_database(settings.database_url)
+        for name in applied:
+            log.info("migration applied", extra={"migration": name})
+        await init_database(settings.database_url)
+        await ensure_builtin_repository()
+        services.views.start()
+        state["not_ready"] = None
+        try:
+            yield
+        finally:
+            state["not_ready"] = "shutting down"
+            await services.views.stop()
+            await close_database()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        if state["not_ready"]:
+            return JSONResponse({"status": "unready", "reason": state["not_ready"]}, 503)
+        try:
+            await ping_database()
+        except Exception as error:  # the reason is the point of this endpoint
+            return JSONResponse({"status": "unready", "reason": f"database: {error}"}, 503)
+        return JSONResponse({"status": "ready"})
+
+    graphql = GraphQLApp(services)
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,117 @@
+"""The Mutation type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graph.context import Info
+from graph.permissions import IsAdmin, IsUser
+from graph.types.installed import InstalledPlugin
+from graph.types.rating import PluginRating
+from graph.types.repository import Repository, RepositoryType, SyncResult
+from runtime import repositories
+from runtime.errors import BadUserInput, FieldProblem
+from runtime.ratings import rate_plugin
+
+
+@strawberry.input
+class AddRepositoryInput:
+    name: str
+    url: str
+    type: RepositoryType = RepositoryType.INDEX
+    description: str | None = None
+
+
+def _int_id(value: strawberry.ID, path: str = "id") -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadUserInput(
+            f"{path}: {value!r} is not an id", [FieldProblem(path, "not an id")]
+        ) from None
+
+
+def _config(value: Any, path: str = "config") -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadUserInput(
+            f"{path} must be a JSON object", [FieldProblem(path, "must be an object")]
+        )
+    return value
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(permission_classes=[IsAdmin])
+    async def add_repository(self, input: AddRepositoryInput) -> Repository:
+        row = await repositories.add_repository(
+            input.name, input.url, repositories.RepositoryType(input.type.value), input.description
+        )
+        return Repository.from_row(row)
+
+    @strawberry.mutation(permission_classes=[IsAdmin])
+    async def remove_repository(self, id: strawberry.ID) -> strawberry.ID:
+        return strawberry.ID(str(await repositories.remove_repository(_int_id(id))))
+
+    @strawberry.mutation(
+        permission_classes=[IsAdmin], description="Fetch the index; update the catalog."
+    )
+    async def sync_repository(self, id: strawberry.ID) -> SyncResult:
+        return SyncResult.from_result(await repositories.sync_repository(_int_id(id)))
+
+    @strawberry.mutation(permission_classes=[IsAdmin])
+    async def install_plugin(
+        self,
+        info: Info,
+        catalog_plugin_id: strawberry.ID,
+        config: JSON | None = None,
+        enable: bool = False,
+    ) -> InstalledPlugin:
+        principal = info.context.principal
+        assert principal is not None
+        row = await info.context.services.installer.install(
+            _int_id(catalog_plugin_id, "catalogPluginId"),
+            _config(config),
+            enable=enable,
+            installed_by=principal.subject,
+        )
+        return InstalledPlugin.from_row(row)
+
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Merge config (null resets a key; secrets left out stay) and/or switch on/off.",
+    )
+    async def update_plugin(
+        self, info: Info, id: strawberry.ID, config: JSON | None = None, enabled: bool | None = None
+    ) -> InstalledPlugin:
+        row = await info.context.services.installer.update(_int_id(id), _config(config), enabled)
+        return InstalledPlugin.from_row(row)
+
+    @strawberry.mutation(permission_classes=[IsAdmin])
+    async def enable_plugin(self, info: Info, id: strawberry.ID) -> InstalledPlugin:
+        row = await info.context.services.installer.update(_int_id(id), None, True)
+        return InstalledPlugin.from_row(row)
+
+    @strawberry.mutation(permission_classes=[IsAdmin])
+    async def disable_plugin(self, info: Info, id: strawberry.ID) -> InstalledPlugin:
+        row = await info.context.services.installer.update(_int_id(id), None, False)
+        return InstalledPlugin.from_row(row)
+
+    @strawberry.mutation(permission_classes=[IsAdmin])
+    async def uninstall_plugin(self, info: Info, id: strawberry.ID) -> strawberry.ID:
+        return strawberry.ID(str(await info.context.services.installer.uninstall(_int_id(id))))
+
+    @strawberry.mutation(permission_classes=[IsUser], description="One rating per user; 1..5.")
+    async def rate_plugin(
+        self, info: Info, catalog_plugin_id: strawberry.ID, rating: int, review: str | None = None
+    ) -> PluginRating:
+        principal = info.context.principal
+        assert principal is not None
+        row = await rate_plugin(
+            _int_id(catalog_plugin_id, "catalogPluginId"), principal.subject, rating, review
+        )
+        return PluginRating.from_row(row)

@@ -1,0 +1,108 @@
+"""Installed plugins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graph.context import Info
+from graph.permissions import IsAdmin
+from models import InstalledPlugin as InstalledPluginRow
+from runtime.installs import manifest_of
+
+if TYPE_CHECKING:
+    from graph.types.catalog import CatalogPlugin
+
+
+@strawberry.enum
+class PluginStatus(Enum):
+    INSTALLED = "INSTALLED"
+    LOADING = "LOADING"
+    ACTIVE = "ACTIVE"
+    DEGRADED = "DEGRADED"
+    FAILED = "FAILED"
+    DISABLED = "DISABLED"
+
+
+@strawberry.type
+class InstalledPluginStats:
+    """Delivery figures of the plugin."""
+
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    avg_duration_ms: float | None = None
+    last_delivery_at: datetime | None = None
+
+
+@strawberry.type
+class InstalledPlugin:
+    """A plugin installed on this server.
+
+    Example:
+        ```graphql
+        mutation { installPlugin(catalogPluginId: "3", config: {webhookUrl: "https://…"},
+                                 enable: true) { id status config } }
+        ```
+    """
+
+    row: strawberry.Private[InstalledPluginRow]
+    id: strawberry.ID
+    name: str
+    version: str
+    enabled: bool
+    status: PluginStatus
+    installed_by: str | None
+    installed_at: datetime
+    updated_at: datetime
+    last_error: str | None
+    previous_version: str | None = None
+
+    @classmethod
+    def from_row(cls, row: InstalledPluginRow) -> InstalledPlugin:
+        return cls(
+            row=row,
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            version=row.version,
+            enabled=row.enabled,
+            status=PluginStatus(row.status),
+            installed_by=row.installed_by,
+            installed_at=row.installed_at,
+            updated_at=row.updated_at,
+            last_error=row.last_error,
+        )
+
+    @strawberry.field(
+        description="The configuration; secret values that are set read as ********.",
+        permission_classes=[IsAdmin],
+    )
+    async def config(self, info: Info) -> JSON:
+        manifest = await manifest_of(self.row)
+        return info.context.services.installer.visible_config(self.row, manifest)
+
+    @strawberry.field
+    async def catalog_plugin(
+        self, info: Info
+    ) -> Annotated[CatalogPlugin, strawberry.lazy("graph.types.catalog")] | None:
+        from graph.types.catalog import CatalogPlugin
+
+        if self.row.catalog_plugin_id is None:
+            return None
+        row = await info.context.loaders.catalog_plugin.load(self.row.catalog_plugin_id)
+        return CatalogPlugin.from_row(row) if row else None
+
+    @strawberry.field(description="Versions the plugin's repository offers, oldest first.")
+    async def available_versions(self, info: Info) -> list[str]:
+        if self.row.catalog_plugin_id is None:
+            return []
+        rows = await info.context.loaders.versions.load(self.row.catalog_plugin_id)
+        return [row.version for row in rows]
+
+    @strawberry.field
+    def stats(self) -> InstalledPluginStats:
+        return InstalledPluginStats()

@@ -1,0 +1,82 @@
+"""Repository and sync result types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from models import Repository as RepositoryRow
+from runtime import repositories
+
+
+@strawberry.enum
+class RepositoryType(Enum):
+    INDEX = "index"
+    GIT = "git"
+    BUILTIN = "builtin"
+
+
+@strawberry.type
+class Repository:
+    """A source of catalog entries.
+
+    Example:
+        ```graphql
+        { repositories { id name type url lastSyncedAt lastSyncError } }
+        ```
+    """
+
+    id: strawberry.ID
+    name: str
+    url: str
+    type: RepositoryType
+    description: str | None
+    enabled: bool
+    last_synced_at: datetime | None
+    last_sync_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: RepositoryRow) -> Repository:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            url=row.url,
+            type=RepositoryType(row.type),
+            description=row.description,
+            enabled=row.enabled,
+            last_synced_at=row.last_synced_at,
+            last_sync_error=row.last_sync_error,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+@strawberry.type
+class SyncError:
+    plugin: str
+    message: str
+
+
+@strawberry.type
+class SyncResult:
+    """What a sync changed in the catalog; entries listed in errors were left as they were."""
+
+    repository: Repository
+    added: int
+    updated: int
+    removed: int
+    errors: list[SyncError]
+
+    @classmethod
+    def from_result(cls, result: repositories.SyncResult) -> SyncResult:
+        return cls(
+            repository=Repository.from_row(result.repository),
+            added=result.added,
+            updated=result.updated,
+            removed=result.removed,
+            errors=[SyncError(plugin=e.plugin, message=e.message) for e in result.errors],
+        )

@@ -1,0 +1,104 @@
+"""Bearer tokens: who a caller is and which roles it holds.
+
+Example:
+    >>> issuer = TokenIssuer("a-long-shared-secret-of-the-data-directory")
+    >>> token = issuer.issue(Role.ADMIN, "alice")
+    >>> issuer.verify(token).subject
+    'alice'
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+import jwt
+
+from runtime.errors import BadUserInput, Unauthenticated
+
+ISSUER = "streamspace-plugins"
+ALGORITHM = "HS256"
+_TTL = re.compile(r"^(\d+)([smhdw])$")
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    USER = "user"
+    PLATFORM = "platform"
+
+
+# An admin may do whatever a user may: browse and rate as well as manage.
+IMPLIED_ROLES = {Role.ADMIN: {Role.ADMIN, Role.USER}, Role.USER: {Role.USER}}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified caller of one request."""
+
+    subject: str
+    roles: frozenset[Role] = field(default_factory=frozenset)
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+
+def parse_ttl(text: str) -> timedelta:
+    """`30s`, `15m`, `1h`, `7d`, `2w` → a duration."""
+    match = _TTL.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise BadUserInput(f"ttl {text!r} is not a duration such as 30m, 1h, 7d")
+    return timedelta(seconds=int(match.group(1)) * _TTL_UNITS[match.group(2)])
+
+
+class TokenIssuer:
+    """Issues and verifies HS256 JWTs signed with the server's secret."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def issue(self, role: Role, subject: str, ttl: timedelta = timedelta(hours=1)) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "sub": subject,
+            "roles": [role.value],
+            "iat": now,
+            "exp": now + int(ttl.total_seconds()),
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                options={"require": ["exp", "sub", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired") from None
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated(f"the token is not valid: {error}") from None
+        roles: set[Role] = set()
+        for name in claims.get("roles", []):
+            try:
+                role = Role(name)
+            except ValueError:
+                continue
+            roles |= IMPLIED_ROLES.get(role, {role})
+        return Principal(subject=str(claims["sub"]), roles=frozenset(roles))
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer …` header (the scheme is case-insensitive)."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return token.strip()

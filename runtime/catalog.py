@@ -1,0 +1,177 @@
+"""Browsing the catalog: filters, sort orders, keyset pages and view counting.
+
+Example:
+    >>> query = CatalogQuery(search="Slack", sort=CatalogSort.RATING)
+    >>> [key.ordering for key in query.keys]
+    ['-avg_rating', '-rating_count', '-id']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from tortoise.expressions import F, Q, Subquery
+from tortoise.functions import Count
+from tortoise.queryset import QuerySet
+
+from models import CatalogPlugin, CatalogTag, InstalledPlugin, PluginStats
+from runtime.errors import NotFound
+from runtime.pagination import SortKey, after_q, decode_cursor, encode_cursor
+
+log = logging.getLogger(__name__)
+
+
+class CatalogSort(Enum):
+    POPULAR = "popular"
+    RATING = "rating"
+    NEWEST = "newest"
+    NAME = "name"
+
+
+SORT_KEYS: dict[CatalogSort, tuple[SortKey, ...]] = {
+    CatalogSort.POPULAR: (SortKey("install_count", True), SortKey("id", True)),
+    CatalogSort.RATING: (
+        SortKey("avg_rating", True),
+        SortKey("rating_count", True),
+        SortKey("id", True),
+    ),
+    CatalogSort.NEWEST: (SortKey("created_at", True), SortKey("id", True)),
+    CatalogSort.NAME: (SortKey("name"), SortKey("id")),
+}
+
+
+def search_text(name: str, display_name: str, description: str, tags: Sequence[str]) -> str:
+    """What `search` matches: name, display name, description and tags, lower-cased."""
+    return "\n".join([name, display_name, description, *tags]).lower()
+
+
+@dataclass(frozen=True)
+class CatalogQuery:
+    """One request for a catalog page; None means "do not filter on this"."""
+
+    category: str | None = None
+    plugin_type: str | None = None
+    search: str | None = None
+    tags: tuple[str, ...] = ()
+    repository_id: int | None = None
+    installed: bool | None = None
+    available: bool | None = True
+    sort: CatalogSort = CatalogSort.POPULAR
+
+    @property
+    def keys(self) -> tuple[SortKey, ...]:
+        return SORT_KEYS[self.sort]
+
+    def filtered(self) -> QuerySet[CatalogPlugin]:
+        query = CatalogPlugin.all()
+        if self.available is not None:
+            query = query.filter(available=self.available)
+        if self.category:
+            query = query.filter(category=self.category)
+        if self.plugin_type:
+            query = query.filter(plugin_type=self.plugin_type)
+        if self.repository_id is not None:
+            query = query.filter(repository_id=self.repository_id)
+        if self.search and self.search.strip():
+            query = query.filter(search_text__contains=self.search.strip().lower())
+        if self.tags:
+            wanted = sorted(set(self.tags))
+            having_all = (
+                CatalogTag.filter(tag__in=wanted)
+                .annotate(matches=Count("id"))
+                .group_by("plugin_id")
+                .filter(matches=len(wanted))
+                .values("plugin_id")
+            )
+            query = query.filter(id__in=Subquery(having_all))
+        if self.installed is not None:
+            installed_ids = InstalledPlugin.filter(catalog_plugin_id__isnull=False).values(
+                "catalog_plugin_id"
+            )
+            clause = Q(id__in=Subquery(installed_ids))
+            query = query.filter(clause if self.installed else ~clause)
+        return query
+
+    def cursor_of(self, plugin: CatalogPlugin) -> str:
+        values: list[Any] = []
+        for key in self.keys:
+            value = getattr(plugin, key.field)
+            values.append(value.isoformat() if isinstance(value, datetime) else value)
+        return encode_cursor(values)
+
+    def page(self, first: int, after: str | None) -> QuerySet[CatalogPlugin]:
+        """The rows of one page plus one more, which tells whether a next page exists."""
+        query = self.filtered()
+        if after:
+            values = decode_cursor(after, len(self.keys))
+            for index, key in enumerate(self.keys):
+                if key.field == "created_at":
+                    values[index] = datetime.fromisoformat(str(values[index]))
+            query = query.filter(after_q(self.keys, values))
+        ordering = [key.ordering for key in self.keys]
+        return query.order_by(*ordering).limit(first + 1).select_related("repository")
+
+
+async def get_catalog_plugin(plugin_id: int) -> CatalogPlugin:
+    plugin = await CatalogPlugin.get_or_none(id=plugin_id)
+    if plugin is None:
+        raise NotFound(f"catalog plugin {plugin_id} does not exist")
+    return plugin
+
+
+class ViewCounter:
+    """Counts catalog views in memory and writes them in batches.
+
+    A read of catalogPlugin only bumps a counter: it never waits on, or fails with, the write.
+    Counts not yet written when the process dies are lost, which a view counter can afford.
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self._interval = interval
+        self._pending: Counter[int] = Counter()
+        self._task: asyncio.Task[None] | None = None
+
+    def count(self, plugin_id: int) -> None:
+        self._pending[plugin_id] += 1
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="catalog-view-counter")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing catalog view counts failed; they are kept for next time")
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, Counter()
+        now = datetime.now(UTC)
+        try:
+            for plugin_id, views in pending.items():
+                updated = await PluginStats.filter(plugin_id=plugin_id).update(
+                    view_count=F("view_count") + views, last_viewed_at=now
+                )
+                if not updated and await CatalogPlugin.exists(id=plugin_id):
+                    await PluginStats.create(
+                        plugin_id=plugin_id, view_count=views, last_viewed_at=now
+                    )
+                pending[plugin_id] = 0
+        finally:
+            self._pending.update(+pending)

@@ -1,0 +1,313 @@
+"""Plugin repositories: adding, removing and syncing them into the catalog.
+
+A sync reads the whole index first and writes in one transaction, so a broken or unreachable
+index changes nothing, and a bad entry is reported without stopping the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from tortoise.transactions import in_transaction
+
+from models import (
+    CatalogPlugin,
+    CatalogTag,
+    InstalledPlugin,
+    PluginStats,
+    PluginVersion,
+    Repository,
+)
+from runtime.catalog import search_text
+from runtime.errors import BadUserInput, Conflict, FieldProblem, NotFound
+from runtime.fetch import Fetcher, UrlFetcher, resolve
+from runtime.manifest import Manifest, parse_manifest
+
+log = logging.getLogger(__name__)
+
+BUILTIN = "builtin"
+INDEX_FILE = "index.json"
+MAX_INDEX_BYTES = 8 * 1024 * 1024
+URL_SCHEMES = {"http", "https", "file"}
+
+
+class RepositoryType(Enum):
+    INDEX = "index"
+    GIT = "git"
+    BUILTIN = "builtin"
+
+
+@dataclass(frozen=True)
+class SyncError:
+    """A catalog entry the sync could not take, and why."""
+
+    plugin: str
+    message: str
+
+
+@dataclass
+class SyncResult:
+    repository: Repository
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    errors: list[SyncError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OfferedVersion:
+    manifest: Manifest
+    archive_url: str | None
+    sha256: str | None
+    published_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OfferedPlugin:
+    """One plugin of a repository with its versions, newest last."""
+
+    name: str
+    versions: list[OfferedVersion]
+
+    @property
+    def latest(self) -> OfferedVersion:
+        return self.versions[-1]
+
+
+async def ensure_builtin_repository() -> Repository:
+    repository, _ = await Repository.get_or_create(
+        name=BUILTIN,
+        defaults={
+            "url": "builtin://",
+            "type": RepositoryType.BUILTIN.value,
+            "description": "Plugins shipped with the server",
+        },
+    )
+    return repository
+
+
+async def add_repository(
+    name: str, url: str, repo_type: RepositoryType, description: str | None
+) -> Repository:
+    problems: list[FieldProblem] = []
+    name = name.strip()
+    if not name or len(name) > 255:
+        problems.append(FieldProblem("name", "must be 1 to 255 characters"))
+    if urlsplit(url).scheme not in URL_SCHEMES or (
+        not urlsplit(url).path and not urlsplit(url).netloc
+    ):
+        problems.append(FieldProblem("url", "must be an https://, http:// or file:// URL"))
+    if repo_type is RepositoryType.BUILTIN:
+        problems.append(FieldProblem("type", "the builtin repository is created by the server"))
+    elif repo_type is RepositoryType.GIT:
+        problems.append(FieldProblem("type", "GIT repositories are not supported yet: use INDEX"))
+    if problems:
+        raise BadUserInput.from_problems("repository", problems)
+    if await Repository.exists(name=name):
+        raise Conflict(f"a repository named {name!r} exists already")
+    return await Repository.create(
+        name=name, url=url, type=repo_type.value, description=description
+    )
+
+
+async def get_repository(repository_id: int) -> Repository:
+    repository = await Repository.get_or_none(id=repository_id)
+    if repository is None:
+        raise NotFound(f"repository {repository_id} does not exist")
+    return repository
+
+
+async def remove_repository(repository_id: int) -> int:
+    """Remove a repository and its catalog entries; refused while one of them is installed."""
+    repository = await get_repository(repository_id)
+    if repository.type == RepositoryType.BUILTIN.value:
+        raise Conflict("the builtin repository cannot be removed")
+    installed = await InstalledPlugin.filter(
+        catalog_plugin__repository_id=repository_id
+    ).values_list("name", flat=True)
+    if installed:
+        names = ", ".join(sorted(str(name) for name in installed))
+        raise Conflict(f"repository {repository.name!r} provides installed plugins: {names}")
+    await repository.delete()
+    return repository_id
+
+
+def _published_at(value: Any) -> datetime | None:
+    if not value:
+        return None
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parse_version(entry_name: str, base_url: str, data: Any) -> OfferedVersion:
+    if not isinstance(data, Mapping):
+        raise ValueError("each version must be an object")
+    manifest = parse_manifest(data.get("manifest"))
+    if manifest.name != entry_name:
+        raise ValueError(f"manifest name {manifest.name!r} differs from the entry name")
+    if data.get("version", manifest.version) != manifest.version:
+        raise ValueError(f"version {data.get('version')!r} differs from the manifest's")
+    sha256 = data.get("sha256")
+    if sha256 is not None and not (isinstance(sha256, str) and len(sha256) == 64):
+        raise ValueError("sha256 must be 64 hexadecimal digits")
+    archive = data.get("archive")
+    return OfferedVersion(
+        manifest=manifest,
+        archive_url=resolve(base_url, str(archive)) if archive else None,
+        sha256=sha256.lower() if isinstance(sha256, str) else None,
+        published_at=_published_at(data.get("publishedAt")),
+    )
+
+
+def parse_index(document: bytes, base_url: str) -> tuple[list[OfferedPlugin], list[SyncError]]:
+    """The plugins of an index.json; a malformed document raises BadUserInput."""
+    try:
+        data = orjson.loads(document)
+    except orjson.JSONDecodeError as error:
+        raise BadUserInput(f"index.json is not valid JSON: {error}") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("plugins"), list):
+        raise BadUserInput("index.json must be an object with a 'plugins' list")
+    if data.get("apiVersion", 1) != 1:
+        raise BadUserInput(f"index.json apiVersion {data.get('apiVersion')!r} is not supported (1)")
+    plugins: list[OfferedPlugin] = []
+    errors: list[SyncError] = []
+    seen: set[str] = set()
+    for position, entry in enumerate(data["plugins"]):
+        name = str(entry.get("name", "")) if isinstance(entry, Mapping) else ""
+        label = name or f"plugins[{position}]"
+        try:
+            if not name or not isinstance(entry.get("versions"), list) or not entry["versions"]:
+                raise ValueError("an entry needs a name and a non-empty 'versions' list")
+            if name in seen:
+                raise ValueError("the index lists this plugin twice")
+            versions = [_parse_version(name, base_url, item) for item in entry["versions"]]
+            versions.sort(key=lambda offered: _version_key(offered.manifest.version))
+            plugins.append(OfferedPlugin(name, versions))
+            seen.add(name)
+        except BadUserInput as error:
+            errors.append(SyncError(label, error.message))
+        except (ValueError, TypeError) as error:
+            errors.append(SyncError(label, str(error)))
+    return plugins, errors
+
+
+def _version_key(version: str) -> Any:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (0, Version(version))
+    except InvalidVersion:
+        return (-1, version)
+
+
+async def _upsert(repository: Repository, offered: OfferedPlugin) -> bool:
+    """Write one offered plugin; True when it was new to the catalog."""
+    latest = offered.latest.manifest
+    values = {
+        "version": latest.version,
+        "display_name": latest.display_name,
+        "description": latest.description,
+        "category": latest.category,
+        "plugin_type": latest.plugin_type,
+        "icon_url": latest.icon,
+        "manifest": latest.raw,
+        "tags": latest.tags,
+        "available": True,
+        "search_text": search_text(
+            latest.name, latest.display_name, latest.description, latest.tags
+        ),
+    }
+    entry = await CatalogPlugin.get_or_none(repository_id=repository.id, name=offered.name)
+    created = entry is None
+    if entry is None:
+        entry = await CatalogPlugin.create(repository_id=repository.id, name=offered.name, **values)
+        await PluginStats.create(plugin_id=entry.id)
+    else:
+        await CatalogPlugin.filter(id=entry.id).update(**values)
+    await CatalogTag.filter(plugin_id=entry.id).delete()
+    await CatalogTag.bulk_create(
+        [CatalogTag(plugin_id=entry.id, tag=tag) for tag in sorted(set(latest.tags))]
+    )
+    await PluginVersion.filter(plugin_id=entry.id).delete()
+    await PluginVersion.bulk_create(
+        [
+            PluginVersion(
+                plugin_id=entry.id,
+                version=version.manifest.version,
+                manifest=version.manifest.raw,
+                archive_url=version.archive_url,
+                sha256=version.sha256,
+                published_at=version.published_at,
+            )
+            for version in offered.versions
+        ]
+    )
+    return created
+
+
+async def apply_offer(
+    repository: Repository, offered: Sequence[OfferedPlugin], result: SyncResult
+) -> None:
+    """Make the repository's catalog entries match `offered`, in one transaction."""
+    failed = {error.plugin for error in result.errors}
+    async with in_transaction():
+        for plugin in offered:
+            if await _upsert(repository, plugin):
+                result.added += 1
+            else:
+                result.updated += 1
+        offered_names = {plugin.name for plugin in offered} | failed
+        result.removed = (
+            await CatalogPlugin.filter(repository_id=repository.id, available=True)
+            .exclude(name__in=offered_names)
+            .update(available=False)
+        )
+        await Repository.filter(id=repository.id).update(
+            last_synced_at=datetime.now(UTC), last_sync_error=None
+        )
+
+
+def index_location(url: str) -> tuple[str, str]:
+    """(folder, index URL) of a repository URL naming either the folder or its index.json."""
+    if urlsplit(url).path.endswith(".json"):
+        return url.rsplit("/", 1)[0], url
+    return url, resolve(url, INDEX_FILE)
+
+
+async def sync_repository(repository_id: int, fetcher: Fetcher | None = None) -> SyncResult:
+    """Bring the catalog in line with the repository's index.json."""
+    repository = await get_repository(repository_id)
+    if repository.type != RepositoryType.INDEX.value:
+        raise BadUserInput(
+            f"repository {repository.name!r} of type {repository.type} is not synced"
+        )
+    base_url, index_url = index_location(repository.url)
+    try:
+        document = await (fetcher or UrlFetcher()).fetch(index_url, max_bytes=MAX_INDEX_BYTES)
+        offered, errors = parse_index(document, base_url)
+    except BadUserInput as error:
+        await Repository.filter(id=repository.id).update(last_sync_error=error.message)
+        raise BadUserInput(
+            f"repository {repository.name!r} was not synced: {error.message}"
+        ) from None
+    result = SyncResult(repository=repository, errors=errors)
+    await apply_offer(repository, offered, result)
+    await repository.refresh_from_db()
+    log.info(
+        "repository synced",
+        extra={
+            "repository": repository.name,
+            "added": result.added,
+            "updated": result.updated,
+            "removed": result.removed,
+            "errors": len(result.errors),
+        },
+    )
+    return result
