@@ -18,6 +18,7 @@ from models.database import (
     init_database,
     migrate_database,
 )
+from models.events import Delivery, Event, PluginLog, PluginStorage
 from models.installed import InstalledPlugin
 from models.rating import PluginRating
 from models.repository import Repository
@@ -26,9 +27,13 @@ __all__ = [
     "MODELS_APP",
     "CatalogPlugin",
     "CatalogTag",
+    "Delivery",
+    "Event",
     "InstalledPlugin",
+    "PluginLog",
     "PluginRating",
     "PluginStats",
+    "PluginStorage",
     "PluginVersion",
     "Repository",
     "close_database",

@@ -10,7 +10,13 @@ from tortoise.connection import get_connection
 from tortoise.migrations.api import migrate
 
 MODELS_APP = "models"
-MODEL_MODULES = ["models.repository", "models.catalog", "models.installed", "models.rating"]
+MODEL_MODULES = [
+    "models.repository",
+    "models.catalog",
+    "models.installed",
+    "models.rating",
+    "models.events",
+]
 MIGRATIONS_MODULE = "migrations"
 DEFAULT_POOL_SIZE = 20
 

@@ -32,6 +32,10 @@ POSTGRES_URL = os.environ.get("STREAMSPACE_TEST_POSTGRES_URL", "postgres://postg
 T = TypeVar("T")
 REQUIRE_SERVICES = os.environ.get("STREAMSPACE_REQUIRE_SERVICES") == "1"
 TABLES = [
+    "deliveries",
+    "events",
+    "plugin_logs",
+    "plugin_storage",
     "catalog_plugin_tags",
     "plugin_versions",
     "plugin_ratings",

@@ -1,0 +1,212 @@
+"""Operations on events: emitting, browsing, redelivering, plugin logs, actions and tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from tortoise.queryset import QuerySet
+
+from graph.context import Info
+from graph.permissions import IsAdmin, IsAnyone, IsPlatform
+from graph.types.common import PageInfo
+from graph.types.events import (
+    Delivery,
+    DeliveryConnection,
+    DeliveryEdge,
+    DeliveryFilter,
+    EmitEventInput,
+    EmitEventResult,
+    Event,
+    EventConnection,
+    EventEdge,
+    EventFilter,
+    LogLevel,
+    PluginLogConnection,
+    PluginLogEdge,
+    PluginLogEntry,
+    PluginTestResult,
+    UIExtension,
+)
+from models import Delivery as DeliveryRow
+from models import Event as EventRow
+from models import PluginLog as PluginLogRow
+from runtime.auth import Role
+from runtime.emitter import EmitRequest, EmitResult
+from runtime.errors import BadUserInput, Forbidden, NotFound
+from runtime.installs import get_installed
+from runtime.pagination import decode_cursor, encode_cursor, page_size
+
+LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _int(value: strawberry.ID, path: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadUserInput(f"{path}: {value!r} is not an id") from None
+
+
+def _newest_first(query: QuerySet[Any], first: int | None, after: str | None) -> tuple[QuerySet[Any], int]:
+    """Keyset pages on the id, newest first (ids grow with time)."""
+    size = page_size(first)
+    if after:
+        query = query.filter(id__lt=int(decode_cursor(after, 1)[0]))
+    return query.order_by("-id").limit(size + 1), size
+
+
+def _page_info(rows: list[Any], size: int) -> tuple[list[Any], PageInfo]:
+    shown = rows[:size]
+    cursor = encode_cursor([shown[-1].id]) if shown else None
+    return shown, PageInfo(has_next_page=len(rows) > size, end_cursor=cursor)
+
+
+def _request(given: EmitEventInput) -> EmitRequest:
+    if not isinstance(given.payload, Mapping):
+        raise BadUserInput("payload must be a JSON object")
+    return EmitRequest(
+        type=given.type,
+        payload=given.payload,
+        idempotency_key=given.idempotency_key,
+        occurred_at=given.occurred_at,
+        wait=given.wait,
+        wait_timeout_ms=given.wait_timeout_ms,
+    )
+
+
+def _result(result: EmitResult) -> EmitEventResult:
+    return EmitEventResult(
+        event=Event.from_row(result.event),
+        duplicate=result.duplicate,
+        deliveries=[Delivery.from_row(row) for row in result.deliveries],
+    )
+
+
+@strawberry.type
+class EventQuery:
+    @strawberry.field(permission_classes=[IsAdmin], description="Events, newest first.")
+    async def events(
+        self, filter: EventFilter | None = None, first: int | None = 20, after: str | None = None
+    ) -> EventConnection:
+        query = EventRow.all()
+        given = filter or EventFilter()
+        if given.type:
+            query = query.filter(type=given.type)
+        if given.since:
+            query = query.filter(received_at__gte=given.since)
+        if given.until:
+            query = query.filter(received_at__lt=given.until)
+        page, size = _newest_first(query, first, after)
+        rows, info = _page_info(list(await page), size)
+        edges = [EventEdge(cursor=encode_cursor([r.id]), node=Event.from_row(r)) for r in rows]
+        return EventConnection(edges=edges, page_info=info)
+
+    @strawberry.field(permission_classes=[IsAdmin])
+    async def event(self, id: strawberry.ID) -> Event | None:
+        row = await EventRow.get_or_none(id=_int(id, "id"))
+        return Event.from_row(row) if row else None
+
+    @strawberry.field(permission_classes=[IsAdmin], description="Deliveries, newest first.")
+    async def deliveries(
+        self, filter: DeliveryFilter | None = None, first: int | None = 20, after: str | None = None
+    ) -> DeliveryConnection:
+        query = DeliveryRow.all()
+        given = filter or DeliveryFilter()
+        if given.plugin:
+            query = query.filter(plugin=given.plugin)
+        if given.status:
+            query = query.filter(status=given.status.value)
+        if given.event_id is not None:
+            query = query.filter(event_id=_int(given.event_id, "filter.eventId"))
+        if given.event_type:
+            query = query.filter(event__type=given.event_type)
+        if given.since:
+            query = query.filter(created_at__gte=given.since)
+        if given.until:
+            query = query.filter(created_at__lt=given.until)
+        page, size = _newest_first(query, first, after)
+        rows, info = _page_info(list(await page), size)
+        edges = [DeliveryEdge(cursor=encode_cursor([r.id]), node=Delivery.from_row(r)) for r in rows]
+        return DeliveryConnection(edges=edges, page_info=info)
+
+    @strawberry.field(permission_classes=[IsAdmin], description="A plugin's log, newest first.")
+    async def plugin_logs(
+        self,
+        plugin: str,
+        level: LogLevel | None = None,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> PluginLogConnection:
+        query = PluginLogRow.filter(plugin=plugin)
+        if level is not None:
+            query = query.filter(level__in=LEVEL_ORDER[LEVEL_ORDER.index(level.value):])
+        page, size = _newest_first(query, first, after)
+        rows, info = _page_info(list(await page), size)
+        edges = [PluginLogEdge(cursor=encode_cursor([r.id]), node=PluginLogEntry.from_row(r)) for r in rows]
+        return PluginLogConnection(edges=edges, page_info=info)
+
+    @strawberry.field(permission_classes=[IsAnyone], description="UI extension points of active plugins.")
+    def ui_extensions(self, info: Info, slot: str | None = None) -> list[UIExtension]:
+        found = []
+        for plugin in info.context.services.host.loaded.values():
+            for extension in plugin.context.ui.extensions:
+                if slot is None or extension.slot == slot:
+                    found.append(
+                        UIExtension(
+                            plugin=extension.plugin,
+                            slot=extension.slot,
+                            component=extension.component,
+                            title=extension.title,
+                            props=dict(extension.props),
+                        )
+                    )
+        return found
+
+
+@strawberry.type
+class EventMutation:
+    @strawberry.mutation(permission_classes=[IsPlatform], description="Report what happened.")
+    async def emit_event(self, info: Info, input: EmitEventInput) -> EmitEventResult:
+        return _result(await info.context.services.host.emitter.emit(_request(input)))
+
+    @strawberry.mutation(permission_classes=[IsPlatform], description="Several events at once.")
+    async def emit_events(self, info: Info, inputs: list[EmitEventInput]) -> list[EmitEventResult]:
+        results = await info.context.services.host.emitter.emit_many([_request(i) for i in inputs])
+        return [_result(result) for result in results]
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description="Another attempt for a DEAD or SUCCEEDED delivery.")
+    async def redeliver(self, info: Info, delivery_id: strawberry.ID) -> Delivery:
+        row = await info.context.services.host.redeliver(_int(delivery_id, "deliveryId"))
+        return Delivery.from_row(row)
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description="Test the plugin's connection.")
+    async def test_plugin(self, info: Info, id: strawberry.ID) -> PluginTestResult:
+        installed = await get_installed(_int(id, "id"))
+        try:
+            result = await info.context.services.host.test_plugin(installed.name)
+        except LookupError:
+            return PluginTestResult(ok=False, message=f"{installed.name} is not active", result=None)
+        except Exception as error:
+            return PluginTestResult(ok=False, message=f"{type(error).__name__}: {error}", result=None)
+        return PluginTestResult(ok=True, message=None, result=dict(result) if result else None)
+
+    @strawberry.mutation(permission_classes=[IsAnyone], description="Call an action a plugin registered.")
+    async def plugin_action(
+        self, info: Info, plugin: str, action: str, input: JSON | None = None
+    ) -> JSON | None:
+        loaded = info.context.services.host.loaded.get(plugin)
+        if loaded is None:
+            raise NotFound(f"plugin {plugin} is not active")
+        registered = loaded.context.api.actions.get(action)
+        if registered is None:
+            raise NotFound(f"plugin {plugin} has no action {action!r}")
+        principal = info.context.principal
+        if principal is None or not principal.has(Role(registered.role)):
+            raise Forbidden(f"action {action} of {plugin} needs the {registered.role} role")
+        return await registered.handler(dict(input or {}))
+
+
+__all__ = ["EventMutation", "EventQuery"]

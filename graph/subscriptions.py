@@ -1,0 +1,138 @@
+"""Subscriptions: plugin status, delivery outcomes and plugin logs, live.
+
+Each reads from the process's fan-out hub through a bounded buffer. A subscriber that fell
+behind receives, in place of what it missed, one result with `data: null` and an error whose
+code is MISSED_MESSAGES and whose `missed` says how many; the subscription goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+
+from graph.context import Info
+from graph.permissions import IsAdmin
+from graph.types.events import (
+    DeliveryOutcome,
+    LogLevel,
+    PluginEventsFilter,
+    PluginLogEntry,
+    PluginStatusChange,
+)
+from models import Delivery as DeliveryRow
+from models import Event as EventRow
+from runtime.dispatcher import FINAL, outcome_message
+from runtime.emitter import DELIVERY_CHANNEL
+from runtime.host import LOG_CHANNEL, STATUS_CHANNEL
+from runtime.errors import NotFound
+from runtime.hub import Message
+
+LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def missed_notice(count: int) -> GraphQLError:
+    return GraphQLError(
+        f"{count} message(s) were missed: this subscriber fell behind or the link was down",
+        extensions={"code": "MISSED_MESSAGES", "missed": count},
+    )
+
+
+async def _stream(
+    info: Info, channel: str, keep: Callable[[dict[str, Any]], bool]
+) -> AsyncGenerator[Message, None]:
+    async with info.context.services.host.hub.subscribe(channel) as inbox:
+        async for message in inbox:
+            if message.data is None or keep(message.data):
+                yield message
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(permission_classes=[IsAdmin])
+    async def plugin_status(
+        self, info: Info, plugin: str | None = None
+    ) -> AsyncGenerator[PluginStatusChange, None]:
+        async for message in _stream(info, STATUS_CHANNEL, lambda d: plugin in (None, d["plugin"])):
+            if message.data is None:
+                yield missed_notice(message.missed)  # type: ignore[misc]
+                continue
+            data = message.data
+            yield PluginStatusChange(
+                plugin=data["plugin"],
+                status=data["status"],
+                previous_status=data.get("previousStatus"),
+                error=data.get("error"),
+                at=datetime.fromisoformat(data["at"]),
+                replica=data.get("replica"),
+            )
+
+    @strawberry.subscription(permission_classes=[IsAdmin])
+    async def plugin_events(
+        self, info: Info, filter: PluginEventsFilter | None = None
+    ) -> AsyncGenerator[DeliveryOutcome, None]:
+        given = filter or PluginEventsFilter()
+
+        def keep(data: dict[str, Any]) -> bool:
+            delivery, event = data["delivery"], data["event"]
+            return (
+                given.plugin in (None, delivery["plugin"])
+                and given.event_type in (None, event["type"])
+                and (given.status is None or given.status.value == delivery["status"])
+            )
+
+        async for message in _stream(info, DELIVERY_CHANNEL, keep):
+            if message.data is None:
+                yield missed_notice(message.missed)  # type: ignore[misc]
+                continue
+            yield DeliveryOutcome.from_message(message.data)
+
+    @strawberry.subscription(
+        permission_classes=[IsAdmin],
+        description="Outcomes of one event's deliveries; completes when all are final.",
+    )
+    async def event_outcomes(
+        self, info: Info, event_id: strawberry.ID
+    ) -> AsyncGenerator[DeliveryOutcome, None]:
+        wanted = int(event_id)
+        async with info.context.services.host.hub.subscribe(DELIVERY_CHANNEL) as inbox:
+            # Subscribed first, then read: an outcome cannot fall between the two.
+            event = await EventRow.get_or_none(id=wanted)
+            if event is None:
+                raise NotFound(f"event {wanted} does not exist")
+            rows = await DeliveryRow.filter(event_id=wanted).order_by("id")
+            for row in rows:
+                yield DeliveryOutcome.from_message(outcome_message(row, event))
+            open_ids = {row.id for row in rows if row.status not in FINAL}
+            if not open_ids:
+                return
+            async for message in inbox:
+                if message.data is None:
+                    yield missed_notice(message.missed)  # type: ignore[misc]
+                    continue
+                delivery = message.data["delivery"]
+                if delivery["eventId"] != wanted:
+                    continue
+                yield DeliveryOutcome.from_message(message.data)
+                if delivery["status"] in FINAL:
+                    open_ids.discard(delivery["id"])
+                if not open_ids:
+                    return
+
+    @strawberry.subscription(permission_classes=[IsAdmin])
+    async def plugin_logs(
+        self, info: Info, plugin: str | None = None, level: LogLevel | None = None
+    ) -> AsyncGenerator[PluginLogEntry, None]:
+        allowed = set(LEVEL_ORDER[LEVEL_ORDER.index(level.value):]) if level else set(LEVEL_ORDER)
+
+        def keep(data: dict[str, Any]) -> bool:
+            return plugin in (None, data["plugin"]) and data["level"] in allowed
+
+        async for message in _stream(info, LOG_CHANNEL, keep):
+            if message.data is None:
+                yield missed_notice(message.missed)  # type: ignore[misc]
+                continue
+            yield PluginLogEntry.from_message(message.data)

@@ -1,0 +1,306 @@
+"""Events, deliveries, outcomes, plugin logs and status changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graph.types.common import PageInfo
+from models import Delivery as DeliveryRow
+from models import Event as EventRow
+from models import PluginLog as PluginLogRow
+
+
+@strawberry.enum
+class DeliveryStatus(Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    RETRYING = "RETRYING"
+    DEAD = "DEAD"
+    SKIPPED = "SKIPPED"
+
+
+@strawberry.enum
+class LogLevel(Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+def _moment(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+@strawberry.type
+class Delivery:
+    """One event handed to one plugin, with its latest outcome."""
+
+    id: strawberry.ID
+    event_id: strawberry.ID
+    plugin: str
+    hook: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    duration_ms: float | None
+    result: JSON | None
+    error: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: DeliveryRow) -> Delivery:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            event_id=strawberry.ID(str(row.event_id)),
+            plugin=row.plugin,
+            hook=row.hook,
+            status=DeliveryStatus(row.status),
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at if row.status in {"PENDING", "RETRYING"} else None,
+            duration_ms=row.duration_ms,
+            result=row.result,
+            error=row.error,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Delivery:
+        return cls(
+            id=strawberry.ID(str(data["id"])),
+            event_id=strawberry.ID(str(data["eventId"])),
+            plugin=data["plugin"],
+            hook=data["hook"],
+            status=DeliveryStatus(data["status"]),
+            attempts=data["attempts"],
+            next_attempt_at=_moment(data.get("nextAttemptAt"))
+            if data["status"] in {"PENDING", "RETRYING"}
+            else None,
+            duration_ms=data.get("durationMs"),
+            result=data.get("result"),
+            error=data.get("error"),
+            created_at=_moment(data.get("createdAt")),
+            updated_at=_moment(data.get("updatedAt")),
+        )
+
+    @strawberry.field
+    async def event(self) -> Event | None:
+        row = await EventRow.get_or_none(id=int(self.event_id))
+        return Event.from_row(row) if row else None
+
+
+@strawberry.type
+class Event:
+    """Something that happened, as emitEvent accepted it."""
+
+    id: strawberry.ID
+    type: str
+    idempotency_key: str | None
+    occurred_at: datetime
+    received_at: datetime | None
+    _payload: strawberry.Private[dict[str, Any] | None] = None
+
+    @classmethod
+    def from_row(cls, row: EventRow) -> Event:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            type=row.type,
+            idempotency_key=row.idempotency_key,
+            occurred_at=row.occurred_at,
+            received_at=row.received_at,
+            _payload=row.payload,
+        )
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Event:
+        occurred = _moment(data["occurredAt"])
+        assert occurred is not None
+        return cls(
+            id=strawberry.ID(str(data["id"])),
+            type=data["type"],
+            idempotency_key=data.get("idempotencyKey"),
+            occurred_at=occurred,
+            received_at=_moment(data.get("receivedAt")),
+        )
+
+    @strawberry.field(description="The payload, normalised (every accepted key spelling present).")
+    async def payload(self) -> JSON:
+        if self._payload is None:
+            row = await EventRow.get_or_none(id=int(self.id))
+            self._payload = row.payload if row else {}
+        return self._payload
+
+    @strawberry.field
+    async def deliveries(self) -> list[Delivery]:
+        rows = await DeliveryRow.filter(event_id=int(self.id)).order_by("id")
+        return [Delivery.from_row(row) for row in rows]
+
+
+@strawberry.type
+class EventEdge:
+    cursor: str
+    node: Event
+
+
+@strawberry.type
+class EventConnection:
+    edges: list[EventEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class DeliveryEdge:
+    cursor: str
+    node: Delivery
+
+
+@strawberry.type
+class DeliveryConnection:
+    edges: list[DeliveryEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class PluginLogEntry:
+    id: strawberry.ID | None
+    plugin: str
+    level: LogLevel
+    message: str
+    data: JSON | None
+    at: datetime
+
+    @classmethod
+    def from_row(cls, row: PluginLogRow) -> PluginLogEntry:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            plugin=row.plugin,
+            level=LogLevel(row.level),
+            message=row.message,
+            data=row.data,
+            at=row.created_at,
+        )
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> PluginLogEntry:
+        at = _moment(data["at"])
+        assert at is not None
+        return cls(
+            id=None,
+            plugin=data["plugin"],
+            level=LogLevel(data["level"]),
+            message=data["message"],
+            data=data.get("data"),
+            at=at,
+        )
+
+
+@strawberry.type
+class PluginLogEdge:
+    cursor: str
+    node: PluginLogEntry
+
+
+@strawberry.type
+class PluginLogConnection:
+    edges: list[PluginLogEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class DeliveryOutcome:
+    """A delivery's state as it changed; streamed by pluginEvents and eventOutcomes."""
+
+    delivery: Delivery
+    event: Event
+    plugin: str
+    status: DeliveryStatus
+    at: datetime
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> DeliveryOutcome:
+        delivery = Delivery.from_message(data["delivery"])
+        return cls(
+            delivery=delivery,
+            event=Event.from_message(data["event"]),
+            plugin=delivery.plugin,
+            status=delivery.status,
+            at=delivery.updated_at or datetime.now(),
+        )
+
+
+@strawberry.type
+class PluginStatusChange:
+    plugin: str
+    status: str
+    previous_status: str | None
+    error: str | None
+    at: datetime
+    replica: str | None
+
+
+@strawberry.type
+class EmitEventResult:
+    event: Event
+    duplicate: bool
+    deliveries: list[Delivery]
+
+
+@strawberry.input
+class EmitEventInput:
+    type: str
+    payload: JSON
+    idempotency_key: str | None = None
+    occurred_at: datetime | None = None
+    wait: bool = False
+    wait_timeout_ms: int = 5000
+
+
+@strawberry.input
+class EventFilter:
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@strawberry.input
+class DeliveryFilter:
+    plugin: str | None = None
+    event_type: str | None = None
+    event_id: strawberry.ID | None = None
+    status: DeliveryStatus | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@strawberry.input
+class PluginEventsFilter:
+    plugin: str | None = None
+    event_type: str | None = None
+    status: DeliveryStatus | None = None
+
+
+@strawberry.type
+class PluginTestResult:
+    ok: bool
+    message: str | None
+    result: JSON | None
+
+
+@strawberry.type
+class UIExtension:
+    plugin: str
+    slot: str
+    component: str
+    title: str | None
+    props: JSON
+
+

@@ -1,0 +1,1 @@
+"""streamspace-webhook: every event POSTed to a URL, signed per Standard Webhooks."""

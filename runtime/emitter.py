@@ -1,0 +1,149 @@
+"""Accepting events: validation, the event row and its deliveries in one transaction.
+
+Example:
+    result = await emitter.emit(EmitRequest("session.created", {"id": "s1", "user": "ann"}))
+    result.event.id, result.duplicate, [d.plugin for d in result.deliveries]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from models import Delivery, Event
+from runtime.dispatcher import FINAL
+from runtime.errors import BadUserInput, FieldProblem
+from runtime.events import check_type, normalise_payload
+from runtime.hub import Hub
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_BATCH = 500
+MAX_WAIT_MS = 30_000
+DELIVERY_CHANNEL = "deliveries"
+
+
+@dataclass(frozen=True)
+class EmitRequest:
+    type: str
+    payload: Mapping[str, Any]
+    idempotency_key: str | None = None
+    occurred_at: datetime | None = None
+    wait: bool = False
+    wait_timeout_ms: int = 5000
+
+
+@dataclass
+class EmitResult:
+    event: Event
+    duplicate: bool
+    deliveries: list[Delivery]
+
+
+# (plugin, hook) pairs that want an event type; the host answers from its loaded plugins.
+Targets = Callable[[str], list[tuple[str, str]]]
+PublishedTypes = Callable[[str], bool]
+Wake = Callable[[set[str]], None]
+
+
+def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
+    if not isinstance(request.payload, Mapping):
+        raise BadUserInput(f"{path}payload must be a JSON object", [FieldProblem(f"{path}payload", "not an object")])
+    size = len(orjson.dumps(dict(request.payload)))
+    if size > MAX_PAYLOAD_BYTES:
+        raise BadUserInput(
+            f"{path}payload is {size} bytes, more than the limit of {MAX_PAYLOAD_BYTES}",
+            [FieldProblem(f"{path}payload", f"larger than {MAX_PAYLOAD_BYTES} bytes")],
+        )
+    family = request.type.split(".", 1)[0]
+    payload = normalise_payload(request.type, request.payload)
+    problems = []
+    if family in {"session", "user"} and not isinstance(payload.get("id"), str | int):
+        problems.append(FieldProblem(f"{path}payload.id", f"a {family} event needs the {family}'s id"))
+    if "resources" in payload and not isinstance(payload["resources"], Mapping):
+        problems.append(FieldProblem(f"{path}payload.resources", "must be an object {memory, cpu}"))
+    if problems:
+        raise BadUserInput.from_problems(f"{path}payload", problems)
+    return payload
+
+
+class Emitter:
+    """Turns emit requests into stored events and deliveries, and wakes the workers."""
+
+    def __init__(self, hub: Hub, targets: Targets, published: PublishedTypes, wake: Wake) -> None:
+        self._hub = hub
+        self._targets = targets
+        self._published = published
+        self._wake = wake
+
+    def _validated(self, request: EmitRequest, path: str = "") -> dict[str, Any]:
+        try:
+            check_type(request.type, self._published)
+        except BadUserInput as error:
+            raise BadUserInput(error.message, [FieldProblem(f"{path}type", "unknown event type")]) from None
+        if request.wait_timeout_ms < 0 or request.wait_timeout_ms > MAX_WAIT_MS:
+            raise BadUserInput(f"{path}waitTimeoutMs must be 0..{MAX_WAIT_MS}")
+        return _check_payload(request, path)
+
+    async def emit(self, request: EmitRequest) -> EmitResult:
+        return (await self.emit_many([request]))[0]
+
+    async def emit_many(self, requests: Sequence[EmitRequest]) -> list[EmitResult]:
+        if len(requests) > MAX_BATCH:
+            raise BadUserInput(f"at most {MAX_BATCH} events per call, not {len(requests)}")
+        prefix = (lambda i: f"inputs.{i}.") if len(requests) > 1 else (lambda i: "")
+        payloads = [self._validated(request, prefix(i)) for i, request in enumerate(requests)]
+        waiting = any(request.wait for request in requests)
+        async with contextlib.AsyncExitStack() as stack:
+            inbox = await stack.enter_async_context(self._hub.subscribe(DELIVERY_CHANNEL)) if waiting else None
+            results = [await self._store(request, payload) for request, payload in zip(requests, payloads, strict=True)]
+            self._wake({d.plugin for result in results if not result.duplicate for d in result.deliveries})
+            if inbox is not None:
+                budget = max(request.wait_timeout_ms for request in requests if request.wait) / 1000
+                pending = {d.id for r in results for d in r.deliveries if d.status not in FINAL}
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(budget):
+                        while pending:
+                            message = await inbox.get()
+                            delivery = (message.data or {}).get("delivery", {})
+                            if delivery.get("id") in pending and delivery.get("status") in FINAL:
+                                pending.discard(delivery["id"])
+                for result in results:
+                    result.deliveries = list(await Delivery.filter(event_id=result.event.id).order_by("id"))
+        return results
+
+    async def _store(self, request: EmitRequest, payload: dict[str, Any]) -> EmitResult:
+        key = request.idempotency_key
+        if key:
+            existing = await Event.get_or_none(idempotency_key=key)
+            if existing is not None:
+                return await self._duplicate(existing)
+        now = datetime.now(UTC)
+        try:
+            async with in_transaction():
+                event = await Event.create(
+                    type=request.type, payload=payload, idempotency_key=key,
+                    occurred_at=request.occurred_at or now,
+                )
+                deliveries = [
+                    Delivery(event_id=event.id, plugin=plugin, hook=hook, next_attempt_at=now)
+                    for plugin, hook in self._targets(request.type)
+                ]
+                if deliveries:
+                    await Delivery.bulk_create(deliveries)
+        except IntegrityError:
+            # A concurrent emit with the same key won the race: that event is the one.
+            return await self._duplicate(await Event.get(idempotency_key=key))
+        stored = list(await Delivery.filter(event_id=event.id).order_by("id")) if deliveries else []
+        return EmitResult(event=event, duplicate=False, deliveries=stored)
+
+    async def _duplicate(self, event: Event) -> EmitResult:
+        deliveries = list(await Delivery.filter(event_id=event.id).order_by("id"))
+        return EmitResult(event=event, duplicate=True, deliveries=deliveries)

@@ -1,0 +1,271 @@
+"""The plugin host: loads enabled plugins, keeps their status, and feeds their workers.
+
+`sync_plugin(name)` makes the running state match the database (load, unload or reload);
+mutations call it after changing an installed plugin, and start-up calls it for every one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from models import Delivery, InstalledPlugin
+from runtime.dispatcher import PluginWorker, RetryPolicy
+from runtime.emitter import DELIVERY_CHANNEL, Emitter, EmitRequest
+from runtime.errors import Conflict, NotFound
+from runtime.events import hook_for, permission_for
+from runtime.hub import Hub
+from runtime.installs import Installer
+from runtime.plugin_context import (
+    ApiRegistry,
+    LogSink,
+    PluginContext,
+    PluginEvents,
+    PluginLogger,
+    PluginScheduler,
+    PluginStore,
+    UiRegistry,
+)
+from runtime.registry import PluginRegistry, PluginSpec
+from runtime.sdk import Event as SdkEvent
+from runtime.sdk import Plugin
+
+log = logging.getLogger(__name__)
+
+STATUS_CHANNEL = "plugin-status"
+LOG_CHANNEL = "plugin-logs"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CONCURRENCY = 4
+
+
+@dataclass
+class LoadedPlugin:
+    spec: PluginSpec
+    instance: Plugin
+    context: PluginContext
+    worker: PluginWorker
+    config: dict[str, Any]
+    status: str = "LOADING"
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    max_attempts: int = 8
+    backoff_base: float = 2.0
+    poll_interval: float = 1.0
+    replica: str = "local"
+
+
+@dataclass
+class PluginHost:
+    registry: PluginRegistry
+    hub: Hub
+    installer: Installer
+    settings: HostSettings = field(default_factory=HostSettings)
+    loaded: dict[str, LoadedPlugin] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.sink = LogSink(self._publish_log)
+        self.emitter = Emitter(self.hub, self.targets, self.is_plugin_event, self.wake)
+        self._http: aiohttp.ClientSession | None = None
+        self._lock = asyncio.Lock()
+
+    # -- start and stop ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10))
+        self.sink.start()
+        for name in await InstalledPlugin.filter(enabled=True).order_by("name").values_list("name", flat=True):
+            await self.sync_plugin(str(name))
+
+    async def stop(self) -> None:
+        for name in list(self.loaded):
+            await self._unload(name, persist=False)
+        await self.sink.stop()
+        if self._http is not None:
+            await self._http.close()
+
+    # -- what the emitter asks -----------------------------------------------------------
+
+    def targets(self, event_type: str) -> list[tuple[str, str]]:
+        """(plugin, hook) for each loaded plugin that wants `event_type` and may see it."""
+        wanted = []
+        specific = hook_for(event_type)
+        permission = permission_for(event_type)
+        for name, plugin in sorted(self.loaded.items()):
+            if permission and permission not in plugin.spec.manifest.permissions:
+                continue
+            if event_type.startswith(f"{name}."):
+                continue  # a plugin does not receive its own events
+            if specific and specific in plugin.spec.hooks:
+                wanted.append((name, specific))
+            elif "on_event" in plugin.spec.hooks:
+                wanted.append((name, "on_event"))
+        return wanted
+
+    def is_plugin_event(self, event_type: str) -> bool:
+        """`<plugin>.<name>` types are accepted for every plugin this process knows."""
+        prefix = event_type.rsplit(".", 1)[0]
+        return self.registry.get(prefix) is not None
+
+    def wake(self, plugins: set[str]) -> None:
+        for name in plugins:
+            plugin = self.loaded.get(name)
+            if plugin is not None:
+                plugin.worker.wake()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def sync_plugin(self, name: str) -> None:
+        async with self._lock:
+            row = await InstalledPlugin.get_or_none(name=name)
+            current = self.loaded.get(name)
+            if row is None or not row.enabled:
+                if current is not None:
+                    await self._unload(name, persist=row is not None)
+                return
+            config = self.installer.full_config(row)
+            if current is not None and current.config == config and current.status != "FAILED":
+                return
+            if current is not None:
+                await self._unload(name, persist=False)
+            await self._load(row, config)
+
+    async def _set_status(self, name: str, status: str, error: str | None = None, *, persist: bool = True) -> None:
+        previous = self.loaded[name].status if name in self.loaded else None
+        if name in self.loaded:
+            self.loaded[name].status = status
+        if persist:
+            previous = previous or await InstalledPlugin.filter(name=name).values_list("status", flat=True).first()
+            await InstalledPlugin.filter(name=name).update(status=status, last_error=error)
+        await self.hub.publish(
+            STATUS_CHANNEL,
+            {"plugin": name, "status": status, "previousStatus": previous, "error": error,
+             "at": datetime.now(UTC).isoformat(), "replica": self.settings.replica},
+        )
+
+    def _context(self, spec: PluginSpec, config: dict[str, Any]) -> PluginContext:
+        assert self._http is not None, "the host is not started"
+        logger = PluginLogger(spec.name, self.sink)
+        return PluginContext(
+            name=spec.name,
+            config=config,
+            log=logger,
+            storage=PluginStore(spec.name),
+            http=self._http,
+            scheduler=PluginScheduler(spec.name, logger),
+            events=PluginEvents(spec.name, self._publish_event),
+            api=ApiRegistry(),
+            ui=UiRegistry(spec.name),
+        )
+
+    async def _load(self, row: InstalledPlugin, config: dict[str, Any]) -> None:
+        spec = self.registry.get(row.name)
+        if spec is None:
+            await InstalledPlugin.filter(name=row.name).update(
+                status="FAILED", last_error="the plugin's code is not available on this server"
+            )
+            await self._publish_status_only(row.name, "FAILED", "the plugin's code is not available")
+            return
+        context = self._context(spec, config)
+        instance = spec.cls()
+        worker = PluginWorker(
+            spec.name,
+            self._hook_caller(instance, context),
+            self._publish_outcome,
+            lambda change: self._breaker_changed(spec.name, change),
+            policy=RetryPolicy(self.settings.max_attempts, self.settings.backoff_base),
+            timeout=float(config.get("timeoutSeconds") or spec.manifest.raw.get("timeoutSeconds") or DEFAULT_TIMEOUT),
+            concurrency=int(spec.manifest.raw.get("concurrency") or DEFAULT_CONCURRENCY),
+            poll_interval=self.settings.poll_interval,
+        )
+        self.loaded[spec.name] = LoadedPlugin(spec, instance, context, worker, config)
+        await self._set_status(spec.name, "LOADING")
+        try:
+            await instance.on_load(context)
+            await instance.on_enable(context)
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}"
+            context.log.error(f"loading failed: {message}")
+            await context.scheduler.cancel_all()
+            await self._set_status(spec.name, "FAILED", message)
+            del self.loaded[spec.name]
+            return
+        worker.start()
+        await self._set_status(spec.name, "ACTIVE")
+
+    async def _unload(self, name: str, *, persist: bool) -> None:
+        plugin = self.loaded.get(name)
+        if plugin is None:
+            return
+        await plugin.worker.stop()
+        await plugin.context.scheduler.cancel_all()
+        for hook in (plugin.instance.on_disable, plugin.instance.on_unload):
+            try:
+                await hook(plugin.context)
+            except Exception as error:
+                plugin.context.log.error(f"{hook.__name__} failed: {error}")
+        plugin.context.api.clear()
+        plugin.context.ui.clear()
+        if persist:
+            await self._set_status(name, "DISABLED")
+        del self.loaded[name]
+
+    async def _publish_status_only(self, name: str, status: str, error: str | None) -> None:
+        await self.hub.publish(
+            STATUS_CHANNEL,
+            {"plugin": name, "status": status, "previousStatus": None, "error": error,
+             "at": datetime.now(UTC).isoformat(), "replica": self.settings.replica},
+        )
+
+    async def _breaker_changed(self, name: str, change: str) -> None:
+        await self._set_status(name, "DEGRADED" if change == "opened" else "ACTIVE")
+
+    def _hook_caller(self, instance: Plugin, context: PluginContext) -> Any:
+        async def call(hook: str, payload: Mapping[str, Any], event: SdkEvent) -> Any:
+            if hook == "on_event":
+                return await instance.on_event(context, event)
+            return await getattr(instance, hook)(context, payload)
+
+        return call
+
+    # -- publishing ----------------------------------------------------------------------
+
+    async def _publish_outcome(self, message: dict[str, Any]) -> None:
+        await self.hub.publish(DELIVERY_CHANNEL, message)
+
+    async def _publish_log(self, entry: dict[str, Any]) -> None:
+        await self.hub.publish(LOG_CHANNEL, entry)
+
+    async def _publish_event(self, event_type: str, payload: Mapping[str, Any]) -> Any:
+        return await self.emitter.emit(EmitRequest(type=event_type, payload=payload))
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def test_plugin(self, name: str) -> Mapping[str, Any] | None:
+        plugin = self.loaded.get(name)
+        if plugin is None:
+            raise LookupError(name)
+        return await plugin.instance.test_connection(plugin.context)
+
+    async def redeliver(self, delivery_id: int) -> Delivery:
+        """One more attempt for a finished delivery (DEAD or SUCCEEDED)."""
+        delivery = await Delivery.get_or_none(id=delivery_id)
+        if delivery is None:
+            raise NotFound(f"delivery {delivery_id} does not exist")
+        if delivery.status not in {"DEAD", "SUCCEEDED"}:
+            raise Conflict(f"delivery {delivery_id} is {delivery.status}: only DEAD or SUCCEEDED ones are redelivered")
+        updated = await Delivery.filter(id=delivery_id, status=delivery.status).update(
+            status="PENDING", next_attempt_at=datetime.now(UTC), error=None
+        )
+        if not updated:
+            raise Conflict(f"delivery {delivery_id} changed meanwhile; try again")
+        self.wake({delivery.plugin})
+        await delivery.refresh_from_db()
+        return delivery

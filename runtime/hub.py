@@ -1,0 +1,158 @@
+"""The fan-out hub: one broadcast subscription per channel per process, many local subscribers.
+
+broadcaster hands every subscriber an unbounded queue, so one slow dashboard would hold every
+message in memory. Here each subscriber gets a bounded buffer instead: when it is full, further
+messages are counted, and the subscriber is told how many it missed before the next one it
+receives. Publishing never waits for a subscriber.
+
+Example:
+    >>> async def demo():
+    ...     async with Hub("memory://") as hub:
+    ...         async with hub.subscribe("status") as inbox:
+    ...             await hub.publish("status", {"plugin": "echo"})
+    ...             return await inbox.get()
+    >>> import asyncio; asyncio.run(demo())
+    Message(data={'plugin': 'echo'}, missed=0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from broadcaster import Broadcast
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUFFER = 256
+
+
+@dataclass(frozen=True)
+class Message:
+    """A published message, or (data None, missed > 0) a notice of messages dropped."""
+
+    data: dict[str, Any] | None
+    missed: int = 0
+
+
+class Inbox:
+    """One subscriber's bounded buffer."""
+
+    def __init__(self, size: int) -> None:
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._size = size
+        self._missed = 0
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def offer(self, data: dict[str, Any]) -> None:
+        if len(self._buffer) >= self._size:
+            self._missed += 1
+        else:
+            self._buffer.append(data)
+        self._ready.set()
+
+    def report_gap(self, missed: int = 1) -> None:
+        """Messages were lost before reaching this process (the broadcast link was down)."""
+        self._missed += missed
+        self._ready.set()
+
+    async def get(self) -> Message:
+        while True:
+            if self._missed:
+                missed, self._missed = self._missed, 0
+                return Message(data=None, missed=missed)
+            if self._buffer:
+                return Message(data=self._buffer.popleft())
+            self._ready.clear()
+            await self._ready.wait()
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Message]:
+        while True:
+            yield await self.get()
+
+
+class Hub:
+    """Publishes JSON messages on channels and fans them out to local inboxes."""
+
+    def __init__(self, url: str = "memory://", *, broadcast: Broadcast | None = None) -> None:
+        self._broadcast = broadcast or Broadcast(backend=backend_for(url))
+        self._inboxes: dict[str, set[Inbox]] = {}
+        self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._ready: dict[str, asyncio.Event] = {}
+
+    async def __aenter__(self) -> Hub:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+
+    async def connect(self) -> None:
+        await self._broadcast.connect()
+
+    async def disconnect(self) -> None:
+        for task in self._pumps.values():
+            task.cancel()
+        for task in self._pumps.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._pumps.clear()
+        await self._broadcast.disconnect()
+
+    async def publish(self, channel: str, data: dict[str, Any]) -> None:
+        await self._broadcast.publish(channel, orjson.dumps(data).decode())
+
+    def subscriber_count(self) -> int:
+        return sum(len(inboxes) for inboxes in self._inboxes.values())
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str, buffer: int = DEFAULT_BUFFER) -> AsyncIterator[Inbox]:
+        inbox = Inbox(buffer)
+        self._inboxes.setdefault(channel, set()).add(inbox)
+        if channel not in self._pumps:
+            self._ready[channel] = asyncio.Event()
+            self._pumps[channel] = asyncio.create_task(self._pump(channel), name=f"hub:{channel}")
+        await self._ready[channel].wait()
+        try:
+            yield inbox
+        finally:
+            inbox.closed = True
+            self._inboxes[channel].discard(inbox)
+
+    async def _pump(self, channel: str) -> None:
+        async with self._broadcast.subscribe(channel) as subscriber:
+            self._ready[channel].set()
+            async for event in subscriber:
+                if event is None:
+                    return
+                try:
+                    data = orjson.loads(event.message)
+                except orjson.JSONDecodeError:
+                    log.warning("dropped a message that is not JSON", extra={"channel": channel})
+                    continue
+                for inbox in list(self._inboxes.get(channel, ())):
+                    inbox.offer(data)
+
+
+def backend_for(url: str) -> Any:
+    """The broadcaster backend for a URL (memory:// embedded, redis:// across replicas)."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "memory":
+        from broadcaster._backends.memory import MemoryBackend
+
+        return MemoryBackend(url)
+    if scheme in {"redis", "rediss"}:
+        from runtime.broadcast_redis import RedisBackend
+
+        return RedisBackend(url)
+    raise ValueError(f"unsupported broadcast URL {url!r}: use memory:// or redis://HOST:PORT")

@@ -1,0 +1,296 @@
+"""What a plugin gets from the runtime: its context and the services behind it.
+
+Example (inside a plugin):
+    async def on_load(self, ctx):
+        ctx.log.info("ready", channel=ctx.config["channel"])
+        await ctx.storage.set("loaded", True)
+        ctx.scheduler.every(60, self.report, name="report")
+        ctx.api.action("ping", self.ping)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import aiohttp
+from croniter import croniter
+from starlette.routing import Route, Router
+from tortoise.exceptions import IntegrityError
+
+from models import PluginLog, PluginStorage
+
+log = logging.getLogger(__name__)
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+Job = Callable[[], Awaitable[Any]]
+
+
+class LogPublisher(Protocol):
+    async def __call__(self, entry: dict[str, Any]) -> None: ...
+
+
+class LogSink:
+    """Writes plugin log entries in batches and publishes each; a full buffer drops and counts.
+
+    Logging from a hook must never wait on the database.
+    """
+
+    def __init__(self, publish: LogPublisher, capacity: int = 10_000) -> None:
+        self._publish = publish
+        self._queue: asyncio.Queue[PluginLog] = asyncio.Queue(capacity)
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def put(self, entry: PluginLog) -> None:
+        try:
+            self._queue.put_nowait(entry)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="plugin-log-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._write(self._drain())
+
+    def _drain(self) -> list[PluginLog]:
+        batch = []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get(), *self._drain()]
+            try:
+                await self._write(batch)
+            except Exception:
+                log.exception("plugin log entries could not be written")
+
+    async def _write(self, batch: list[PluginLog]) -> None:
+        if not batch:
+            return
+        await PluginLog.bulk_create(batch)
+        for entry in batch:
+            await self._publish(log_entry_message(entry))
+
+
+def log_entry_message(entry: PluginLog) -> dict[str, Any]:
+    return {
+        "plugin": entry.plugin,
+        "level": entry.level,
+        "message": entry.message,
+        "data": entry.data,
+        "at": (entry.created_at or datetime.now(UTC)).isoformat(),
+    }
+
+
+class PluginLogger:
+    """A plugin's logger: entries are stored (pluginLogs query) and streamed (subscription)."""
+
+    def __init__(self, plugin: str, sink: LogSink) -> None:
+        self._plugin = plugin
+        self._sink = sink
+        self._python = logging.getLogger(f"plugins.{plugin}")
+
+    def log(self, level: str, message: str, **data: Any) -> None:
+        level = level.upper()
+        if level not in LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
+        self._python.log(logging.getLevelName(level), message, extra={"plugin": self._plugin, **data})
+        entry = PluginLog(
+            plugin=self._plugin, level=level, message=message, data=data or None,
+            created_at=datetime.now(UTC),
+        )
+        self._sink.put(entry)
+
+    def debug(self, message: str, **data: Any) -> None:
+        self.log("DEBUG", message, **data)
+
+    def info(self, message: str, **data: Any) -> None:
+        self.log("INFO", message, **data)
+
+    def warning(self, message: str, **data: Any) -> None:
+        self.log("WARNING", message, **data)
+
+    def error(self, message: str, **data: Any) -> None:
+        self.log("ERROR", message, **data)
+
+
+class PluginStore:
+    """A plugin's key-value storage (JSON values), invisible to other plugins."""
+
+    def __init__(self, plugin: str) -> None:
+        self._plugin = plugin
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        row = await PluginStorage.get_or_none(plugin=self._plugin, key=key)
+        return row.value if row is not None else default
+
+    async def set(self, key: str, value: Any) -> None:
+        updated = await PluginStorage.filter(plugin=self._plugin, key=key).update(value=value)
+        if updated:
+            return
+        try:
+            await PluginStorage.create(plugin=self._plugin, key=key, value=value)
+        except IntegrityError:
+            # Another task created it in between: ours is the later write.
+            await PluginStorage.filter(plugin=self._plugin, key=key).update(value=value)
+
+    async def delete(self, key: str) -> bool:
+        return bool(await PluginStorage.filter(plugin=self._plugin, key=key).delete())
+
+    async def keys(self, prefix: str = "") -> list[str]:
+        query = PluginStorage.filter(plugin=self._plugin)
+        if prefix:
+            query = query.filter(key__startswith=prefix)
+        return [str(key) for key in await query.order_by("key").values_list("key", flat=True)]
+
+
+class PluginScheduler:
+    """Interval and cron jobs of one plugin; all cancelled when the plugin is disabled."""
+
+    def __init__(self, plugin: str, logger: PluginLogger) -> None:
+        self._plugin = plugin
+        self._log = logger
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def every(self, seconds: float, job: Job, *, name: str) -> None:
+        if seconds <= 0:
+            raise ValueError("an interval job needs a positive number of seconds")
+        self._start(name, job, lambda: seconds)
+
+    def cron(self, expression: str, job: Job, *, name: str) -> None:
+        if not croniter.is_valid(expression):
+            raise ValueError(f"{expression!r} is not a cron expression")
+        schedule = croniter(expression, datetime.now(UTC))
+
+        def delay() -> float:
+            return max(0.0, schedule.get_next(datetime).timestamp() - datetime.now(UTC).timestamp())
+
+        self._start(name, job, delay)
+
+    @property
+    def jobs(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def _start(self, name: str, job: Job, delay: Callable[[], float]) -> None:
+        if name in self._tasks:
+            raise ValueError(f"a job named {name!r} is scheduled already")
+        self._tasks[name] = asyncio.create_task(self._loop(name, job, delay), name=f"{self._plugin}:{name}")
+
+    async def _loop(self, name: str, job: Job, delay: Callable[[], float]) -> None:
+        while True:
+            await asyncio.sleep(delay())
+            try:
+                await job()
+            except Exception as error:
+                self._log.error(f"scheduled job {name} failed: {error}", job=name)
+
+    async def cancel_all(self) -> None:
+        tasks, self._tasks = list(self._tasks.values()), {}
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    handler: Callable[[Mapping[str, Any]], Awaitable[Any]]
+    role: str
+
+
+class ApiRegistry:
+    """HTTP routes (served under /plugins/<name>/ while the plugin is active) and actions
+    (called through the pluginAction mutation by callers holding `role`)."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+        self.actions: dict[str, Action] = {}
+
+    def route(self, path: str, endpoint: Callable[..., Any], methods: list[str] | None = None) -> None:
+        self.routes.append(Route(path, endpoint, methods=methods or ["GET"]))
+
+    def action(
+        self, name: str, handler: Callable[[Mapping[str, Any]], Awaitable[Any]], *, role: str = "admin"
+    ) -> None:
+        self.actions[name] = Action(name, handler, role)
+
+    def router(self) -> Router:
+        return Router(routes=list(self.routes))
+
+    def clear(self) -> None:
+        self.routes.clear()
+        self.actions.clear()
+
+
+@dataclass(frozen=True)
+class UIExtension:
+    plugin: str
+    slot: str
+    component: str
+    title: str | None
+    props: Mapping[str, Any]
+
+
+class UiRegistry:
+    """Extension points the admin UI renders (a slot, a component name, its props)."""
+
+    def __init__(self, plugin: str) -> None:
+        self._plugin = plugin
+        self.extensions: list[UIExtension] = []
+
+    def add(self, slot: str, component: str, *, title: str | None = None, **props: Any) -> None:
+        self.extensions.append(UIExtension(self._plugin, slot, component, title, props))
+
+    def clear(self) -> None:
+        self.extensions.clear()
+
+
+class EventPublisher(Protocol):
+    async def __call__(self, event_type: str, payload: Mapping[str, Any]) -> Any: ...
+
+
+@dataclass
+class PluginEvents:
+    """Publishes `<plugin>.<name>` events, delivered like any other to plugins that want them."""
+
+    plugin: str
+    emit: EventPublisher
+
+    async def publish(self, name: str, payload: Mapping[str, Any]) -> Any:
+        return await self.emit(f"{self.plugin}.{name}", payload)
+
+
+@dataclass
+class PluginContext:
+    """Everything a plugin's hooks may use; one per loaded plugin.
+
+    `config` holds the validated configuration with secrets decrypted.
+    """
+
+    name: str
+    config: Mapping[str, Any]
+    log: PluginLogger
+    storage: PluginStore
+    http: aiohttp.ClientSession
+    scheduler: PluginScheduler
+    events: PluginEvents
+    api: ApiRegistry = field(default_factory=ApiRegistry)
+    ui: UiRegistry = field(default_factory=lambda: UiRegistry(""))
+
+    @property
+    def logger(self) -> PluginLogger:
+        return self.log

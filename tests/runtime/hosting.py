@@ -1,0 +1,76 @@
+"""A plugin host running in the test's process, with plugins the tests define."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from models import InstalledPlugin
+from runtime.dispatcher import FINAL
+from runtime.host import HostSettings, PluginHost
+from runtime.hub import Hub
+from runtime.installs import Installer
+from runtime.manifest import parse_manifest
+from runtime.registry import PluginRegistry
+from runtime.secrets import SecretBox
+
+BOX = SecretBox("test-secret-key")
+
+
+def manifest(name: str, permissions: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "version": "1.0.0",
+        "type": "extension",
+        "category": "testing",
+        "permissions": ["sessions:read", "users:read"] if permissions is None else permissions,
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def running_host(
+    plugins: dict[str, type], *, url: str = "memory://", backoff: float = 0.01, **settings: Any
+) -> AsyncIterator[PluginHost]:
+    """A started host whose registry holds `plugins` (name → class), each installed enabled."""
+    registry = PluginRegistry()
+    for name, cls in plugins.items():
+        raw = getattr(cls, "MANIFEST", None) or manifest(name)
+        registry.register(cls, parse_manifest({**raw, "name": name}), "test")
+        await InstalledPlugin.create(name=name, version="1.0.0", enabled=True, config={})
+    hub = Hub(url)
+    await hub.connect()
+    host = PluginHost(
+        registry,
+        hub,
+        Installer(BOX),
+        HostSettings(backoff_base=backoff, poll_interval=0.05, **settings),
+    )
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()
+        await hub.disconnect()
+
+
+async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Wait for an async or plain condition to hold (a deadline for a hang, not a timing test)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            value = condition()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def all_final(event_id: int) -> bool:
+    from models import Delivery
+
+    statuses = await Delivery.filter(event_id=event_id).values_list("status", flat=True)
+    return bool(statuses) and all(status in FINAL for status in statuses)
