@@ -8,14 +8,17 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -28,7 +31,13 @@ from models.database import ping_database
 from runtime.auth import TokenIssuer, bearer_token
 from runtime.catalog import ViewCounter
 from runtime.errors import Unauthenticated
+from runtime.builtin_catalog import publish_builtins
+from runtime.host import HostSettings, PluginHost
+from runtime.hub import Hub
 from runtime.installs import Installer
+from runtime.plugin_routes import PluginRoutes
+from runtime.registry import PluginRegistry, discover_builtins, discover_entry_points
+from runtime.retention import Retention
 from runtime.repositories import ensure_builtin_repository
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
@@ -79,11 +88,27 @@ class GraphQLApp(GraphQL[Context, None]):
 
 
 def build_services(settings: Settings) -> Services:
+    registry = PluginRegistry()
+    discover_builtins(registry)
+    discover_entry_points(registry)
+    installer = Installer(SecretBox(settings.secret_key))
+    host = PluginHost(
+        registry,
+        Hub(settings.broadcast_url),
+        installer,
+        HostSettings(
+            max_attempts=settings.delivery_max_attempts,
+            backoff_base=settings.delivery_backoff_base,
+            replica=f"{socket.gethostname()}:{os.getpid()}",
+        ),
+    )
+    installer.apply_changes_with(host.sync_plugin)
     return Services(
         settings=settings,
         tokens=TokenIssuer(settings.jwt_secret),
-        installer=Installer(SecretBox(settings.secret_key)),
+        installer=installer,
         views=ViewCounter(),
+        host=host,
     )
 
 
@@ -99,6 +124,12 @@ def create_app(settings: Settings) -> Starlette:
             log.info("migration applied", extra={"migration": name})
         await init_database(settings.database_url)
         await ensure_builtin_repository()
+        host = services.host
+        await host.hub.connect()
+        await publish_builtins(host.registry)
+        await host.start()
+        retention = Retention(timedelta(days=settings.retention_days))
+        retention.start()
         services.views.start()
         state["not_ready"] = None
         try:
@@ -106,6 +137,9 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             state["not_ready"] = "shutting down"
             await services.views.stop()
+            await retention.stop()
+            await host.stop()
+            await host.hub.disconnect()
             await close_database()
 
     async def healthz(request: Request) -> Response:
@@ -127,6 +161,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Mount("/plugins", app=PluginRoutes(services.host.router_of)),
         ],
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,

@@ -66,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", help="DEBUG, INFO, WARNING, ERROR (env STREAMSPACE_LOG_LEVEL)"
     )
     serve.add_argument("--log-format", choices=["json", "text"], help="env STREAMSPACE_LOG_FORMAT")
+    serve.add_argument(
+        "--delivery-max-attempts",
+        type=int,
+        help="attempts before a delivery is DEAD (env STREAMSPACE_DELIVERY_MAX_ATTEMPTS, default 8)",
+    )
+    serve.add_argument(
+        "--delivery-backoff-base",
+        type=float,
+        help="seconds; retry n waits up to base*2^(n-1), with full jitter "
+        "(env STREAMSPACE_DELIVERY_BACKOFF_BASE, default 2)",
+    )
 
     migrate = commands.add_parser("migrate", help="apply pending migrations and print what ran")
     _add_data_dir(migrate)
@@ -97,6 +108,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         log_format=args.log_format,
+        delivery_max_attempts=args.delivery_max_attempts,
+        delivery_backoff_base=args.delivery_backoff_base,
     )
     configure_logging(settings.log_level, settings.log_format)
     url = f"http://{settings.host}:{settings.port}/graphql"

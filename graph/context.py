@@ -14,6 +14,7 @@ from graph.dataloaders import Loaders
 from runtime.auth import Principal, Role, TokenIssuer
 from runtime.catalog import ViewCounter
 from runtime.errors import Forbidden, Unauthenticated
+from runtime.host import PluginHost
 from runtime.installs import Installer
 from runtime.settings import Settings
 
@@ -26,6 +27,7 @@ class Services:
     tokens: TokenIssuer
     installer: Installer
     views: ViewCounter
+    host: PluginHost
 
 
 @dataclass

@@ -19,7 +19,24 @@ log = logging.getLogger("graph.errors")
 INTERNAL_MESSAGE = "Internal server error"
 
 
-def _coded(error: GraphQLError, *, debug: bool) -> GraphQLError:
+def _readable(error: GraphQLError, code: str) -> GraphQLError:
+    """The caller's mistake, told as GraphQL phrased it, with `code` unless it carries one."""
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": code, **(error.extensions or {})},
+    )
+
+
+def coded(error: GraphQLError, *, debug: bool = False) -> GraphQLError:
+    """`error` with extensions.code; an unexpected one is logged, then masked.
+
+    Idempotent: an error it returned passes through it again unchanged, so the schema may
+    apply it both in the operation hook and to errors raised outside that hook.
+    """
     original = error.original_error
     if isinstance(original, PlatformError):
         return GraphQLError(
@@ -30,18 +47,13 @@ def _coded(error: GraphQLError, *, debug: bool) -> GraphQLError:
         )
     if original is None:
         # Parse and validation errors: the caller's query is wrong, and must be told how.
-        code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
-        return GraphQLError(
-            error.message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={**(error.extensions or {}), "code": code},
-        )
+        return _readable(error, "GRAPHQL_VALIDATION_FAILED")
+    if isinstance(original, GraphQLError):
+        # A variable's value that does not fit its type (GraphQL wraps the coercion error).
+        return _readable(error, "BAD_USER_INPUT")
     log.error(
         "unexpected error in %s",
-        ".".join(str(p) for p in error.path or []),
+        ".".join(str(p) for p in error.path or []) or "the operation",
         exc_info=(type(original), original, original.__traceback__),
     )
     return GraphQLError(
@@ -60,5 +72,6 @@ class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is not None and getattr(result, "errors", None):
-            result.errors = [_coded(error, debug=self.debug) for error in result.errors]
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            result.errors = [coded(error, debug=self.debug) for error in errors]

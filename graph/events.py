@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -12,7 +11,7 @@ from tortoise.queryset import QuerySet
 
 from graph.context import Info
 from graph.permissions import IsAdmin, IsAnyone, IsPlatform
-from graph.types.common import PageInfo
+from graph.types.common import PageInfo, field, mutation, parse_id
 from graph.types.events import (
     Delivery,
     DeliveryConnection,
@@ -43,14 +42,9 @@ from runtime.pagination import decode_cursor, encode_cursor, page_size
 LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
-def _int(value: strawberry.ID, path: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BadUserInput(f"{path}: {value!r} is not an id") from None
-
-
-def _newest_first(query: QuerySet[Any], first: int | None, after: str | None) -> tuple[QuerySet[Any], int]:
+def _newest_first(
+    query: QuerySet[Any], first: int | None, after: str | None
+) -> tuple[QuerySet[Any], int]:
     """Keyset pages on the id, newest first (ids grow with time)."""
     size = page_size(first)
     if after:
@@ -87,7 +81,7 @@ def _result(result: EmitResult) -> EmitEventResult:
 
 @strawberry.type
 class EventQuery:
-    @strawberry.field(permission_classes=[IsAdmin], description="Events, newest first.")
+    @field(permission_classes=[IsAdmin], description="Events, newest first.")
     async def events(
         self, filter: EventFilter | None = None, first: int | None = 20, after: str | None = None
     ) -> EventConnection:
@@ -104,12 +98,12 @@ class EventQuery:
         edges = [EventEdge(cursor=encode_cursor([r.id]), node=Event.from_row(r)) for r in rows]
         return EventConnection(edges=edges, page_info=info)
 
-    @strawberry.field(permission_classes=[IsAdmin])
+    @field(permission_classes=[IsAdmin])
     async def event(self, id: strawberry.ID) -> Event | None:
-        row = await EventRow.get_or_none(id=_int(id, "id"))
+        row = await EventRow.get_or_none(id=parse_id(id, "id"))
         return Event.from_row(row) if row else None
 
-    @strawberry.field(permission_classes=[IsAdmin], description="Deliveries, newest first.")
+    @field(permission_classes=[IsAdmin], description="Deliveries, newest first.")
     async def deliveries(
         self, filter: DeliveryFilter | None = None, first: int | None = 20, after: str | None = None
     ) -> DeliveryConnection:
@@ -120,7 +114,7 @@ class EventQuery:
         if given.status:
             query = query.filter(status=given.status.value)
         if given.event_id is not None:
-            query = query.filter(event_id=_int(given.event_id, "filter.eventId"))
+            query = query.filter(event_id=parse_id(given.event_id, "filter.eventId"))
         if given.event_type:
             query = query.filter(event__type=given.event_type)
         if given.since:
@@ -129,10 +123,12 @@ class EventQuery:
             query = query.filter(created_at__lt=given.until)
         page, size = _newest_first(query, first, after)
         rows, info = _page_info(list(await page), size)
-        edges = [DeliveryEdge(cursor=encode_cursor([r.id]), node=Delivery.from_row(r)) for r in rows]
+        edges = [
+            DeliveryEdge(cursor=encode_cursor([r.id]), node=Delivery.from_row(r)) for r in rows
+        ]
         return DeliveryConnection(edges=edges, page_info=info)
 
-    @strawberry.field(permission_classes=[IsAdmin], description="A plugin's log, newest first.")
+    @field(permission_classes=[IsAdmin], description="A plugin's log, newest first.")
     async def plugin_logs(
         self,
         plugin: str,
@@ -142,13 +138,16 @@ class EventQuery:
     ) -> PluginLogConnection:
         query = PluginLogRow.filter(plugin=plugin)
         if level is not None:
-            query = query.filter(level__in=LEVEL_ORDER[LEVEL_ORDER.index(level.value):])
+            query = query.filter(level__in=LEVEL_ORDER[LEVEL_ORDER.index(level.value) :])
         page, size = _newest_first(query, first, after)
         rows, info = _page_info(list(await page), size)
-        edges = [PluginLogEdge(cursor=encode_cursor([r.id]), node=PluginLogEntry.from_row(r)) for r in rows]
+        edges = [
+            PluginLogEdge(cursor=encode_cursor([r.id]), node=PluginLogEntry.from_row(r))
+            for r in rows
+        ]
         return PluginLogConnection(edges=edges, page_info=info)
 
-    @strawberry.field(permission_classes=[IsAnyone], description="UI extension points of active plugins.")
+    @field(permission_classes=[IsAnyone], description="UI extension points of active plugins.")
     def ui_extensions(self, info: Info, slot: str | None = None) -> list[UIExtension]:
         found = []
         for plugin in info.context.services.host.loaded.values():
@@ -168,32 +167,39 @@ class EventQuery:
 
 @strawberry.type
 class EventMutation:
-    @strawberry.mutation(permission_classes=[IsPlatform], description="Report what happened.")
+    @mutation(permission_classes=[IsPlatform], description="Report what happened.")
     async def emit_event(self, info: Info, input: EmitEventInput) -> EmitEventResult:
         return _result(await info.context.services.host.emitter.emit(_request(input)))
 
-    @strawberry.mutation(permission_classes=[IsPlatform], description="Several events at once.")
+    @mutation(permission_classes=[IsPlatform], description="Several events at once.")
     async def emit_events(self, info: Info, inputs: list[EmitEventInput]) -> list[EmitEventResult]:
         results = await info.context.services.host.emitter.emit_many([_request(i) for i in inputs])
         return [_result(result) for result in results]
 
-    @strawberry.mutation(permission_classes=[IsAdmin], description="Another attempt for a DEAD or SUCCEEDED delivery.")
+    @mutation(
+        permission_classes=[IsAdmin],
+        description="Another attempt for a DEAD or SUCCEEDED delivery.",
+    )
     async def redeliver(self, info: Info, delivery_id: strawberry.ID) -> Delivery:
-        row = await info.context.services.host.redeliver(_int(delivery_id, "deliveryId"))
+        row = await info.context.services.host.redeliver(parse_id(delivery_id, "deliveryId"))
         return Delivery.from_row(row)
 
-    @strawberry.mutation(permission_classes=[IsAdmin], description="Test the plugin's connection.")
+    @mutation(permission_classes=[IsAdmin], description="Test the plugin's connection.")
     async def test_plugin(self, info: Info, id: strawberry.ID) -> PluginTestResult:
-        installed = await get_installed(_int(id, "id"))
+        installed = await get_installed(parse_id(id, "id"))
         try:
             result = await info.context.services.host.test_plugin(installed.name)
         except LookupError:
-            return PluginTestResult(ok=False, message=f"{installed.name} is not active", result=None)
+            return PluginTestResult(
+                ok=False, message=f"{installed.name} is not active", result=None
+            )
         except Exception as error:
-            return PluginTestResult(ok=False, message=f"{type(error).__name__}: {error}", result=None)
+            return PluginTestResult(
+                ok=False, message=f"{type(error).__name__}: {error}", result=None
+            )
         return PluginTestResult(ok=True, message=None, result=dict(result) if result else None)
 
-    @strawberry.mutation(permission_classes=[IsAnyone], description="Call an action a plugin registered.")
+    @mutation(permission_classes=[IsAnyone], description="Call an action a plugin registered.")
     async def plugin_action(
         self, info: Info, plugin: str, action: str, input: JSON | None = None
     ) -> JSON | None:

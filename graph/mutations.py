@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 
 from graph.context import Info
 from graph.permissions import IsAdmin, IsUser
+from graph.types.common import mutation, parse_id
 from graph.types.installed import InstalledPlugin
 from graph.types.rating import PluginRating
 from graph.types.repository import Repository, RepositoryType, SyncResult
@@ -25,15 +26,6 @@ class AddRepositoryInput:
     description: str | None = None
 
 
-def _int_id(value: strawberry.ID, path: str = "id") -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BadUserInput(
-            f"{path}: {value!r} is not an id", [FieldProblem(path, "not an id")]
-        ) from None
-
-
 def _config(value: Any, path: str = "config") -> dict[str, Any] | None:
     if value is None:
         return None
@@ -45,25 +37,23 @@ def _config(value: Any, path: str = "config") -> dict[str, Any] | None:
 
 
 @strawberry.type
-class Mutation:
-    @strawberry.mutation(permission_classes=[IsAdmin])
+class CatalogMutation:
+    @mutation(permission_classes=[IsAdmin])
     async def add_repository(self, input: AddRepositoryInput) -> Repository:
         row = await repositories.add_repository(
             input.name, input.url, repositories.RepositoryType(input.type.value), input.description
         )
         return Repository.from_row(row)
 
-    @strawberry.mutation(permission_classes=[IsAdmin])
+    @mutation(permission_classes=[IsAdmin])
     async def remove_repository(self, id: strawberry.ID) -> strawberry.ID:
-        return strawberry.ID(str(await repositories.remove_repository(_int_id(id))))
+        return strawberry.ID(str(await repositories.remove_repository(parse_id(id))))
 
-    @strawberry.mutation(
-        permission_classes=[IsAdmin], description="Fetch the index; update the catalog."
-    )
+    @mutation(permission_classes=[IsAdmin], description="Fetch the index; update the catalog.")
     async def sync_repository(self, id: strawberry.ID) -> SyncResult:
-        return SyncResult.from_result(await repositories.sync_repository(_int_id(id)))
+        return SyncResult.from_result(await repositories.sync_repository(parse_id(id)))
 
-    @strawberry.mutation(permission_classes=[IsAdmin])
+    @mutation(permission_classes=[IsAdmin])
     async def install_plugin(
         self,
         info: Info,
@@ -74,44 +64,44 @@ class Mutation:
         principal = info.context.principal
         assert principal is not None
         row = await info.context.services.installer.install(
-            _int_id(catalog_plugin_id, "catalogPluginId"),
+            parse_id(catalog_plugin_id, "catalogPluginId"),
             _config(config),
             enable=enable,
             installed_by=principal.subject,
         )
         return InstalledPlugin.from_row(row)
 
-    @strawberry.mutation(
+    @mutation(
         permission_classes=[IsAdmin],
         description="Merge config (null resets a key; secrets left out stay) and/or switch on/off.",
     )
     async def update_plugin(
         self, info: Info, id: strawberry.ID, config: JSON | None = None, enabled: bool | None = None
     ) -> InstalledPlugin:
-        row = await info.context.services.installer.update(_int_id(id), _config(config), enabled)
+        row = await info.context.services.installer.update(parse_id(id), _config(config), enabled)
         return InstalledPlugin.from_row(row)
 
-    @strawberry.mutation(permission_classes=[IsAdmin])
+    @mutation(permission_classes=[IsAdmin])
     async def enable_plugin(self, info: Info, id: strawberry.ID) -> InstalledPlugin:
-        row = await info.context.services.installer.update(_int_id(id), None, True)
+        row = await info.context.services.installer.update(parse_id(id), None, True)
         return InstalledPlugin.from_row(row)
 
-    @strawberry.mutation(permission_classes=[IsAdmin])
+    @mutation(permission_classes=[IsAdmin])
     async def disable_plugin(self, info: Info, id: strawberry.ID) -> InstalledPlugin:
-        row = await info.context.services.installer.update(_int_id(id), None, False)
+        row = await info.context.services.installer.update(parse_id(id), None, False)
         return InstalledPlugin.from_row(row)
 
-    @strawberry.mutation(permission_classes=[IsAdmin])
+    @mutation(permission_classes=[IsAdmin])
     async def uninstall_plugin(self, info: Info, id: strawberry.ID) -> strawberry.ID:
-        return strawberry.ID(str(await info.context.services.installer.uninstall(_int_id(id))))
+        return strawberry.ID(str(await info.context.services.installer.uninstall(parse_id(id))))
 
-    @strawberry.mutation(permission_classes=[IsUser], description="One rating per user; 1..5.")
+    @mutation(permission_classes=[IsUser], description="One rating per user; 1..5.")
     async def rate_plugin(
         self, info: Info, catalog_plugin_id: strawberry.ID, rating: int, review: str | None = None
     ) -> PluginRating:
         principal = info.context.principal
         assert principal is not None
         row = await rate_plugin(
-            _int_id(catalog_plugin_id, "catalogPluginId"), principal.subject, rating, review
+            parse_id(catalog_plugin_id, "catalogPluginId"), principal.subject, rating, review
         )
         return PluginRating.from_row(row)

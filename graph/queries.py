@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import strawberry
 
 from graph.context import Info
@@ -13,7 +15,7 @@ from graph.types.catalog import (
     CatalogPluginEdge,
     CatalogSort,
 )
-from graph.types.common import PageInfo
+from graph.types.common import PageInfo, field, parse_id
 from graph.types.installed import InstalledPlugin
 from graph.types.repository import Repository
 from graph.types.viewer import Viewer
@@ -24,6 +26,8 @@ from runtime.errors import NotFound
 from runtime.installs import get_installed
 from runtime.pagination import page_size
 
+log = logging.getLogger(__name__)
+
 
 def _catalog_query(filter: CatalogFilter | None, sort: CatalogSort) -> catalog.CatalogQuery:
     given = filter or CatalogFilter()
@@ -32,7 +36,11 @@ def _catalog_query(filter: CatalogFilter | None, sort: CatalogSort) -> catalog.C
         plugin_type=given.type,
         search=given.search,
         tags=tuple(given.tags or ()),
-        repository_id=int(given.repository_id) if given.repository_id is not None else None,
+        repository_id=(
+            parse_id(given.repository_id, "filter.repositoryId")
+            if given.repository_id is not None
+            else None
+        ),
         installed=given.installed,
         available=given.available,
         sort=catalog.CatalogSort(sort.value),
@@ -40,8 +48,8 @@ def _catalog_query(filter: CatalogFilter | None, sort: CatalogSort) -> catalog.C
 
 
 @strawberry.type
-class Query:
-    @strawberry.field(permission_classes=[IsUser], description="Browse the catalog.")
+class CatalogQuery:
+    @field(permission_classes=[IsUser], description="Browse the catalog.")
     async def catalog(
         self,
         filter: CatalogFilter | None = None,
@@ -64,34 +72,38 @@ class Query:
             ),
         )
 
-    @strawberry.field(permission_classes=[IsUser], description="One entry; counts a view.")
+    @field(permission_classes=[IsUser], description="One entry; counts a view.")
     async def catalog_plugin(self, info: Info, id: strawberry.ID) -> CatalogPlugin | None:
-        row = await catalog.get_catalog_plugin(int(id))
-        info.context.services.views.count(row.id)
+        row = await catalog.get_catalog_plugin(parse_id(id))
+        try:
+            info.context.services.views.count(row.id)
+        except Exception:
+            # A view is a statistic: losing one is better than failing the page that shows it.
+            log.exception("counting a view of catalog plugin %s failed", row.id)
         return CatalogPlugin.from_row(row)
 
-    @strawberry.field(permission_classes=[IsUser])
+    @field(permission_classes=[IsUser])
     async def repositories(self) -> list[Repository]:
         return [Repository.from_row(row) for row in await RepositoryRow.all().order_by("id")]
 
-    @strawberry.field(permission_classes=[IsUser])
+    @field(permission_classes=[IsUser])
     async def installed_plugins(self, enabled: bool | None = None) -> list[InstalledPlugin]:
         query = InstalledPluginRow.all()
         if enabled is not None:
             query = query.filter(enabled=enabled)
         return [InstalledPlugin.from_row(row) for row in await query.order_by("name")]
 
-    @strawberry.field(permission_classes=[IsUser], description="By id or by name.")
+    @field(permission_classes=[IsUser], description="By id or by name.")
     async def installed_plugin(
         self, id: strawberry.ID | None = None, name: str | None = None
     ) -> InstalledPlugin | None:
         try:
-            row = await get_installed(int(id) if id is not None else None, name)
+            row = await get_installed(parse_id(id) if id is not None else None, name)
         except NotFound:
             return None
         return InstalledPlugin.from_row(row)
 
-    @strawberry.field(permission_classes=[IsAnyone])
+    @field(permission_classes=[IsAnyone])
     def viewer(self, info: Info) -> Viewer | None:
         principal = info.context.principal
         assert principal is not None  # IsAnyone has checked it

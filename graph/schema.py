@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -15,11 +18,18 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
-from strawberry.types import ExecutionContext
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
-from graph.errors import ErrorCodes
-from graph.mutations import Mutation
-from graph.queries import Query
+from graph.errors import ErrorCodes, coded
+from graph.events import EventMutation, EventQuery
+from graph.mutations import CatalogMutation
+from graph.queries import CatalogQuery
+from graph.subscriptions import Subscription
+
+Query = merge_types("Query", (CatalogQuery, EventQuery))
+Mutation = merge_types("Mutation", (CatalogMutation, EventMutation))
 
 MAX_DEPTH = 12
 MAX_TOKENS = 4000
@@ -30,18 +40,46 @@ class Schema(strawberry.Schema):
     """Strawberry's schema without its own error logging: ErrorCodes logs what is unexpected,
     and a caller's mistake (a bad token, a misspelt field) is not a server error."""
 
+    debug = False
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         return None
 
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        result = await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        # Errors raised while an extension parses (ParserCache, MaxTokensLimiter) leave the
+        # operation hook before ErrorCodes sees them; code them here too.
+        if result.errors:
+            result.errors = [coded(error, debug=self.debug) for error in result.errors]
+        return result
+
 
 def build_schema(*, debug: bool = False) -> strawberry.Schema:
     """The schema; `debug` shows unexpected errors' messages instead of masking them."""
     codes = type("DebugErrorCodes", (ErrorCodes,), {"debug": True}) if debug else ErrorCodes
-    return Schema(
+    schema = Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[
             codes,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
@@ -51,6 +89,8 @@ def build_schema(*, debug: bool = False) -> strawberry.Schema:
             lambda: ValidationCache(maxsize=512),
         ],
     )
+    schema.debug = debug
+    return schema
 
 
 schema = build_schema()

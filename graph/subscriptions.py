@@ -27,8 +27,8 @@ from models import Delivery as DeliveryRow
 from models import Event as EventRow
 from runtime.dispatcher import FINAL, outcome_message
 from runtime.emitter import DELIVERY_CHANNEL
-from runtime.host import LOG_CHANNEL, STATUS_CHANNEL
 from runtime.errors import NotFound
+from runtime.host import LOG_CHANNEL, STATUS_CHANNEL
 from runtime.hub import Message
 
 LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -126,7 +126,7 @@ class Subscription:
     async def plugin_logs(
         self, info: Info, plugin: str | None = None, level: LogLevel | None = None
     ) -> AsyncGenerator[PluginLogEntry, None]:
-        allowed = set(LEVEL_ORDER[LEVEL_ORDER.index(level.value):]) if level else set(LEVEL_ORDER)
+        allowed = set(LEVEL_ORDER[LEVEL_ORDER.index(level.value) :]) if level else set(LEVEL_ORDER)
 
         def keep(data: dict[str, Any]) -> bool:
             return plugin in (None, data["plugin"]) and data["level"] in allowed

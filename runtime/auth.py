@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 import jwt
 
@@ -58,6 +59,9 @@ class TokenIssuer:
     """Issues and verifies HS256 JWTs signed with the server's secret."""
 
     def __init__(self, secret: str) -> None:
+        # Anyone could sign tokens with an empty key.
+        if not secret:
+            raise ValueError("the token secret (STREAMSPACE_JWT_SECRET) must not be empty")
         self._secret = secret
 
     def issue(self, role: Role, subject: str, ttl: timedelta = timedelta(hours=1)) -> str:
@@ -84,14 +88,22 @@ class TokenIssuer:
             raise Unauthenticated("the token has expired") from None
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"the token is not valid: {error}") from None
-        roles: set[Role] = set()
-        for name in claims.get("roles", []):
-            try:
-                role = Role(name)
-            except ValueError:
-                continue
-            roles |= IMPLIED_ROLES.get(role, {role})
-        return Principal(subject=str(claims["sub"]), roles=frozenset(roles))
+        return Principal(subject=str(claims["sub"]), roles=_roles(claims.get("roles")))
+
+
+def _roles(names: Any) -> frozenset[Role]:
+    """The known roles a token claims, with those they imply; anything else grants nothing."""
+    # A bare string would otherwise be read letter by letter.
+    if not isinstance(names, list):
+        return frozenset()
+    roles: set[Role] = set()
+    for name in names:
+        try:
+            role = Role(name)
+        except ValueError:
+            continue
+        roles |= IMPLIED_ROLES.get(role, {role})
+    return frozenset(roles)
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -19,11 +19,13 @@ from enum import Enum
 from typing import Any
 
 from tortoise.expressions import F, Q, Subquery
+from tortoise.fields import DatetimeField, Field, FloatField, IntField
 from tortoise.functions import Count
+from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models import CatalogPlugin, CatalogTag, InstalledPlugin, PluginStats
-from runtime.errors import NotFound
+from runtime.errors import BadUserInput, NotFound
 from runtime.pagination import SortKey, after_q, decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
@@ -108,16 +110,54 @@ class CatalogQuery:
         return encode_cursor(values)
 
     def page(self, first: int, after: str | None) -> QuerySet[CatalogPlugin]:
-        """The rows of one page plus one more, which tells whether a next page exists."""
+        """The rows of one page plus one more, which tells whether a next page exists.
+
+        The repository and the view statistics come in the same statement, so a page costs
+        one query for them whatever its size.
+        """
         query = self.filtered()
         if after:
-            values = decode_cursor(after, len(self.keys))
-            for index, key in enumerate(self.keys):
-                if key.field == "created_at":
-                    values[index] = datetime.fromisoformat(str(values[index]))
-            query = query.filter(after_q(self.keys, values))
+            query = query.filter(after_q(self.keys, decode_after(CatalogPlugin, self.keys, after)))
         ordering = [key.ordering for key in self.keys]
-        return query.order_by(*ordering).limit(first + 1).select_related("repository")
+        return query.order_by(*ordering).limit(first + 1).select_related("repository", "stats")
+
+
+def _cursor_value(field: Field[Any], value: Any) -> Any:
+    """`value` as `field` stores it; ValueError or TypeError when it cannot be."""
+    if isinstance(field, DatetimeField):
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's timestamps carry their time zone")
+        return moment
+    if isinstance(field, FloatField):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError("not a number")
+        return float(value)
+    if isinstance(field, IntField):  # BigIntField and SmallIntField too
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("not an integer")
+        if not -(2**63) <= value < 2**63:
+            raise ValueError("out of range")
+        return value
+    if not isinstance(value, str):
+        raise TypeError("not text")
+    return value
+
+
+def decode_after(model: type[Model], keys: Sequence[SortKey], cursor: str) -> list[Any]:
+    """The sort-key values of an `after` cursor, typed as the columns they are compared with.
+
+    A cursor is opaque to clients but arrives from them: a forged or stale one must be
+    BAD_USER_INPUT, never a database error.
+    """
+    values = decode_cursor(cursor, len(keys))
+    try:
+        return [
+            _cursor_value(model._meta.fields_map[key.field], value)
+            for key, value in zip(keys, values, strict=True)
+        ]
+    except (TypeError, ValueError):
+        raise BadUserInput(f"after: {cursor!r} is not a cursor of this list") from None
 
 
 async def get_catalog_plugin(plugin_id: int) -> CatalogPlugin:

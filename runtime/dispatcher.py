@@ -132,7 +132,9 @@ def outcome_message(delivery: Delivery, event: Event) -> dict[str, Any]:
             "hook": delivery.hook,
             "status": delivery.status,
             "attempts": delivery.attempts,
-            "nextAttemptAt": delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else None,
+            "nextAttemptAt": delivery.next_attempt_at.isoformat()
+            if delivery.next_attempt_at
+            else None,
             "durationMs": delivery.duration_ms,
             "result": delivery.result,
             "error": delivery.error,
@@ -246,7 +248,9 @@ class PluginWorker:
         except asyncio.CancelledError:
             # Shutdown: hand the delivery back for this or another process to run.
             await Delivery.filter(id=delivery.id, status="RUNNING").update(
-                status="RETRYING", next_attempt_at=datetime.now(UTC), lease_expires_at=None,
+                status="RETRYING",
+                next_attempt_at=datetime.now(UTC),
+                lease_expires_at=None,
                 attempts=max(0, delivery.attempts - 1),
             )
             raise
@@ -269,8 +273,15 @@ class PluginWorker:
             delay = self._policy.delay(delivery.attempts, retry_after)
             delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
         await delivery.save(
-            update_fields=["status", "result", "error", "duration_ms", "lease_expires_at",
-                           "next_attempt_at", "updated_at"]
+            update_fields=[
+                "status",
+                "result",
+                "error",
+                "duration_ms",
+                "lease_expires_at",
+                "next_attempt_at",
+                "updated_at",
+            ]
         )
         change = self.breaker.record(status == "SUCCEEDED")
         if change:

@@ -55,7 +55,10 @@ Wake = Callable[[set[str]], None]
 
 def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
     if not isinstance(request.payload, Mapping):
-        raise BadUserInput(f"{path}payload must be a JSON object", [FieldProblem(f"{path}payload", "not an object")])
+        raise BadUserInput(
+            f"{path}payload must be a JSON object",
+            [FieldProblem(f"{path}payload", "not an object")],
+        )
     size = len(orjson.dumps(dict(request.payload)))
     if size > MAX_PAYLOAD_BYTES:
         raise BadUserInput(
@@ -66,7 +69,9 @@ def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
     payload = normalise_payload(request.type, request.payload)
     problems = []
     if family in {"session", "user"} and not isinstance(payload.get("id"), str | int):
-        problems.append(FieldProblem(f"{path}payload.id", f"a {family} event needs the {family}'s id"))
+        problems.append(
+            FieldProblem(f"{path}payload.id", f"a {family} event needs the {family}'s id")
+        )
     if "resources" in payload and not isinstance(payload["resources"], Mapping):
         problems.append(FieldProblem(f"{path}payload.resources", "must be an object {memory, cpu}"))
     if problems:
@@ -87,7 +92,9 @@ class Emitter:
         try:
             check_type(request.type, self._published)
         except BadUserInput as error:
-            raise BadUserInput(error.message, [FieldProblem(f"{path}type", "unknown event type")]) from None
+            raise BadUserInput(
+                error.message, [FieldProblem(f"{path}type", "unknown event type")]
+            ) from None
         if request.wait_timeout_ms < 0 or request.wait_timeout_ms > MAX_WAIT_MS:
             raise BadUserInput(f"{path}waitTimeoutMs must be 0..{MAX_WAIT_MS}")
         return _check_payload(request, path)
@@ -102,9 +109,18 @@ class Emitter:
         payloads = [self._validated(request, prefix(i)) for i, request in enumerate(requests)]
         waiting = any(request.wait for request in requests)
         async with contextlib.AsyncExitStack() as stack:
-            inbox = await stack.enter_async_context(self._hub.subscribe(DELIVERY_CHANNEL)) if waiting else None
-            results = [await self._store(request, payload) for request, payload in zip(requests, payloads, strict=True)]
-            self._wake({d.plugin for result in results if not result.duplicate for d in result.deliveries})
+            inbox = (
+                await stack.enter_async_context(self._hub.subscribe(DELIVERY_CHANNEL))
+                if waiting
+                else None
+            )
+            results = [
+                await self._store(request, payload)
+                for request, payload in zip(requests, payloads, strict=True)
+            ]
+            self._wake(
+                {d.plugin for result in results if not result.duplicate for d in result.deliveries}
+            )
             if inbox is not None:
                 budget = max(request.wait_timeout_ms for request in requests if request.wait) / 1000
                 pending = {d.id for r in results for d in r.deliveries if d.status not in FINAL}
@@ -116,7 +132,9 @@ class Emitter:
                             if delivery.get("id") in pending and delivery.get("status") in FINAL:
                                 pending.discard(delivery["id"])
                 for result in results:
-                    result.deliveries = list(await Delivery.filter(event_id=result.event.id).order_by("id"))
+                    result.deliveries = list(
+                        await Delivery.filter(event_id=result.event.id).order_by("id")
+                    )
         return results
 
     async def _store(self, request: EmitRequest, payload: dict[str, Any]) -> EmitResult:
@@ -129,7 +147,9 @@ class Emitter:
         try:
             async with in_transaction():
                 event = await Event.create(
-                    type=request.type, payload=payload, idempotency_key=key,
+                    type=request.type,
+                    payload=payload,
+                    idempotency_key=key,
                     occurred_at=request.occurred_at or now,
                 )
                 deliveries = [

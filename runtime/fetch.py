@@ -14,10 +14,15 @@ import aiohttp
 from runtime.errors import BadUserInput
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+_CHUNK = 65536
 
 
 class Fetcher(Protocol):
     async def fetch(self, url: str, *, max_bytes: int) -> bytes: ...
+
+
+def _too_large(url: str, max_bytes: int) -> BadUserInput:
+    return BadUserInput(f"{url} is larger than the limit of {max_bytes} bytes")
 
 
 class UrlFetcher:
@@ -38,12 +43,14 @@ class UrlFetcher:
     def _read_file(url: str, max_bytes: int) -> bytes:
         path = Path(unquote(urlsplit(url).path))
         try:
-            size = path.stat().st_size
-            if size > max_bytes:
-                raise BadUserInput(f"{url} is {size} bytes, more than the limit of {max_bytes}")
-            return path.read_bytes()
+            # Read one byte past the limit rather than trusting stat: the file may grow.
+            with path.open("rb") as handle:
+                body = handle.read(max_bytes + 1)
         except OSError as error:
-            raise BadUserInput(f"{url} cannot be read: {error.strerror}") from None
+            raise BadUserInput(f"{url} cannot be read: {error.strerror or error}") from None
+        if len(body) > max_bytes:
+            raise _too_large(url, max_bytes)
+        return body
 
     async def _download(self, url: str, max_bytes: int) -> bytes:
         try:
@@ -53,20 +60,28 @@ class UrlFetcher:
             ):
                 if response.status != 200:
                     raise BadUserInput(f"{url} answered HTTP {response.status}")
+                if response.content_length is not None and response.content_length > max_bytes:
+                    raise _too_large(url, max_bytes)
                 body = bytearray()
-                async for chunk in response.content.iter_chunked(65536):
+                async for chunk in response.content.iter_chunked(_CHUNK):
                     body += chunk
                     if len(body) > max_bytes:
-                        raise BadUserInput(f"{url} is larger than the limit of {max_bytes} bytes")
+                        raise _too_large(url, max_bytes)
                 return bytes(body)
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise BadUserInput(
-                f"{url} cannot be fetched: {error or type(error).__name__}"
-            ) from None
+            # Some of these (timeouts) have no message of their own.
+            reason = str(error) or type(error).__name__
+            raise BadUserInput(f"{url} cannot be fetched: {reason}") from None
 
 
 def resolve(base_url: str, relative: str) -> str:
-    """`relative` (an archive named by an index) against the folder that holds the index."""
-    if urlsplit(relative).scheme:
-        return relative
-    return base_url.rstrip("/") + "/" + relative.lstrip("/")
+    """`relative` (an archive named by an index) against the folder that holds the index.
+
+    An index served over the network may not name a file on this server's disk.
+    """
+    scheme = urlsplit(relative).scheme
+    if not scheme:
+        return base_url.rstrip("/") + "/" + relative.lstrip("/")
+    if scheme == "file" and urlsplit(base_url).scheme != "file":
+        raise ValueError(f"{relative}: an index served over the network cannot name a file://")
+    return relative

@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from starlette.routing import Router
+from tortoise.connection import get_connection
 
 from models import Delivery, InstalledPlugin
 from runtime.dispatcher import PluginWorker, RetryPolicy
-from runtime.emitter import DELIVERY_CHANNEL, Emitter, EmitRequest
+from runtime.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
 from runtime.errors import Conflict, NotFound
 from runtime.events import hook_for, permission_for
 from runtime.hub import Hub
@@ -52,6 +54,7 @@ class LoadedPlugin:
     worker: PluginWorker
     config: dict[str, Any]
     status: str = "LOADING"
+    router: Router | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,16 @@ class PluginHost:
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10))
         self.sink.start()
-        for name in await InstalledPlugin.filter(enabled=True).order_by("name").values_list("name", flat=True):
+        if get_connection("default").capabilities.dialect == "sqlite":
+            # SQLite means one process: whatever is RUNNING was cut off when it last stopped.
+            await Delivery.filter(status="RUNNING").update(
+                status="RETRYING", lease_expires_at=None, next_attempt_at=datetime.now(UTC)
+            )
+        for name in (
+            await InstalledPlugin.filter(enabled=True)
+            .order_by("name")
+            .values_list("name", flat=True)
+        ):
             await self.sync_plugin(str(name))
 
     async def stop(self) -> None:
@@ -114,6 +126,19 @@ class PluginHost:
         prefix = event_type.rsplit(".", 1)[0]
         return self.registry.get(prefix) is not None
 
+    def router_of(self, name: str) -> Router | None:
+        """The HTTP routes of an active plugin (served under /plugins/<name>/)."""
+        plugin = self.loaded.get(name)
+        if (
+            plugin is None
+            or plugin.status not in {"ACTIVE", "DEGRADED"}
+            or not plugin.context.api.routes
+        ):
+            return None
+        if plugin.router is None:
+            plugin.router = plugin.context.api.router()
+        return plugin.router
+
     def wake(self, plugins: set[str]) -> None:
         for name in plugins:
             plugin = self.loaded.get(name)
@@ -137,17 +162,28 @@ class PluginHost:
                 await self._unload(name, persist=False)
             await self._load(row, config)
 
-    async def _set_status(self, name: str, status: str, error: str | None = None, *, persist: bool = True) -> None:
+    async def _set_status(
+        self, name: str, status: str, error: str | None = None, *, persist: bool = True
+    ) -> None:
         previous = self.loaded[name].status if name in self.loaded else None
         if name in self.loaded:
             self.loaded[name].status = status
         if persist:
-            previous = previous or await InstalledPlugin.filter(name=name).values_list("status", flat=True).first()
+            previous = (
+                previous
+                or await InstalledPlugin.filter(name=name).values_list("status", flat=True).first()
+            )
             await InstalledPlugin.filter(name=name).update(status=status, last_error=error)
         await self.hub.publish(
             STATUS_CHANNEL,
-            {"plugin": name, "status": status, "previousStatus": previous, "error": error,
-             "at": datetime.now(UTC).isoformat(), "replica": self.settings.replica},
+            {
+                "plugin": name,
+                "status": status,
+                "previousStatus": previous,
+                "error": error,
+                "at": datetime.now(UTC).isoformat(),
+                "replica": self.settings.replica,
+            },
         )
 
     def _context(self, spec: PluginSpec, config: dict[str, Any]) -> PluginContext:
@@ -171,7 +207,9 @@ class PluginHost:
             await InstalledPlugin.filter(name=row.name).update(
                 status="FAILED", last_error="the plugin's code is not available on this server"
             )
-            await self._publish_status_only(row.name, "FAILED", "the plugin's code is not available")
+            await self._publish_status_only(
+                row.name, "FAILED", "the plugin's code is not available"
+            )
             return
         context = self._context(spec, config)
         instance = spec.cls()
@@ -181,7 +219,11 @@ class PluginHost:
             self._publish_outcome,
             lambda change: self._breaker_changed(spec.name, change),
             policy=RetryPolicy(self.settings.max_attempts, self.settings.backoff_base),
-            timeout=float(config.get("timeoutSeconds") or spec.manifest.raw.get("timeoutSeconds") or DEFAULT_TIMEOUT),
+            timeout=float(
+                config.get("timeoutSeconds")
+                or spec.manifest.raw.get("timeoutSeconds")
+                or DEFAULT_TIMEOUT
+            ),
             concurrency=int(spec.manifest.raw.get("concurrency") or DEFAULT_CONCURRENCY),
             poll_interval=self.settings.poll_interval,
         )
@@ -220,8 +262,14 @@ class PluginHost:
     async def _publish_status_only(self, name: str, status: str, error: str | None) -> None:
         await self.hub.publish(
             STATUS_CHANNEL,
-            {"plugin": name, "status": status, "previousStatus": None, "error": error,
-             "at": datetime.now(UTC).isoformat(), "replica": self.settings.replica},
+            {
+                "plugin": name,
+                "status": status,
+                "previousStatus": None,
+                "error": error,
+                "at": datetime.now(UTC).isoformat(),
+                "replica": self.settings.replica,
+            },
         )
 
     async def _breaker_changed(self, name: str, change: str) -> None:
@@ -260,7 +308,10 @@ class PluginHost:
         if delivery is None:
             raise NotFound(f"delivery {delivery_id} does not exist")
         if delivery.status not in {"DEAD", "SUCCEEDED"}:
-            raise Conflict(f"delivery {delivery_id} is {delivery.status}: only DEAD or SUCCEEDED ones are redelivered")
+            raise Conflict(
+                f"delivery {delivery_id} is {delivery.status}: "
+                "only DEAD or SUCCEEDED deliveries are redelivered"
+            )
         updated = await Delivery.filter(id=delivery_id, status=delivery.status).update(
             status="PENDING", next_attempt_at=datetime.now(UTC), error=None
         )

@@ -6,7 +6,7 @@ values are encrypted into their own column and never leave the server again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from models import CatalogPlugin, InstalledPlugin, PluginStats, PluginVersion
 from runtime.config_schema import (
+    MASK,
     mask_secrets,
     normalise_schema,
     schema_defaults,
@@ -28,6 +29,7 @@ from runtime.errors import BadUserInput, Conflict, FieldProblem, NotFound
 from runtime.secrets import SecretBox
 
 MAX_CONFIG_BYTES = 64 * 1024
+Apply = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,17 @@ class Installer:
 
     def __init__(self, box: SecretBox) -> None:
         self._box = box
+        self._apply: Apply | None = None
+
+    def apply_changes_with(self, apply: Apply) -> None:
+        """Have `apply(name)` make the running plugins match each change (the plugin host)."""
+        self._apply = apply
+
+    async def _applied(self, plugin: InstalledPlugin) -> InstalledPlugin:
+        if self._apply is not None:
+            await self._apply(plugin.name)
+            await plugin.refresh_from_db()
+        return plugin
 
     def full_config(self, plugin: InstalledPlugin) -> dict[str, Any]:
         """The configuration with secrets decrypted, as the runtime hands it to the plugin."""
@@ -116,7 +129,7 @@ class Installer:
                 )
         except IntegrityError:
             raise Conflict(f"{entry.name} is installed already") from None
-        return installed
+        return await self._applied(installed)
 
     async def update(
         self, plugin_id: int, config: Mapping[str, Any] | None, enabled: bool | None
@@ -132,24 +145,28 @@ class Installer:
             plugin_schema = PluginSchema.of(manifest)
             merged = {**self.full_config(plugin)}
             for key, value in config.items():
+                if key in plugin_schema.secrets and value == MASK:
+                    # A form sends back the mask it was shown: the secret stays as it was.
+                    continue
                 if value is None:
                     merged.pop(key, None)
                     if key in plugin_schema.defaults:
                         merged[key] = plugin_schema.defaults[key]
                 else:
                     merged[key] = value
-            plugin.config, plugin.secret_config = self._split(
-                plugin_schema.validated(merged), plugin_schema.secrets
-            )
+            public, hidden = self._split(plugin_schema.validated(merged), plugin_schema.secrets)
+            plugin.update_from_dict({"config": public, "secret_config": hidden})
         if enabled is not None:
             plugin.enabled = enabled
             plugin.status = "INSTALLED" if enabled else "DISABLED"
         await plugin.save()
-        return plugin
+        return await self._applied(plugin)
 
     async def uninstall(self, plugin_id: int) -> int:
         plugin = await get_installed(plugin_id)
         await plugin.delete()
+        if self._apply is not None:
+            await self._apply(plugin.name)
         return plugin_id
 
 

@@ -23,6 +23,7 @@ from tortoise.expressions import Q
 from runtime.errors import BadUserInput
 
 MAX_PAGE_SIZE = 100
+_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,12 @@ def decode_cursor(cursor: str, length: int) -> list[Any]:
         values = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (binascii.Error, orjson.JSONDecodeError, ValueError):
         values = None
-    if not isinstance(values, list) or len(values) != length:
+    # Only scalars are sort keys; anything else would reach the SQL filter and fail there.
+    if (
+        not isinstance(values, list)
+        or len(values) != length
+        or not all(isinstance(value, _SCALARS) for value in values)
+    ):
         raise BadUserInput(f"after: {cursor!r} is not a cursor of this list")
     return values
 

@@ -106,9 +106,14 @@ class PluginLogger:
         level = level.upper()
         if level not in LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
-        self._python.log(logging.getLevelName(level), message, extra={"plugin": self._plugin, **data})
+        self._python.log(
+            logging.getLevelName(level), message, extra={"plugin": self._plugin, **data}
+        )
         entry = PluginLog(
-            plugin=self._plugin, level=level, message=message, data=data or None,
+            plugin=self._plugin,
+            level=level,
+            message=message,
+            data=data or None,
             created_at=datetime.now(UTC),
         )
         self._sink.put(entry)
@@ -186,7 +191,9 @@ class PluginScheduler:
     def _start(self, name: str, job: Job, delay: Callable[[], float]) -> None:
         if name in self._tasks:
             raise ValueError(f"a job named {name!r} is scheduled already")
-        self._tasks[name] = asyncio.create_task(self._loop(name, job, delay), name=f"{self._plugin}:{name}")
+        self._tasks[name] = asyncio.create_task(
+            self._loop(name, job, delay), name=f"{self._plugin}:{name}"
+        )
 
     async def _loop(self, name: str, job: Job, delay: Callable[[], float]) -> None:
         while True:
@@ -220,11 +227,17 @@ class ApiRegistry:
         self.routes: list[Route] = []
         self.actions: dict[str, Action] = {}
 
-    def route(self, path: str, endpoint: Callable[..., Any], methods: list[str] | None = None) -> None:
+    def route(
+        self, path: str, endpoint: Callable[..., Any], methods: list[str] | None = None
+    ) -> None:
         self.routes.append(Route(path, endpoint, methods=methods or ["GET"]))
 
     def action(
-        self, name: str, handler: Callable[[Mapping[str, Any]], Awaitable[Any]], *, role: str = "admin"
+        self,
+        name: str,
+        handler: Callable[[Mapping[str, Any]], Awaitable[Any]],
+        *,
+        role: str = "admin",
     ) -> None:
         self.actions[name] = Action(name, handler, role)
 

@@ -62,8 +62,7 @@ async def rate_plugin(
                 using_db=connection,
             )
         else:
-            existing.rating = rating
-            existing.review = review
+            existing.update_from_dict({"rating": rating, "review": review})
             await existing.save(
                 using_db=connection, update_fields=["rating", "review", "updated_at"]
             )

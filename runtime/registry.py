@@ -87,7 +87,9 @@ def class_of(module_prefix: str, entrypoint: str) -> type:
     module_name, _, class_name = entrypoint.partition(":")
     if not module_name or not class_name:
         raise PluginLoadError(f"entrypoints.python {entrypoint!r} must be 'module:Class'")
-    module = importlib.import_module(f"{module_prefix}.{module_name}" if module_prefix else module_name)
+    module = importlib.import_module(
+        f"{module_prefix}.{module_name}" if module_prefix else module_name
+    )
     try:
         cls = getattr(module, class_name)
     except AttributeError:
@@ -114,6 +116,11 @@ def discover_entry_points(registry: PluginRegistry) -> None:
         try:
             cls = entry.load()
             manifest = read_manifest(Path(inspect.getfile(cls)).parent)
-            registry.register(cls, manifest, f"distribution {entry.dist.name if entry.dist else entry.value}")
+            registry.register(
+                cls, manifest, f"distribution {entry.dist.name if entry.dist else entry.value}"
+            )
         except Exception as error:
-            log.error("plugin entry point not loaded", extra={"entry_point": entry.name, "error": str(error)})
+            log.error(
+                "plugin entry point not loaded",
+                extra={"entry_point": entry.name, "error": str(error)},
+            )

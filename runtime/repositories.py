@@ -7,6 +7,7 @@ index changes nothing, and a bad entry is reported without stopping the others.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from packaging.version import InvalidVersion, Version
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import (
@@ -36,6 +39,7 @@ BUILTIN = "builtin"
 INDEX_FILE = "index.json"
 MAX_INDEX_BYTES = 8 * 1024 * 1024
 URL_SCHEMES = {"http", "https", "file"}
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 class RepositoryType(Enum):
@@ -93,16 +97,23 @@ async def ensure_builtin_repository() -> Repository:
     return repository
 
 
+def _url_is_valid(url: str) -> bool:
+    """An http(s) URL names a host; a file URL names a path."""
+    parts = urlsplit(url)
+    if parts.scheme in {"http", "https"}:
+        return bool(parts.hostname)
+    return parts.scheme == "file" and parts.path not in {"", "/"}
+
+
 async def add_repository(
     name: str, url: str, repo_type: RepositoryType, description: str | None
 ) -> Repository:
     problems: list[FieldProblem] = []
     name = name.strip()
+    url = url.strip()
     if not name or len(name) > 255:
         problems.append(FieldProblem("name", "must be 1 to 255 characters"))
-    if urlsplit(url).scheme not in URL_SCHEMES or (
-        not urlsplit(url).path and not urlsplit(url).netloc
-    ):
+    if not _url_is_valid(url):
         problems.append(FieldProblem("url", "must be an https://, http:// or file:// URL"))
     if repo_type is RepositoryType.BUILTIN:
         problems.append(FieldProblem("type", "the builtin repository is created by the server"))
@@ -110,11 +121,16 @@ async def add_repository(
         problems.append(FieldProblem("type", "GIT repositories are not supported yet: use INDEX"))
     if problems:
         raise BadUserInput.from_problems("repository", problems)
+    conflict = Conflict(f"a repository named {name!r} exists already")
     if await Repository.exists(name=name):
-        raise Conflict(f"a repository named {name!r} exists already")
-    return await Repository.create(
-        name=name, url=url, type=repo_type.value, description=description
-    )
+        raise conflict
+    try:
+        return await Repository.create(
+            name=name, url=url, type=repo_type.value, description=description
+        )
+    except IntegrityError:
+        # Another request added the same name between the check and the insert.
+        raise conflict from None
 
 
 async def get_repository(repository_id: int) -> Repository:
@@ -129,20 +145,24 @@ async def remove_repository(repository_id: int) -> int:
     repository = await get_repository(repository_id)
     if repository.type == RepositoryType.BUILTIN.value:
         raise Conflict("the builtin repository cannot be removed")
-    installed = await InstalledPlugin.filter(
-        catalog_plugin__repository_id=repository_id
-    ).values_list("name", flat=True)
-    if installed:
-        names = ", ".join(sorted(str(name) for name in installed))
-        raise Conflict(f"repository {repository.name!r} provides installed plugins: {names}")
-    await repository.delete()
+    # In one transaction, so an install racing the removal cannot be left without its entry.
+    async with in_transaction():
+        installed = await InstalledPlugin.filter(
+            catalog_plugin__repository_id=repository_id
+        ).values_list("name", flat=True)
+        if installed:
+            names = ", ".join(sorted(str(name) for name in installed))
+            raise Conflict(f"repository {repository.name!r} provides installed plugins: {names}")
+        await repository.delete()
     return repository_id
 
 
 def _published_at(value: Any) -> datetime | None:
     if not value:
         return None
-    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if not isinstance(value, str):
+        raise ValueError("publishedAt must be an ISO 8601 date and time")
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -155,7 +175,7 @@ def _parse_version(entry_name: str, base_url: str, data: Any) -> OfferedVersion:
     if data.get("version", manifest.version) != manifest.version:
         raise ValueError(f"version {data.get('version')!r} differs from the manifest's")
     sha256 = data.get("sha256")
-    if sha256 is not None and not (isinstance(sha256, str) and len(sha256) == 64):
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.match(sha256)):
         raise ValueError("sha256 must be 64 hexadecimal digits")
     archive = data.get("archive")
     return OfferedVersion(
@@ -187,10 +207,8 @@ def parse_index(document: bytes, base_url: str) -> tuple[list[OfferedPlugin], li
                 raise ValueError("an entry needs a name and a non-empty 'versions' list")
             if name in seen:
                 raise ValueError("the index lists this plugin twice")
-            versions = [_parse_version(name, base_url, item) for item in entry["versions"]]
-            versions.sort(key=lambda offered: _version_key(offered.manifest.version))
-            plugins.append(OfferedPlugin(name, versions))
             seen.add(name)
+            plugins.append(OfferedPlugin(name, _parse_versions(name, base_url, entry["versions"])))
         except BadUserInput as error:
             errors.append(SyncError(label, error.message))
         except (ValueError, TypeError) as error:
@@ -198,19 +216,26 @@ def parse_index(document: bytes, base_url: str) -> tuple[list[OfferedPlugin], li
     return plugins, errors
 
 
-def _version_key(version: str) -> Any:
-    from packaging.version import InvalidVersion, Version
+def _parse_versions(name: str, base_url: str, items: list[Any]) -> list[OfferedVersion]:
+    """The versions of one entry, oldest first; a version listed twice is refused."""
+    versions = [_parse_version(name, base_url, item) for item in items]
+    numbers = [offered.manifest.version for offered in versions]
+    twice = sorted({number for number in numbers if numbers.count(number) > 1})
+    if twice:
+        raise ValueError(f"versions listed twice: {', '.join(twice)}")
+    return sorted(versions, key=lambda offered: _version_key(offered.manifest.version))
 
+
+def _version_key(version: str) -> Any:
     try:
         return (0, Version(version))
     except InvalidVersion:
         return (-1, version)
 
 
-async def _upsert(repository: Repository, offered: OfferedPlugin) -> bool:
-    """Write one offered plugin; True when it was new to the catalog."""
-    latest = offered.latest.manifest
-    values = {
+def _catalog_values(latest: Manifest) -> dict[str, Any]:
+    """The columns of a catalog entry that the newest offered version decides."""
+    return {
         "version": latest.version,
         "display_name": latest.display_name,
         "description": latest.description,
@@ -224,32 +249,74 @@ async def _upsert(repository: Repository, offered: OfferedPlugin) -> bool:
             latest.name, latest.display_name, latest.description, latest.tags
         ),
     }
-    entry = await CatalogPlugin.get_or_none(repository_id=repository.id, name=offered.name)
-    created = entry is None
-    if entry is None:
-        entry = await CatalogPlugin.create(repository_id=repository.id, name=offered.name, **values)
-        await PluginStats.create(plugin_id=entry.id)
-    else:
-        await CatalogPlugin.filter(id=entry.id).update(**values)
-    await CatalogTag.filter(plugin_id=entry.id).delete()
+
+
+def _offered_versions(offered: OfferedPlugin) -> list[dict[str, Any]]:
+    return [
+        {
+            "version": version.manifest.version,
+            "manifest": version.manifest.raw,
+            "archive_url": version.archive_url,
+            "sha256": version.sha256,
+            "published_at": version.published_at,
+        }
+        for version in offered.versions
+    ]
+
+
+def _stored_versions(rows: Sequence[PluginVersion]) -> list[dict[str, Any]]:
+    return [
+        {
+            "version": row.version,
+            "manifest": row.manifest,
+            "archive_url": row.archive_url,
+            "sha256": row.sha256,
+            "published_at": row.published_at,
+        }
+        for row in rows
+    ]
+
+
+async def _write_versions(plugin_id: int, versions: list[dict[str, Any]]) -> None:
+    await PluginVersion.filter(plugin_id=plugin_id).delete()
+    await PluginVersion.bulk_create([PluginVersion(plugin_id=plugin_id, **v) for v in versions])
+
+
+async def _write_tags(plugin_id: int, tags: Sequence[str]) -> None:
+    await CatalogTag.filter(plugin_id=plugin_id).delete()
     await CatalogTag.bulk_create(
-        [CatalogTag(plugin_id=entry.id, tag=tag) for tag in sorted(set(latest.tags))]
+        [CatalogTag(plugin_id=plugin_id, tag=tag) for tag in sorted(set(tags))]
     )
-    await PluginVersion.filter(plugin_id=entry.id).delete()
-    await PluginVersion.bulk_create(
-        [
-            PluginVersion(
-                plugin_id=entry.id,
-                version=version.manifest.version,
-                manifest=version.manifest.raw,
-                archive_url=version.archive_url,
-                sha256=version.sha256,
-                published_at=version.published_at,
-            )
-            for version in offered.versions
-        ]
-    )
-    return created
+
+
+async def _create(repository: Repository, offered: OfferedPlugin) -> None:
+    values = _catalog_values(offered.latest.manifest)
+    entry = await CatalogPlugin.create(repository_id=repository.id, name=offered.name, **values)
+    await PluginStats.create(plugin_id=entry.id)
+    await _write_tags(entry.id, offered.latest.manifest.tags)
+    await _write_versions(entry.id, _offered_versions(offered))
+
+
+async def _update(
+    entry: CatalogPlugin, offered: OfferedPlugin, stored: Sequence[PluginVersion]
+) -> bool:
+    """Bring an existing entry in line with `offered`; True when anything changed.
+
+    Only the columns the repository decides are written: id, ratings, counters and the
+    installations that point at the entry stay as they are.
+    """
+    values = _catalog_values(offered.latest.manifest)
+    changed = {key: value for key, value in values.items() if getattr(entry, key) != value}
+    versions = _offered_versions(offered)
+    versions_changed = versions != _stored_versions(stored)
+    if changed:
+        # A queryset update does not touch auto_now fields.
+        await CatalogPlugin.filter(id=entry.id).update(**changed, updated_at=datetime.now(UTC))
+    if "tags" in changed:
+        await _write_tags(entry.id, offered.latest.manifest.tags)
+    if versions_changed:
+        await _write_versions(entry.id, versions)
+    return bool(changed) or versions_changed
 
 
 async def apply_offer(
@@ -258,16 +325,24 @@ async def apply_offer(
     """Make the repository's catalog entries match `offered`, in one transaction."""
     failed = {error.plugin for error in result.errors}
     async with in_transaction():
+        entries = {e.name: e for e in await CatalogPlugin.filter(repository_id=repository.id)}
+        stored: dict[int, list[PluginVersion]] = {entry.id: [] for entry in entries.values()}
+        if stored:
+            for row in await PluginVersion.filter(plugin_id__in=list(stored)).order_by("id"):
+                stored[row.plugin_id].append(row)
         for plugin in offered:
-            if await _upsert(repository, plugin):
+            entry = entries.get(plugin.name)
+            if entry is None:
+                await _create(repository, plugin)
                 result.added += 1
-            else:
+            elif await _update(entry, plugin, stored[entry.id]):
                 result.updated += 1
+        # An entry that failed this time keeps its last good state rather than vanishing.
         offered_names = {plugin.name for plugin in offered} | failed
         result.removed = (
             await CatalogPlugin.filter(repository_id=repository.id, available=True)
             .exclude(name__in=offered_names)
-            .update(available=False)
+            .update(available=False, updated_at=datetime.now(UTC))
         )
         await Repository.filter(id=repository.id).update(
             last_synced_at=datetime.now(UTC), last_sync_error=None

@@ -26,11 +26,10 @@ from datetime import datetime
 from typing import Any
 
 from runtime.events import LIFECYCLE_TYPES
+from runtime.plugin_context import PluginContext
 
 HookResult = Mapping[str, Any] | None
 
-# The context the runtime hands to hooks; re-exported so plugins import only this module.
-from runtime.plugin_context import PluginContext  # noqa: E402
 
 
 class RetryLater(Exception):
@@ -154,3 +153,18 @@ def hook_problems(cls: type) -> list[str]:
         except TypeError:
             problems.append(f"{name} must accept the same arguments as Plugin.{name}")
     return problems
+
+
+# What plugin code imports: the base class, the context hooks receive, and the outcomes a hook
+# may raise.
+__all__ = [
+    "Event",
+    "HookResult",
+    "PermanentFailure",
+    "Plugin",
+    "PluginContext",
+    "RetryLater",
+    "Skip",
+    "hook_problems",
+    "implemented_hooks",
+]

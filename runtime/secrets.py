@@ -27,6 +27,9 @@ class SecretBox:
     """
 
     def __init__(self, secret_key: str) -> None:
+        # An empty key is one anyone can guess: the values would be encrypted for show only.
+        if not secret_key:
+            raise ValueError("the secret key (STREAMSPACE_SECRET_KEY) must not be empty")
         derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
             secret_key.encode()
         )
@@ -44,4 +47,6 @@ class SecretBox:
             raise ValueError(
                 "secret configuration cannot be decrypted: STREAMSPACE_SECRET_KEY changed"
             ) from None
-        return dict(values)
+        if not isinstance(values, dict):
+            raise ValueError("secret configuration does not hold an object")
+        return values

@@ -21,20 +21,46 @@ def env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
-def read_or_create_secret(path: Path) -> str:
-    """The secret stored at `path`, created (owner-only) on first use."""
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    # O_EXCL: two processes starting at once must not write two different secrets.
+def _read_secret(path: Path) -> str:
+    value = path.read_text(encoding="utf-8").strip()
+    # An empty secret would sign tokens anyone can forge: refuse rather than run with it.
+    if not value:
+        raise ValueError(f"{path} is empty: delete it to generate a new secret, or set one")
+    return value
+
+
+def _create_in_place(path: Path, value: str) -> None:
+    """Where hard links are not supported: O_EXCL still lets only one process create it."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text(encoding="utf-8").strip()
+        return
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value)
-    return value
+
+
+def read_or_create_secret(path: Path) -> str:
+    """The secret stored at `path`, created (owner-only) on first use."""
+    if path.exists():
+        return _read_secret(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    # The secret is written whole to a private temporary file, then linked into place:
+    # link fails when the name exists, so of two processes starting at once one secret wins,
+    # and no reader ever sees a half-written (or empty) file.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value)
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    except OSError:
+        _create_in_place(path, value)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return _read_secret(path)
 
 
 @dataclass(frozen=True)
@@ -53,6 +79,9 @@ class Settings:
     log_format: str = "json"
     max_body_bytes: int = 1_048_576
     debug: bool = False
+    delivery_max_attempts: int = 8
+    delivery_backoff_base: float = 2.0
+    retention_days: float = 30.0
 
     @classmethod
     def load(
@@ -65,6 +94,8 @@ class Settings:
         port: int | None = None,
         log_level: str | None = None,
         log_format: str | None = None,
+        delivery_max_attempts: int | None = None,
+        delivery_backoff_base: float | None = None,
     ) -> Settings:
         directory = Path(data_dir or env("STREAMSPACE_DATA_DIR", DEFAULT_DATA_DIR) or "").resolve()
         jwt_secret = env("STREAMSPACE_JWT_SECRET")
@@ -84,4 +115,9 @@ class Settings:
             log_format=log_format or env("STREAMSPACE_LOG_FORMAT", "json") or "json",
             max_body_bytes=int(env("STREAMSPACE_MAX_BODY_BYTES", "1048576") or 1_048_576),
             debug=env("STREAMSPACE_DEBUG", "") in {"1", "true", "yes"},
+            delivery_max_attempts=delivery_max_attempts
+            or int(env("STREAMSPACE_DELIVERY_MAX_ATTEMPTS", "8") or 8),
+            delivery_backoff_base=delivery_backoff_base
+            or float(env("STREAMSPACE_DELIVERY_BACKOFF_BASE", "2") or 2),
+            retention_days=float(env("STREAMSPACE_RETENTION_DAYS", "30") or 30),
         )

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from graph.context import Info
-from graph.types.common import PageInfo
+from graph.types.common import PageInfo, field
 from graph.types.rating import PluginRating, PluginRatingConnection, PluginRatingEdge
 from graph.types.repository import Repository
 from models import CatalogPlugin as CatalogPluginRow
 from models import PluginRating as PluginRatingRow
+from models import PluginStats as PluginStatsRow
 from models import PluginVersion as PluginVersionRow
 from models import Repository as RepositoryRow
 from runtime import catalog
 from runtime.config_schema import normalise_schema
-from runtime.pagination import SortKey, after_q, decode_cursor, encode_cursor, page_size
+from runtime.pagination import SortKey, after_q, encode_cursor, page_size
 
 if TYPE_CHECKING:
     from graph.types.installed import InstalledPlugin
@@ -120,13 +121,13 @@ class CatalogPlugin:
             updated_at=row.updated_at,
         )
 
-    @strawberry.field(description="The configuration schema as standard JSON Schema.")
+    @field(description="The configuration schema as standard JSON Schema.")
     def config_schema(self) -> JSON:
-        return normalise_schema(self.row.manifest.get("configSchema"))
+        return cast(JSON, normalise_schema(self.row.manifest.get("configSchema")))
 
     @strawberry.field
     def default_config(self) -> JSON:
-        return dict(self.row.manifest.get("defaultConfig") or {})
+        return cast(JSON, dict(self.row.manifest.get("defaultConfig") or {}))
 
     @strawberry.field
     def permissions(self) -> list[str]:
@@ -157,23 +158,26 @@ class CatalogPlugin:
 
     @strawberry.field
     async def view_count(self, info: Info) -> int:
-        stats = await info.context.loaders.stats.load(self.row.id)
+        # A catalog page joins the statistics in; a single entry batches them.
+        if "_stats" in vars(self.row):
+            stats: PluginStatsRow | None = vars(self.row)["_stats"]
+        else:
+            stats = await info.context.loaders.stats.load(self.row.id)
         return stats.view_count if stats else 0
 
-    @strawberry.field(description="The caller's own rating, if any.")
+    @field(description="The caller's own rating, if any.")
     async def my_rating(self, info: Info) -> PluginRating | None:
         row = await info.context.loaders.my_rating.load(self.row.id)
         return PluginRating.from_row(row) if row else None
 
-    @strawberry.field(description="Ratings with reviews, newest first.")
+    @field(description="Ratings with reviews, newest first.")
     async def ratings(
         self, first: int | None = 20, after: str | None = None
     ) -> PluginRatingConnection:
         size = page_size(first)
         query = PluginRatingRow.filter(plugin_id=self.row.id)
         if after:
-            values = decode_cursor(after, len(_RATING_KEYS))
-            values[0] = datetime.fromisoformat(str(values[0]))
+            values = catalog.decode_after(PluginRatingRow, _RATING_KEYS, after)
             query = query.filter(after_q(_RATING_KEYS, values))
         rows = await query.order_by(*(key.ordering for key in _RATING_KEYS)).limit(size + 1)
         edges = [
@@ -203,6 +207,6 @@ class CatalogPluginConnection:
     edges: list[CatalogPluginEdge]
     page_info: PageInfo
 
-    @strawberry.field(description="How many entries match the filter (counted only when asked).")
+    @field(description="How many entries match the filter (counted only when asked).")
     async def total_count(self) -> int:
         return await self.query.filtered().count()

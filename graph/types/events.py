@@ -302,5 +302,3 @@ class UIExtension:
     component: str
     title: str | None
     props: JSON
-
-

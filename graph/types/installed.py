@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from graph.context import Info
 from graph.permissions import IsAdmin
+from graph.types.common import field
 from models import InstalledPlugin as InstalledPluginRow
 from runtime.installs import manifest_of
 
@@ -77,13 +78,13 @@ class InstalledPlugin:
             last_error=row.last_error,
         )
 
-    @strawberry.field(
+    @field(
         description="The configuration; secret values that are set read as ********.",
         permission_classes=[IsAdmin],
     )
     async def config(self, info: Info) -> JSON:
         manifest = await manifest_of(self.row)
-        return info.context.services.installer.visible_config(self.row, manifest)
+        return cast(JSON, info.context.services.installer.visible_config(self.row, manifest))
 
     @strawberry.field
     async def catalog_plugin(
@@ -96,7 +97,7 @@ class InstalledPlugin:
         row = await info.context.loaders.catalog_plugin.load(self.row.catalog_plugin_id)
         return CatalogPlugin.from_row(row) if row else None
 
-    @strawberry.field(description="Versions the plugin's repository offers, oldest first.")
+    @field(description="Versions the plugin's repository offers, oldest first.")
     async def available_versions(self, info: Info) -> list[str]:
         if self.row.catalog_plugin_id is None:
             return []

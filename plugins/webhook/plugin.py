@@ -7,7 +7,6 @@ delivery and can drop duplicates; 2xx succeeds, 429 and 5xx and timeouts are ret
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -72,7 +71,7 @@ class WebhookPlugin(Plugin):
             ) as response:
                 status = response.status
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        except (TimeoutError, asyncio.TimeoutError) as error:
+        except TimeoutError as error:
             raise RetryLater(f"the receiver did not answer in time: {error}") from None
         except aiohttp.ClientError as error:
             raise RetryLater(f"the receiver could not be reached: {error}") from None

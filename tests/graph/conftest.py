@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import json
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from starlette.requests import Request
 
-from graph.app import build_services
+from graph.app import GraphQLApp, build_services
 from graph.context import Context, Services
 from graph.schema import schema
+from models import CatalogPlugin, CatalogTag, PluginStats, PluginVersion, Repository
 from runtime.auth import Role
+from runtime.catalog import search_text
 from runtime.settings import Settings
 from tests.conftest import Database
 
@@ -44,7 +49,8 @@ class Execute(Protocol):
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Services:
+async def services(db: Database, tmp_path: Path) -> AsyncIterator[Services]:
+    """The services of a server, with its plugin host started on the test's database."""
     settings = Settings(
         data_dir=tmp_path,
         database_url="unused",
@@ -53,7 +59,12 @@ def services(tmp_path: Path) -> Services:
         secret_key="test-secret-key",
         jwt_secret_generated=False,
     )
-    return build_services(settings)
+    built = build_services(settings)
+    await built.host.hub.connect()
+    await built.host.start()
+    yield built
+    await built.host.stop()
+    await built.host.hub.disconnect()
 
 
 @pytest.fixture
@@ -72,9 +83,129 @@ def gql(db: Database, services: Services) -> Execute:
             token = services.tokens.issue(role, subject)
             context.authenticate(services.tokens.verify(token))
         result = await schema.execute(query, variable_values=variables, context_value=context)
-        errors = [error.formatted for error in result.errors or []]
+        errors = [dict(error.formatted) for error in result.errors or []]
         return Result(data=result.data, errors=errors)
 
     return execute
 
 
+# --- Catalog data -----------------------------------------------------------------------------
+
+SEED = Path("/work/shared/seeds/000_995d5c3f351cd671.txt")
+
+
+def seed_slack_manifest() -> dict[str, Any]:
+    """The seed's Slack plugin.json, with webhookUrl marked secret as the server expects."""
+    text = SEED.read_text(encoding="utf-8")
+    block = text.split("**Plugin Manifest**", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    manifest: dict[str, Any] = json.loads(block)
+    manifest["configSchema"]["webhookUrl"]["secret"] = True
+    return manifest
+
+
+@pytest.fixture
+def slack_manifest() -> dict[str, Any]:
+    return seed_slack_manifest()
+
+
+class Catalog(Protocol):
+    def __call__(
+        self,
+        name: str,
+        *,
+        display_name: str | None = None,
+        description: str = "",
+        category: str = "notifications",
+        plugin_type: str = "extension",
+        tags: Sequence[str] = (),
+        install_count: int = 0,
+        avg_rating: float = 0.0,
+        rating_count: int = 0,
+        available: bool = True,
+        created_at: datetime | None = None,
+        versions: Sequence[str] = ("1.0.0",),
+        manifest: dict[str, Any] | None = None,
+        repository: Repository | None = None,
+    ) -> Awaitable[CatalogPlugin]: ...
+
+
+@pytest.fixture
+def make_plugin(db: Database) -> Catalog:
+    """Create a catalog entry (with its tags, versions and stats rows) in the builtin repository
+    unless another is given."""
+
+    async def create(
+        name: str,
+        *,
+        display_name: str | None = None,
+        description: str = "",
+        category: str = "notifications",
+        plugin_type: str = "extension",
+        tags: Sequence[str] = (),
+        install_count: int = 0,
+        avg_rating: float = 0.0,
+        rating_count: int = 0,
+        available: bool = True,
+        created_at: datetime | None = None,
+        versions: Sequence[str] = ("1.0.0",),
+        manifest: dict[str, Any] | None = None,
+        repository: Repository | None = None,
+    ) -> CatalogPlugin:
+        repository = repository or await Repository.get(name="builtin")
+        display = display_name or name.replace("-", " ").title()
+        manifest = manifest or {"name": name, "version": versions[-1], "type": plugin_type}
+        plugin = await CatalogPlugin.create(
+            repository_id=repository.id,
+            name=name,
+            version=versions[-1],
+            display_name=display,
+            description=description,
+            category=category,
+            plugin_type=plugin_type,
+            manifest=manifest,
+            tags=list(tags),
+            install_count=install_count,
+            avg_rating=avg_rating,
+            rating_count=rating_count,
+            available=available,
+            search_text=search_text(name, display, description, tags),
+        )
+        if created_at is not None:
+            # auto_now_add ignores a given value; NEWEST needs distinct, known creation times.
+            await CatalogPlugin.filter(id=plugin.id).update(created_at=created_at)
+            plugin.created_at = created_at
+        await CatalogTag.bulk_create([CatalogTag(plugin_id=plugin.id, tag=t) for t in set(tags)])
+        await PluginVersion.bulk_create(
+            [
+                PluginVersion(plugin_id=plugin.id, version=v, manifest={**manifest, "version": v})
+                for v in versions
+            ]
+        )
+        await PluginStats.create(plugin_id=plugin.id)
+        return plugin
+
+    return create
+
+
+# --- Raw Authorization headers ----------------------------------------------------------------
+
+
+class ExecuteWithHeader(Protocol):
+    def __call__(self, query: str, authorization: str | None) -> Awaitable[Result]: ...
+
+
+@pytest.fixture
+def gql_header(db: Database, services: Services) -> ExecuteWithHeader:
+    """Execute an operation with the context the HTTP app builds from an Authorization header."""
+    app = GraphQLApp(services)
+
+    async def execute(query: str, authorization: str | None) -> Result:
+        headers = [(b"authorization", authorization.encode())] if authorization else []
+        scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": headers}
+        request = Request(scope)
+        context = await app.get_context(request)
+        result = await schema.execute(query, context_value=context)
+        errors = [dict(error.formatted) for error in result.errors or []]
+        return Result(data=result.data, errors=errors)
+
+    return execute

@@ -57,9 +57,9 @@ async def running_host(
         await hub.disconnect()
 
 
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+async def until(condition: Callable[[], Any], deadline: float = 10.0) -> None:
     """Wait for an async or plain condition to hold (a deadline for a hang, not a timing test)."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(deadline):
         while True:
             value = condition()
             if inspect.isawaitable(value):

@@ -12,14 +12,21 @@ from runtime.sdk import Event, Plugin, PluginContext, RetryLater
 from tests.conftest import Database
 from tests.runtime.hosting import all_final, manifest, running_host, until
 
-SESSION = {"id": "admin-firefox-abc123", "user_id": "john.doe", "template": "firefox-browser",
-           "state": "running", "resources": {"memory": "512Mi", "cpu": "250m"}}
+SESSION = {
+    "id": "admin-firefox-abc123",
+    "user_id": "john.doe",
+    "template": "firefox-browser",
+    "state": "running",
+    "resources": {"memory": "512Mi", "cpu": "250m"},
+}
 
 
 class Recorder(Plugin):
     calls: list[tuple[str, Any]] = []
 
-    async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> dict[str, Any]:
+    async def on_session_created(
+        self, ctx: PluginContext, session: Mapping[str, Any]
+    ) -> dict[str, Any]:
         Recorder.calls.append(("on_session_created", dict(session)))
         ctx.log.info("session seen", session=session["id"])
         return {"seen": session["id"]}
@@ -47,7 +54,9 @@ class Raising(Plugin):
 class Flaky(Plugin):
     failures_left = 2
 
-    async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> dict[str, int]:
+    async def on_session_created(
+        self, ctx: PluginContext, session: Mapping[str, Any]
+    ) -> dict[str, int]:
         if Flaky.failures_left:
             Flaky.failures_left -= 1
             raise RetryLater("not yet", after=0)
@@ -67,14 +76,20 @@ async def test_each_hook_receives_the_normalised_payload(db: Database) -> None:
     Recorder.calls = []
     async with running_host({"recorder": Recorder}) as host:
         result = await host.emitter.emit(EmitRequest("session.created", SESSION, wait=True))
-        await host.emitter.emit(EmitRequest("user.login", {"id": "u1", "username": "ann"}, wait=True))
+        await host.emitter.emit(
+            EmitRequest("user.login", {"id": "u1", "username": "ann"}, wait=True)
+        )
         await host.emitter.emit(EmitRequest("custom.backup_done", {"ok": True}, wait=True))
     assert [d.status for d in result.deliveries] == ["SUCCEEDED"]
     assert result.deliveries[0].result == {"seen": SESSION["id"]}
     hook, session = Recorder.calls[0]
     assert hook == "on_session_created"
     assert session["userId"] == session["user"] == "john.doe"
-    assert [call[0] for call in Recorder.calls] == ["on_session_created", "on_user_login", "on_event"]
+    assert [call[0] for call in Recorder.calls] == [
+        "on_session_created",
+        "on_user_login",
+        "on_event",
+    ]
     await until(lambda: PluginLog.filter(plugin="recorder", message="session seen").exists())
 
 
@@ -88,7 +103,7 @@ async def test_a_hanging_and_a_raising_plugin_do_not_delay_a_healthy_one(db: Dat
     async with running_host({"hanging": Hanging, "raising": Raising, "recorder": Recorder}) as host:
         result = await host.emitter.emit(EmitRequest("session.created", SESSION))
         healthy = next(d for d in result.deliveries if d.plugin == "recorder")
-        await until(lambda: Delivery.filter(id=healthy.id, status="SUCCEEDED").exists(), timeout=5)
+        await until(lambda: Delivery.filter(id=healthy.id, status="SUCCEEDED").exists(), deadline=5)
         await until(lambda: Delivery.filter(plugin="hanging", status="RETRYING").exists())
         await until(lambda: Delivery.filter(plugin="raising", status="RETRYING").exists())
         failed = await Delivery.get(plugin="raising")

@@ -1,0 +1,159 @@
+"""streamspace-webhook against a local receiver that checks Standard Webhooks signatures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from models import Delivery, InstalledPlugin
+from runtime.emitter import EmitRequest
+from runtime.host import PluginHost
+from runtime.registry import PluginRegistry, discover_builtins
+from tests.conftest import Database
+from tests.runtime.hosting import BOX, all_final, until
+
+SECRET_BYTES = os.urandom(24)
+SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()
+
+
+@dataclass
+class Receiver:
+    """Answers with the queued statuses (then 200) and keeps every request it verified."""
+
+    statuses: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        message_id = request.headers["webhook-id"]
+        timestamp = request.headers["webhook-timestamp"]
+        signed = f"{message_id}.{timestamp}.{body}".encode()
+        expected = base64.b64encode(
+            hmac.new(SECRET_BYTES, signed, hashlib.sha256).digest()
+        ).decode()
+        signatures = [s.split(",", 1)[1] for s in request.headers["webhook-signature"].split(" ")]
+        assert expected in signatures, "signature does not verify"
+        assert request.headers["content-type"] == "application/json"
+        self.received.append({"id": message_id, "body": orjson.loads(body)})
+        status, headers = self.statuses.pop(0) if self.statuses else (200, {})
+        return web.Response(status=status, headers=headers)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", found.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    found.url = f"http://127.0.0.1:{port}/hook"
+    yield found
+    await runner.cleanup()
+
+
+async def webhook_host(url: str, **config: Any) -> PluginHost:
+    from runtime.host import HostSettings
+    from runtime.hub import Hub
+    from runtime.installs import Installer
+
+    registry = PluginRegistry()
+    discover_builtins(registry)
+    installer = Installer(BOX)
+    public, hidden = installer._split({"url": url, "secret": SECRET, **config}, {"url", "secret"})
+    await InstalledPlugin.create(
+        name="streamspace-webhook",
+        version="1.0.0",
+        enabled=True,
+        config=public,
+        secret_config=hidden,
+    )
+    hub = Hub("memory://")
+    await hub.connect()
+    host = PluginHost(registry, hub, installer, HostSettings(backoff_base=0.01, poll_interval=0.05))
+    await host.start()
+    return host
+
+
+async def stop(host: PluginHost) -> None:
+    await host.stop()
+    await host.hub.disconnect()
+
+
+async def test_an_event_is_posted_signed_with_type_timestamp_and_data(
+    db: Database, receiver: Receiver
+) -> None:
+    host = await webhook_host(receiver.url)
+    try:
+        result = await host.emitter.emit(
+            EmitRequest("session.created", {"id": "s1", "user": "ann"}, wait=True)
+        )
+    finally:
+        await stop(host)
+    assert [d.status for d in result.deliveries] == ["SUCCEEDED"]
+    body = receiver.received[0]["body"]
+    assert body["type"] == "session.created"
+    assert body["data"]["userId"] == "ann"
+    assert body["timestamp"]
+
+
+async def test_retries_keep_the_webhook_id_and_honour_retry_after(
+    db: Database, receiver: Receiver
+) -> None:
+    receiver.statuses = [(503, {}), (429, {"Retry-After": "0"})]
+    host = await webhook_host(receiver.url)
+    try:
+        result = await host.emitter.emit(EmitRequest("user.login", {"id": "u1"}))
+        await until(lambda: all_final(result.event.id))
+    finally:
+        await stop(host)
+    delivery = await Delivery.get(event_id=result.event.id)
+    assert (delivery.status, delivery.attempts) == ("SUCCEEDED", 3)
+    assert len({r["id"] for r in receiver.received}) == 1
+
+
+async def test_a_client_error_is_final(db: Database, receiver: Receiver) -> None:
+    receiver.statuses = [(404, {})]
+    host = await webhook_host(receiver.url)
+    try:
+        result = await host.emitter.emit(EmitRequest("user.login", {"id": "u1"}))
+        await until(lambda: all_final(result.event.id))
+    finally:
+        await stop(host)
+    delivery = await Delivery.get(event_id=result.event.id)
+    assert (delivery.status, delivery.attempts) == ("DEAD", 1)
+    assert "404" in (delivery.error or "")
+
+
+async def test_types_outside_the_configured_events_are_skipped(
+    db: Database, receiver: Receiver
+) -> None:
+    host = await webhook_host(receiver.url, events=["session.created"])
+    try:
+        result = await host.emitter.emit(EmitRequest("user.login", {"id": "u1"}, wait=True))
+    finally:
+        await stop(host)
+    assert [d.status for d in result.deliveries] == ["SKIPPED"]
+    assert receiver.received == []
+
+
+async def test_the_connection_test_sends_a_ping(db: Database, receiver: Receiver) -> None:
+    host = await webhook_host(receiver.url)
+    try:
+        result = await host.test_plugin("streamspace-webhook")
+    finally:
+        await stop(host)
+    assert result is not None and result["status"] == 200
+    assert receiver.received[0]["body"]["type"] == "ping"

@@ -1,0 +1,105 @@
+"""Settings: generated secrets in the data directory, environment overrides and defaults."""
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from runtime.settings import JWT_SECRET_FILE, SECRET_KEY_FILE, Settings, read_or_create_secret
+
+ENVIRONMENT = [
+    "STREAMSPACE_DATA_DIR",
+    "STREAMSPACE_DATABASE_URL",
+    "STREAMSPACE_BROADCAST_URL",
+    "STREAMSPACE_JWT_SECRET",
+    "STREAMSPACE_SECRET_KEY",
+    "STREAMSPACE_PORT",
+    "STREAMSPACE_LOG_LEVEL",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_secret_is_created_once_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "jwt-secret"
+    first = read_or_create_secret(path)
+    assert len(first) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_or_create_secret(path) == first
+    assert sorted(p.name for p in path.parent.iterdir()) == ["jwt-secret"]
+
+
+def test_a_secret_written_by_the_operator_is_read_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("chosen-by-the-operator\n")
+    assert read_or_create_secret(path) == "chosen-by-the-operator"
+
+
+def test_an_empty_secret_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("\n")
+    with pytest.raises(ValueError, match="is empty"):
+        read_or_create_secret(path)
+
+
+def test_the_defaults_live_in_the_data_directory(tmp_path: Path) -> None:
+    settings = Settings.load(data_dir=str(tmp_path))
+    assert settings.data_dir == tmp_path.resolve()
+    assert settings.database_url == f"sqlite://{tmp_path.resolve() / 'streamspace.db'}"
+    assert settings.broadcast_url == "memory://"
+    assert settings.jwt_secret == (tmp_path / JWT_SECRET_FILE).read_text()
+    assert settings.secret_key == (tmp_path / SECRET_KEY_FILE).read_text()
+    assert settings.jwt_secret != settings.secret_key
+    assert settings.jwt_secret_generated
+
+
+def test_two_loads_with_one_data_directory_agree(tmp_path: Path) -> None:
+    first, second = Settings.load(data_dir=str(tmp_path)), Settings.load(data_dir=str(tmp_path))
+    assert (first.jwt_secret, first.secret_key) == (second.jwt_secret, second.secret_key)
+
+
+def test_the_data_directory_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSPACE_DATA_DIR", str(tmp_path / "env-dir"))
+    settings = Settings.load()
+    assert settings.data_dir == (tmp_path / "env-dir").resolve()
+    assert (tmp_path / "env-dir" / JWT_SECRET_FILE).exists()
+
+
+def test_environment_variables_override_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSPACE_DATABASE_URL", "postgres://db.test/streamspace")
+    monkeypatch.setenv("STREAMSPACE_BROADCAST_URL", "redis://127.0.0.1:6379")
+    monkeypatch.setenv("STREAMSPACE_JWT_SECRET", "jwt-from-the-environment")
+    monkeypatch.setenv("STREAMSPACE_SECRET_KEY", "key-from-the-environment")
+    monkeypatch.setenv("STREAMSPACE_PORT", "9090")
+    monkeypatch.setenv("STREAMSPACE_LOG_LEVEL", "debug")
+    settings = Settings.load(data_dir=str(tmp_path))
+    assert settings.database_url == "postgres://db.test/streamspace"
+    assert settings.broadcast_url == "redis://127.0.0.1:6379"
+    assert settings.jwt_secret == "jwt-from-the-environment"
+    assert settings.secret_key == "key-from-the-environment"
+    assert not settings.jwt_secret_generated
+    assert (settings.port, settings.log_level) == (9090, "DEBUG")
+    # Secrets given by the environment are not also generated on disk.
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_flags_override_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMSPACE_DATABASE_URL", "postgres://db.test/from-env")
+    settings = Settings.load(data_dir=str(tmp_path), database_url="sqlite://flag.db", port=7000)
+    assert (settings.database_url, settings.port) == ("sqlite://flag.db", 7000)
+
+
+def test_an_empty_environment_variable_counts_as_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSPACE_JWT_SECRET", "")
+    settings = Settings.load(data_dir=str(tmp_path))
+    assert settings.jwt_secret == (tmp_path / JWT_SECRET_FILE).read_text()
