@@ -12,11 +12,12 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -34,6 +35,12 @@ Mutation = merge_types("Mutation", (CatalogMutation, EventMutation))
 MAX_DEPTH = 12
 MAX_TOKENS = 4000
 MAX_ALIASES = 30
+# Built once: MaxAliasesLimiter and QueryDepthLimiter create a new rule class per instance, and
+# the validation cache keys on the rule classes, so per-request instances never hit the cache.
+LIMIT_RULES = [
+    max_aliases.create_validator(MAX_ALIASES),
+    query_depth_limiter.create_validator(MAX_DEPTH, None),
+]
 
 
 class Schema(strawberry.Schema):
@@ -83,8 +90,7 @@ def build_schema(*, debug: bool = False) -> strawberry.Schema:
         extensions=[
             codes,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: AddValidationRules(LIMIT_RULES),
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
         ],

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from runtime.events import LIFECYCLE_TYPES
+from runtime.notify import Allowance, HourlyLimit, Notice, NoticeField, config_key, describe
 from runtime.plugin_context import PluginContext
 
 HookResult = Mapping[str, Any] | None
@@ -158,13 +159,19 @@ def hook_problems(cls: type) -> list[str]:
 # What plugin code imports: the base class, the context hooks receive, and the outcomes a hook
 # may raise.
 __all__ = [
+    "Allowance",
     "Event",
+    "HourlyLimit",
+    "Notice",
+    "NoticeField",
     "HookResult",
     "PermanentFailure",
     "Plugin",
     "PluginContext",
     "RetryLater",
     "Skip",
+    "config_key",
+    "describe",
     "hook_problems",
     "implemented_hooks",
 ]

@@ -13,6 +13,7 @@ from graph.context import Info
 from graph.permissions import IsAdmin
 from graph.types.common import field
 from models import InstalledPlugin as InstalledPluginRow
+from runtime.delivery_stats import delivery_stats
 from runtime.installs import manifest_of
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class PluginStatus(Enum):
 
 @strawberry.type
 class InstalledPluginStats:
-    """Delivery figures of the plugin."""
+    """Delivery figures of the plugin: succeeded, failing now (RETRYING), dead."""
 
     delivered: int = 0
     failed: int = 0
@@ -104,6 +105,13 @@ class InstalledPlugin:
         rows = await info.context.loaders.versions.load(self.row.catalog_plugin_id)
         return [row.version for row in rows]
 
-    @strawberry.field
-    def stats(self) -> InstalledPluginStats:
-        return InstalledPluginStats()
+    @field(description="Delivery figures, from the deliveries still kept (see retention).")
+    async def stats(self) -> InstalledPluginStats:
+        figures = await delivery_stats(self.row.name)
+        return InstalledPluginStats(
+            delivered=figures.delivered,
+            failed=figures.failing,
+            dead=figures.dead,
+            avg_duration_ms=figures.avg_duration_ms,
+            last_delivery_at=figures.last_delivery_at,
+        )

@@ -157,3 +157,20 @@ async def test_the_connection_test_sends_a_ping(db: Database, receiver: Receiver
         await stop(host)
     assert result is not None and result["status"] == 200
     assert receiver.received[0]["body"]["type"] == "ping"
+
+
+async def test_the_installed_plugin_reports_its_delivery_figures(
+    db: Database, receiver: Receiver
+) -> None:
+    from runtime.delivery_stats import delivery_stats
+
+    receiver.statuses = [(404, {})]
+    host = await webhook_host(receiver.url)
+    try:
+        for index in range(3):
+            await host.emitter.emit(EmitRequest("user.login", {"id": f"u{index}"}, wait=True))
+    finally:
+        await stop(host)
+    figures = await delivery_stats("streamspace-webhook")
+    assert (figures.delivered, figures.dead, figures.failing) == (2, 1, 0)
+    assert figures.avg_duration_ms is not None and figures.last_delivery_at is not None
