@@ -1,4 +1,4 @@
-"""The ASGI application: GraphQL on /graphql, health on /healthz and /readyz.
+"""The ASGI application: GraphQL on /graphql; /healthz, /readyz and /metrics for operators.
 
 Example:
     >>> from runtime.settings import Settings
@@ -7,38 +7,48 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
+from tortoise.functions import Count
 
 from graph.context import Context, Services
 from graph.schema import build_schema
-from models import close_database, init_database, migrate_database
+from models import (
+    Delivery,
+    InstalledPlugin,
+    close_database,
+    dialect,
+    init_database,
+    migrate_database,
+)
 from models.database import ping_database
 from runtime.auth import TokenIssuer, bearer_token
+from runtime.builtin_catalog import publish_builtins
 from runtime.catalog import ViewCounter
 from runtime.errors import Unauthenticated
-from runtime.builtin_catalog import publish_builtins
 from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
 from runtime.installs import Installer
 from runtime.plugin_routes import PluginRoutes
 from runtime.registry import PluginRegistry, discover_builtins, discover_entry_points
-from runtime.retention import Retention
 from runtime.repositories import ensure_builtin_repository
+from runtime.retention import Retention
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
 
@@ -112,35 +122,113 @@ def build_services(settings: Settings) -> Services:
     )
 
 
+READY_PROBE_CHANNEL = "streamspace.readyz"
+READY_PROBE_TIMEOUT = 5.0
+METRIC_STATUSES = ("PENDING", "RUNNING", "RETRYING", "DEAD")
+
+
+def _metric(lines: list[str], name: str, kind: str, text: str, samples: list[str]) -> None:
+    lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *samples]
+
+
+async def render_metrics(services: Services, ready: bool, started_at: float) -> str:
+    """The Prometheus text exposition (version 0.0.4) of what an operator watches."""
+    lines: list[str] = []
+    _metric(lines, "streamspace_up", "gauge", "1 when serving.", [f"streamspace_up {int(ready)}"])
+    _metric(
+        lines,
+        "streamspace_process_start_time_seconds",
+        "gauge",
+        "When this process started, in seconds since the epoch.",
+        [f"streamspace_process_start_time_seconds {started_at:.3f}"],
+    )
+    _metric(
+        lines,
+        "streamspace_plugins_loaded",
+        "gauge",
+        "Plugins loaded into this process's runtime.",
+        [f"streamspace_plugins_loaded {len(services.host.loaded)}"],
+    )
+    _metric(
+        lines,
+        "streamspace_subscribers",
+        "gauge",
+        "Subscription inboxes open in this process.",
+        [f"streamspace_subscribers {services.host.hub.subscriber_count()}"],
+    )
+    if ready:
+        installed = (
+            await InstalledPlugin.annotate(count=Count("id"))
+            .group_by("status")
+            .values_list("status", "count")
+        )
+        _metric(
+            lines,
+            "streamspace_installed_plugins",
+            "gauge",
+            "Installed plugins by status.",
+            [
+                f'streamspace_installed_plugins{{status="{status}"}} {count}'
+                for status, count in sorted(installed)
+            ],
+        )
+        counts = dict.fromkeys(METRIC_STATUSES, 0)
+        for status, count in (
+            await Delivery.filter(status__in=METRIC_STATUSES)
+            .annotate(count=Count("id"))
+            .group_by("status")
+            .values_list("status", "count")
+        ):
+            counts[str(status)] = int(count)
+        _metric(
+            lines,
+            "streamspace_deliveries",
+            "gauge",
+            "Deliveries not yet succeeded or skipped, by status (all replicas).",
+            [f'streamspace_deliveries{{status="{status}"}} {n}' for status, n in counts.items()],
+        )
+    return "\n".join(lines) + "\n"
+
+
+async def probe_broadcast(hub: Hub) -> None:
+    """Raise unless the broadcast backend takes a message (a dead Redis refuses it)."""
+    async with asyncio.timeout(READY_PROBE_TIMEOUT):
+        await hub.publish(READY_PROBE_CHANNEL, {"probe": True})
+
+
 def create_app(settings: Settings) -> Starlette:
     services = build_services(settings)
     state: dict[str, str | None] = {"not_ready": "starting"}
+    started_at = time.time()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        applied = await migrate_database(settings.database_url)
-        for name in applied:
-            log.info("migration applied", extra={"migration": name})
-        await init_database(settings.database_url)
-        await ensure_builtin_repository()
-        host = services.host
-        await host.hub.connect()
-        await publish_builtins(host.registry)
-        await host.start()
-        retention = Retention(timedelta(days=settings.retention_days))
-        retention.start()
-        services.views.start()
-        state["not_ready"] = None
-        try:
-            yield
-        finally:
-            state["not_ready"] = "shutting down"
-            await services.views.stop()
-            await retention.stop()
-            await host.stop()
-            await host.hub.disconnect()
-            await close_database()
+        # Whatever started is stopped again, in reverse order, also when a later step fails.
+        async with AsyncExitStack() as stack:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            applied = await migrate_database(settings.database_url)
+            for name in applied:
+                log.info("migration applied", extra={"migration": name})
+            await init_database(settings.database_url)
+            stack.push_async_callback(close_database)
+            await ensure_builtin_repository()
+            host = services.host
+            await host.hub.connect()
+            stack.push_async_callback(host.hub.disconnect)
+            await publish_builtins(host.registry)
+            await host.start()
+            stack.push_async_callback(host.stop)
+            retention = Retention(timedelta(days=settings.retention_days))
+            retention.start()
+            stack.push_async_callback(retention.stop)
+            services.views.start()
+            stack.push_async_callback(services.views.stop)
+            state["not_ready"] = None
+            log.info("ready", extra={"database": dialect(settings.database_url)})
+            try:
+                yield
+            finally:
+                state["not_ready"] = "shutting down"
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -152,13 +240,28 @@ def create_app(settings: Settings) -> Starlette:
             await ping_database()
         except Exception as error:  # the reason is the point of this endpoint
             return JSONResponse({"status": "unready", "reason": f"database: {error}"}, 503)
+        try:
+            await probe_broadcast(services.host.hub)
+        except Exception as error:
+            reason = f"broadcast: {error or type(error).__name__}"
+            return JSONResponse({"status": "unready", "reason": reason}, 503)
         return JSONResponse({"status": "ready"})
+
+    async def metrics(request: Request) -> Response:
+        ready = state["not_ready"] is None
+        try:
+            body = await render_metrics(services, ready, started_at)
+        except Exception:  # the database went away: report that, not a 500
+            log.warning("metrics without database counts", exc_info=True)
+            body = await render_metrics(services, False, started_at)
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     graphql = GraphQLApp(services)
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Mount("/plugins", app=PluginRoutes(services.host.router_of)),

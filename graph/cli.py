@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from types import FrameType
+from urllib.parse import urlsplit, urlunsplit
 
 from runtime.auth import Role, TokenIssuer, parse_ttl
 from runtime.errors import BadUserInput
@@ -22,7 +27,33 @@ Start a server on the embedded default (SQLite in the data directory, in-process
   streamspace-plugins serve
 then open http://127.0.0.1:8080/graphql and send the admin token it prints as
   {"Authorization": "Bearer <token>"}
+
+Every flag also reads an environment variable (flags win); `COMMAND --help` lists them.
 """
+
+SERVE_EPILOG = """\
+settings read only from the environment:
+  STREAMSPACE_JWT_SECRET      signs bearer tokens (default: generated once into
+                              <data-dir>/jwt-secret, so `token` and `serve` agree)
+  STREAMSPACE_SECRET_KEY      encrypts secret plugin settings at rest (default:
+                              generated once into <data-dir>/secret-key)
+  STREAMSPACE_MAX_BODY_BYTES  request body cap; larger requests get 413 (default 1048576)
+  STREAMSPACE_DEBUG           1 shows unexpected errors' messages instead of masking them
+  STREAMSPACE_RETENTION_DAYS  days events, deliveries and logs are kept (default 30)
+
+On start, serve applies pending migrations, then prints where it listens and, while the
+signing secret is the generated one, an admin token valid for 24 hours. SIGTERM or Ctrl-C
+stop it gracefully.
+"""
+
+TOKEN_EPILOG = """\
+The token is signed with STREAMSPACE_JWT_SECRET when set, else with <data-dir>/jwt-secret,
+the secret `serve` uses with the same data directory. Send it as
+  Authorization: Bearer <token>
+"""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+STARTUP_FAILURE = 3
+GRACEFUL_SHUTDOWN_SECONDS = 30
 
 FIRST_ADMIN_TTL = timedelta(hours=24)
 
@@ -51,7 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the server (applies pending migrations first)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the server (applies pending migrations first)",
+        description="Run the GraphQL server. Every flag also reads the environment variable "
+        "shown; flags win.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument(
         "--host", help="address to listen on (env STREAMSPACE_HOST, default 127.0.0.1)"
     )
@@ -60,16 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_database_url(serve)
     serve.add_argument(
         "--broadcast-url",
-        help="memory:// (default), redis://HOST:PORT or postgres://… (env STREAMSPACE_BROADCAST_URL)",
+        help="memory:// (default), redis://HOST:PORT or postgres://… "
+        "(env STREAMSPACE_BROADCAST_URL)",
     )
     serve.add_argument(
-        "--log-level", help="DEBUG, INFO, WARNING, ERROR (env STREAMSPACE_LOG_LEVEL)"
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="DEBUG, INFO, WARNING, ERROR (env STREAMSPACE_LOG_LEVEL, default INFO)",
     )
-    serve.add_argument("--log-format", choices=["json", "text"], help="env STREAMSPACE_LOG_FORMAT")
+    serve.add_argument(
+        "--log-format",
+        choices=["json", "text"],
+        help="json: one object per line on stderr; text (env STREAMSPACE_LOG_FORMAT, default json)",
+    )
     serve.add_argument(
         "--delivery-max-attempts",
         type=int,
-        help="attempts before a delivery is DEAD (env STREAMSPACE_DELIVERY_MAX_ATTEMPTS, default 8)",
+        help="attempts before a delivery is DEAD "
+        "(env STREAMSPACE_DELIVERY_MAX_ATTEMPTS, default 8)",
     )
     serve.add_argument(
         "--delivery-backoff-base",
@@ -78,20 +125,53 @@ def build_parser() -> argparse.ArgumentParser:
         "(env STREAMSPACE_DELIVERY_BACKOFF_BASE, default 2)",
     )
 
-    migrate = commands.add_parser("migrate", help="apply pending migrations and print what ran")
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply pending migrations and print what ran",
+        description="Apply pending migrations to the database and print each one that ran. "
+        "serve does this on start too.",
+    )
     _add_data_dir(migrate)
     _add_database_url(migrate)
 
     token = commands.add_parser(
-        "token", help="mint a bearer token signed with the data directory's secret"
+        "token",
+        help="mint a bearer token signed with the data directory's secret",
+        description="Print a bearer token for the server that uses the same data directory.",
+        epilog=TOKEN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    token.add_argument("--role", required=True, choices=[role.value for role in Role])
+    token.add_argument(
+        "--role",
+        required=True,
+        choices=[role.value for role in Role],
+        help="admin: everything; user: browse, rate, review; platform: viewer, emitEvent",
+    )
     token.add_argument("--subject", required=True, help="who the token names, e.g. alice")
     token.add_argument("--ttl", default="1h", help="lifetime such as 30m, 1h, 7d (default 1h)")
     _add_data_dir(token)
 
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     return parser
+
+
+def _shown_url(url: str) -> str:
+    """The database URL with any password hidden, fit to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _exit_after_shutdown(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM after uvicorn's graceful shutdown (it re-raises the signal) or before it ran.
+
+    Without a handler the re-raised SIGTERM kills the process, so a clean stop would read as
+    "killed by signal 15" to a process manager.
+    """
+    raise SystemExit(0)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -111,16 +191,25 @@ def _serve(args: argparse.Namespace) -> int:
         delivery_max_attempts=args.delivery_max_attempts,
         delivery_backoff_base=args.delivery_backoff_base,
     )
+    from models.database import normalise_url
+
+    normalise_url(settings.database_url)  # refuses an unsupported scheme before anything starts
+    if settings.log_level not in LOG_LEVELS:
+        raise BadUserInput(
+            f"log level {settings.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+        )
+    if settings.log_format not in {"json", "text"}:
+        raise BadUserInput(f"log format {settings.log_format!r} is not json or text")
     configure_logging(settings.log_level, settings.log_format)
     url = f"http://{settings.host}:{settings.port}/graphql"
     print(f"StreamSpace Plugins on {url} (GraphiQL in a browser)", flush=True)
-    print(f"  database:  {settings.database_url}", flush=True)
+    print(f"  database:  {_shown_url(settings.database_url)}", flush=True)
     if settings.jwt_secret_generated:
         admin = TokenIssuer(settings.jwt_secret).issue(Role.ADMIN, "admin", FIRST_ADMIN_TTL)
         print(f"  admin token (24h): {admin}", flush=True)
     print(
         "  more tokens: streamspace-plugins token --role admin|user|platform --subject NAME"
-        f" --data-dir {settings.data_dir}",
+        f" --data-dir {shlex.quote(str(settings.data_dir))}",
         flush=True,
     )
     config = uvicorn.Config(
@@ -130,8 +219,18 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         lifespan="on",
+        # WebSockets are closed (1012) at once; in-flight requests get this long to finish.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    previous = signal.signal(signal.SIGTERM, _exit_after_shutdown)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not server.started:
+        logging.getLogger("graph.cli").error("the server did not start")
+        return STARTUP_FAILURE
     return 0
 
 
@@ -140,18 +239,21 @@ def _migrate(args: argparse.Namespace) -> int:
 
     settings = Settings.load(data_dir=args.data_dir, database_url=args.database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"database: {_shown_url(settings.database_url)}")
     applied = asyncio.run(migrate_database(settings.database_url))
     for name in applied:
         print(f"applied {name}")
-    print("database is up to date" if not applied else f"{len(applied)} migration(s) applied")
+    if applied:
+        print(f"{len(applied)} migration(s) applied; the database is up to date")
+    else:
+        print("nothing to apply; the database is up to date")
     return 0
 
 
 def _token(args: argparse.Namespace) -> int:
+    ttl = parse_ttl(args.ttl)
     settings = Settings.load(data_dir=args.data_dir)
-    print(
-        TokenIssuer(settings.jwt_secret).issue(Role(args.role), args.subject, parse_ttl(args.ttl))
-    )
+    print(TokenIssuer(settings.jwt_secret).issue(Role(args.role), args.subject, ttl))
     return 0
 
 
@@ -171,6 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except BadUserInput as error:
         print(f"streamspace-plugins {args.command}: {error.message}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as error:
+        # Bad settings (a malformed number or URL in the environment, an empty secret file, an
+        # unwritable data directory): say what is wrong without a traceback.
+        print(f"streamspace-plugins {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -37,7 +37,7 @@ MAX_TOKENS = 4000
 MAX_ALIASES = 30
 # Built once: MaxAliasesLimiter and QueryDepthLimiter create a new rule class per instance, and
 # the validation cache keys on the rule classes, so per-request instances never hit the cache.
-LIMIT_RULES = [
+LIMIT_RULES: list[type[ASTValidationRule]] = [
     max_aliases.create_validator(MAX_ALIASES),
     query_depth_limiter.create_validator(MAX_DEPTH, None),
 ]

@@ -16,6 +16,7 @@ from graphql import GraphQLError
 
 from graph.context import Info
 from graph.permissions import IsAdmin
+from graph.types.common import subscription
 from graph.types.events import (
     DeliveryOutcome,
     LogLevel,
@@ -52,7 +53,7 @@ async def _stream(
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(permission_classes=[IsAdmin])
+    @subscription(permission_classes=[IsAdmin])
     async def plugin_status(
         self, info: Info, plugin: str | None = None
     ) -> AsyncGenerator[PluginStatusChange, None]:
@@ -70,7 +71,7 @@ class Subscription:
                 replica=data.get("replica"),
             )
 
-    @strawberry.subscription(permission_classes=[IsAdmin])
+    @subscription(permission_classes=[IsAdmin])
     async def plugin_events(
         self, info: Info, filter: PluginEventsFilter | None = None
     ) -> AsyncGenerator[DeliveryOutcome, None]:
@@ -90,7 +91,7 @@ class Subscription:
                 continue
             yield DeliveryOutcome.from_message(message.data)
 
-    @strawberry.subscription(
+    @subscription(
         permission_classes=[IsAdmin],
         description="Outcomes of one event's deliveries; completes when all are final.",
     )
@@ -122,7 +123,7 @@ class Subscription:
                 if not open_ids:
                     return
 
-    @strawberry.subscription(permission_classes=[IsAdmin])
+    @subscription(permission_classes=[IsAdmin])
     async def plugin_logs(
         self, info: Info, plugin: str | None = None, level: LogLevel | None = None
     ) -> AsyncGenerator[PluginLogEntry, None]:

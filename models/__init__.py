@@ -9,6 +9,7 @@ Example:
     'migrations'
 """
 
+from models.broadcast import BroadcastPayload
 from models.catalog import CatalogPlugin, CatalogTag, PluginStats, PluginVersion
 from models.database import (
     MODELS_APP,
@@ -25,6 +26,7 @@ from models.repository import Repository
 
 __all__ = [
     "MODELS_APP",
+    "BroadcastPayload",
     "CatalogPlugin",
     "CatalogTag",
     "Delivery",

@@ -1,6 +1,6 @@
 """The plugin catalog: entries, their versions, tags and view statistics."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -28,8 +28,8 @@ class CatalogPlugin(Model):
     category = fields.CharField(max_length=100, null=True)
     plugin_type = fields.CharField(max_length=50, null=True)
     icon_url = fields.TextField(null=True)
-    manifest = fields.JSONField(default=dict)
-    tags = fields.JSONField(default=list)
+    manifest: fields.JSONField[Any] = fields.JSONField(default=dict)
+    tags: fields.JSONField[list[str]] = fields.JSONField(default=list)
     install_count = fields.IntField(default=0)
     avg_rating = fields.FloatField(default=0)
     rating_count = fields.IntField(default=0)
@@ -67,7 +67,7 @@ class PluginVersion(Model):
     )
     plugin_id: int
     version = fields.CharField(max_length=50)
-    manifest = fields.JSONField(default=dict)
+    manifest: fields.JSONField[Any] = fields.JSONField(default=dict)
     archive_url = fields.TextField(null=True)
     sha256 = fields.CharField(max_length=64, null=True)
     published_at = fields.DatetimeField(null=True)

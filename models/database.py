@@ -16,6 +16,7 @@ MODEL_MODULES = [
     "models.installed",
     "models.rating",
     "models.events",
+    "models.broadcast",
 ]
 MIGRATIONS_MODULE = "migrations"
 DEFAULT_POOL_SIZE = 20

@@ -1,6 +1,6 @@
 """Events, their deliveries to plugins, plugin logs and plugin storage."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -14,7 +14,7 @@ class Event(Model):
 
     id = fields.BigIntField(primary_key=True)
     type = fields.CharField(max_length=200, db_index=True)
-    payload = fields.JSONField(default=dict)
+    payload: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     idempotency_key = fields.CharField(max_length=255, null=True, unique=True)
     occurred_at = fields.DatetimeField()
     received_at = fields.DatetimeField(auto_now_add=True, db_index=True)
@@ -44,7 +44,7 @@ class Delivery(Model):
     next_attempt_at = fields.DatetimeField()
     lease_expires_at = fields.DatetimeField(null=True)
     duration_ms = fields.FloatField(null=True)
-    result = fields.JSONField(null=True)
+    result: fields.JSONField[Any] = fields.JSONField(null=True)
     error = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -61,7 +61,7 @@ class PluginLog(Model):
     plugin = fields.CharField(max_length=255)
     level = fields.CharField(max_length=10)
     message = fields.TextField()
-    data = fields.JSONField(null=True)
+    data: fields.JSONField[Any] = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -75,7 +75,7 @@ class PluginStorage(Model):
     id = fields.IntField(primary_key=True)
     plugin = fields.CharField(max_length=255)
     key = fields.CharField(max_length=255)
-    value = fields.JSONField(null=True)
+    value: fields.JSONField[Any] = fields.JSONField(null=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

@@ -1,6 +1,6 @@
 """Installed plugins: what an admin installed, its configuration and its state."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -28,7 +28,7 @@ class InstalledPlugin(Model):
     version = fields.CharField(max_length=50)
     enabled = fields.BooleanField(default=False)
     status = fields.CharField(max_length=20, default="INSTALLED")
-    config = fields.JSONField(default=dict)
+    config: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     secret_config = fields.TextField(null=True)
     installed_by = fields.CharField(max_length=255, null=True)
     last_error = fields.TextField(null=True)

@@ -70,7 +70,8 @@ NOTIFY_KEYS = {
 def config_key(event_type: str) -> str:
     """The `notifyOn…` switch of an event type, e.g. notifyOnSessionCreated."""
     return NOTIFY_KEYS.get(
-        event_type, "notifyOn" + "".join(p.capitalize() for p in event_type.replace("_", ".").split("."))
+        event_type,
+        "notifyOn" + "".join(p.capitalize() for p in event_type.replace("_", ".").split(".")),
     )
 
 

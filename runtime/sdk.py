@@ -161,10 +161,10 @@ def hook_problems(cls: type) -> list[str]:
 __all__ = [
     "Allowance",
     "Event",
+    "HookResult",
     "HourlyLimit",
     "Notice",
     "NoticeField",
-    "HookResult",
     "PermanentFailure",
     "Plugin",
     "PluginContext",

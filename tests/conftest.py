@@ -32,6 +32,7 @@ POSTGRES_URL = os.environ.get("STREAMSPACE_TEST_POSTGRES_URL", "postgres://postg
 T = TypeVar("T")
 REQUIRE_SERVICES = os.environ.get("STREAMSPACE_REQUIRE_SERVICES") == "1"
 TABLES = [
+    "broadcast_payloads",
     "deliveries",
     "events",
     "plugin_logs",

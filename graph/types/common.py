@@ -57,6 +57,24 @@ def mutation(
     return decorate
 
 
+def subscription(
+    *,
+    description: str | None = None,
+    permission_classes: list[type[BasePermission]] | None = None,
+) -> Callable[[Resolver], Resolver]:
+    """`@strawberry.subscription(...)`, typed as `field` is."""
+
+    def decorate(resolver: Resolver) -> Resolver:
+        return cast(
+            Resolver,
+            strawberry.subscription(
+                resolver, description=description, permission_classes=permission_classes
+            ),
+        )
+
+    return decorate
+
+
 def parse_id(value: strawberry.ID | str, path: str = "id") -> int:
     """The integer behind an ID argument; BAD_USER_INPUT naming `path` when there is none."""
     try:

@@ -1,0 +1,1 @@
+"""Benchmarks of StreamSpace Plugins; see bench/README.md."""

@@ -1,0 +1,1 @@
+"""streamspace-pagerduty: PagerDuty incidents (Events API v2) opened and resolved by events."""

@@ -1,0 +1,1 @@
+"""streamspace-teams: session and user notifications in a Microsoft Teams channel."""

@@ -1,0 +1,134 @@
+"""Subscriptions' transport against the server process: authentication in connection_init."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import Server, run_cli
+
+pytestmark = pytest.mark.e2e
+
+TRANSPORT_WS = "graphql-transport-ws"
+LEGACY_WS = "graphql-ws"
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    message = await ws.receive(timeout=30)
+    assert message.type == aiohttp.WSMsgType.TEXT, (message.type, message.data, message.extra)
+    data: dict[str, Any] = message.json()
+    return data
+
+
+async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> int | None:
+    """Wait for the server to close the socket; return the close code."""
+    message = await ws.receive(timeout=30)
+    assert message.type in {
+        aiohttp.WSMsgType.CLOSE,
+        aiohttp.WSMsgType.CLOSING,
+        aiohttp.WSMsgType.CLOSED,
+    }, (message.type, message.data)
+    return ws.close_code
+
+
+async def test_connection_init_with_a_token_then_a_query(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
+    async with http.ws_connect(server.ws_url, protocols=(TRANSPORT_WS,)) as ws:
+        assert ws.protocol == TRANSPORT_WS
+        await ws.send_json(
+            {
+                "type": "connection_init",
+                "payload": {"Authorization": f"Bearer {server.admin_token}"},
+            }
+        )
+        assert (await receive(ws))["type"] == "connection_ack"
+
+        await ws.send_json({"type": "ping"})
+        assert (await receive(ws))["type"] == "pong"
+
+        await ws.send_json(
+            {"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { subject } }"}}
+        )
+        first = await receive(ws)
+        assert first["type"] == "next", first
+        assert first["id"] == "1"
+        assert first["payload"] == {"data": {"viewer": {"subject": "admin"}}}
+        assert await receive(ws) == {"type": "complete", "id": "1"}
+
+
+@pytest.mark.parametrize("key", ["authorization", "token"])
+async def test_the_other_spellings_of_the_token_are_accepted(
+    http: aiohttp.ClientSession, server: Server, key: str
+) -> None:
+    result = await run_cli(
+        "token", "--role", "platform", "--subject", "core", "--data-dir", str(server.data_dir)
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    value = f"Bearer {token}" if key == "authorization" else token
+    async with http.ws_connect(server.ws_url, protocols=(TRANSPORT_WS,)) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {key: value}})
+        assert (await receive(ws))["type"] == "connection_ack"
+        await ws.send_json(
+            {"id": "a", "type": "subscribe", "payload": {"query": "{ viewer { subject } }"}}
+        )
+        assert (await receive(ws))["payload"] == {"data": {"viewer": {"subject": "core"}}}
+        assert (await receive(ws))["type"] == "complete"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        {},
+        {"Authorization": "Bearer not-a-jwt"},
+        {"Authorization": "Basic YWRtaW46YWRtaW4="},
+        {"token": ""},
+    ],
+    ids=["no-payload", "empty", "bad-token", "wrong-scheme", "empty-token"],
+)
+async def test_connection_init_without_a_good_token_is_closed_4403(
+    http: aiohttp.ClientSession, server: Server, payload: dict[str, Any] | None
+) -> None:
+    async with http.ws_connect(server.ws_url, protocols=(TRANSPORT_WS,)) as ws:
+        message: dict[str, Any] = {"type": "connection_init"}
+        if payload is not None:
+            message["payload"] = payload
+        await ws.send_json(message)
+        assert await closed_with(ws) == 4403
+
+
+async def test_a_forged_token_is_closed_4403(http: aiohttp.ClientSession, server: Server) -> None:
+    header, claims, _ = server.admin_token.split(".")
+    forged = f"{header}.{claims}.{'A' * 43}"
+    async with http.ws_connect(server.ws_url, protocols=(TRANSPORT_WS,)) as ws:
+        await ws.send_json(
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {forged}"}}
+        )
+        assert await closed_with(ws) == 4403
+
+
+async def test_the_legacy_protocol_authenticates_too(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
+    async with http.ws_connect(server.ws_url, protocols=(LEGACY_WS,)) as ws:
+        assert ws.protocol == LEGACY_WS
+        await ws.send_json(
+            {
+                "type": "connection_init",
+                "payload": {"Authorization": f"Bearer {server.admin_token}"},
+            }
+        )
+        assert (await receive(ws))["type"] == "connection_ack"
+        # graphql-ws carries subscriptions only; acceptance is what this test is about.
+        await ws.send_json({"type": "connection_terminate"})
+        await closed_with(ws)
+
+    async with http.ws_connect(server.ws_url, protocols=(LEGACY_WS,)) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {}})
+        refused = await receive(ws)
+        assert refused["type"] == "connection_error"
+        await closed_with(ws)
