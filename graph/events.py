@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -35,11 +35,12 @@ from models import Event as EventRow
 from models import PluginLog as PluginLogRow
 from runtime.auth import Role
 from runtime.emitter import EmitRequest, EmitResult
-from runtime.errors import BadUserInput, Forbidden, NotFound
+from runtime.errors import BadUserInput, FieldProblem, Forbidden, NotFound
 from runtime.installs import get_installed
 from runtime.pagination import decode_cursor, encode_cursor, page_size
 
 LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
+ACTIVE = frozenset({"ACTIVE", "DEGRADED"})
 
 
 def _newest_first(
@@ -151,6 +152,8 @@ class EventQuery:
     def ui_extensions(self, info: Info, slot: str | None = None) -> list[UIExtension]:
         found = []
         for plugin in info.context.services.host.loaded.values():
+            if plugin.status not in ACTIVE:
+                continue
             for extension in plugin.context.ui.extensions:
                 if slot is None or extension.slot == slot:
                     found.append(
@@ -159,7 +162,7 @@ class EventQuery:
                             slot=extension.slot,
                             component=extension.component,
                             title=extension.title,
-                            props=dict(extension.props),
+                            props=cast(JSON, dict(extension.props)),
                         )
                     )
         return found
@@ -197,7 +200,15 @@ class EventMutation:
             return PluginTestResult(
                 ok=False, message=f"{type(error).__name__}: {error}", result=None
             )
-        return PluginTestResult(ok=True, message=None, result=dict(result) if result else None)
+        # A plugin's test may report failure itself: {"ok": false, "message": "..."}.
+        reported = dict(result) if result else {}
+        ok = reported.get("ok", True)
+        message = reported.get("message")
+        return PluginTestResult(
+            ok=ok if isinstance(ok, bool) else True,
+            message=message if isinstance(message, str) else None,
+            result=cast(JSON, reported) if result else None,
+        )
 
     @mutation(permission_classes=[IsAnyone], description="Call an action a plugin registered.")
     async def plugin_action(
@@ -212,7 +223,11 @@ class EventMutation:
         principal = info.context.principal
         if principal is None or not principal.has(Role(registered.role)):
             raise Forbidden(f"action {action} of {plugin} needs the {registered.role} role")
-        return await registered.handler(dict(input or {}))
+        if input is not None and not isinstance(input, Mapping):
+            raise BadUserInput(
+                "input must be a JSON object", [FieldProblem("input", "not an object")]
+            )
+        return cast(JSON | None, await registered.handler(dict(input or {})))
 
 
 __all__ = ["EventMutation", "EventQuery"]

@@ -62,7 +62,7 @@ class CircuitBreaker:
         """How many deliveries may be claimed now."""
         if self.opened_at is None:
             return free_slots
-        if time.monotonic() - self.opened_at >= self.cooldown:
+        if free_slots > 0 and time.monotonic() - self.opened_at >= self.cooldown:
             self.opened_at = time.monotonic()
             return min(1, free_slots)
         return 0
@@ -152,12 +152,18 @@ def outcome_message(delivery: Delivery, event: Event) -> dict[str, Any]:
 
 
 def _jsonable(result: Any) -> Any:
+    """A hook's result as the JSON column stores it.
+
+    Tortoise reads a `str` given to a JSONField as JSON text already encoded (and refuses
+    one that is not), so a plain string is kept as `{"value": ...}`.
+    """
     if result is None:
         return None
     try:
-        return orjson.loads(orjson.dumps(result))
+        value = orjson.loads(orjson.dumps(result))
     except TypeError:
         return {"value": repr(result)}
+    return {"value": value} if isinstance(value, str) else value
 
 
 class PluginWorker:
@@ -174,6 +180,7 @@ class PluginWorker:
         timeout: float,
         concurrency: int,
         poll_interval: float,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.plugin = plugin
         self._call_hook = call_hook
@@ -186,7 +193,8 @@ class PluginWorker:
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
-        self.breaker = CircuitBreaker()
+        self._stopping = False
+        self.breaker = breaker or CircuitBreaker()
 
     @property
     def lease(self) -> float:
@@ -199,9 +207,17 @@ class PluginWorker:
         self._wake.set()
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop claiming; let running deliveries finish within `grace`, then hand them back."""
+        """Stop claiming; let running deliveries finish within `grace`, then hand them back.
+
+        The loop is asked to stop rather than only cancelled: on Python 3.11 a cancellation
+        that arrives as `wait_for` completes is swallowed, and the loop would go on for ever.
+        """
+        self._stopping = True
+        self._wake.set()
         if self._loop_task is not None:
-            self._loop_task.cancel()
+            _, unfinished = await asyncio.wait({self._loop_task}, timeout=grace)
+            if unfinished:
+                self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         if self._running:
@@ -211,13 +227,16 @@ class PluginWorker:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._claim_and_run()
             except Exception:
                 log.exception("claiming deliveries failed", extra={"plugin": self.plugin})
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+                async with asyncio.timeout(self._poll):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _claim_and_run(self) -> None:
@@ -241,7 +260,10 @@ class PluginWorker:
             attributes={"deliveryId": str(delivery.id), "attempt": delivery.attempts},
         )
         started = time.perf_counter()
-        status, result, error, retry_after = "SUCCEEDED", None, None, None
+        status: str = "SUCCEEDED"
+        result: Any = None
+        error: str | None = None
+        retry_after: float | None = None
         try:
             async with asyncio.timeout(self._timeout):
                 result = _jsonable(await self._call_hook(delivery.hook, event.payload, sdk_event))
@@ -267,7 +289,9 @@ class PluginWorker:
         delivery.duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if status == "RETRYING" and delivery.attempts >= self._policy.max_attempts:
             status = "DEAD"
-        delivery.status, delivery.result, delivery.error = status, result, error
+        delivery.status, delivery.result = status, result
+        # The model types the nullable TextField as `str`.
+        delivery.error = error  # type: ignore[assignment,unused-ignore]
         delivery.lease_expires_at = None
         if status == "RETRYING":
             delay = self._policy.delay(delivery.attempts, retry_after)
@@ -283,7 +307,8 @@ class PluginWorker:
                 "updated_at",
             ]
         )
-        change = self.breaker.record(status == "SUCCEEDED")
+        # A skipped event is an answer, not a failure: only failures count towards the breaker.
+        change = self.breaker.record(status in {"SUCCEEDED", "SKIPPED"})
         if change:
             await self._on_breaker(change)
         await self._publish(outcome_message(delivery, event))

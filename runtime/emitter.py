@@ -59,7 +59,12 @@ def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
             f"{path}payload must be a JSON object",
             [FieldProblem(f"{path}payload", "not an object")],
         )
-    size = len(orjson.dumps(dict(request.payload)))
+    try:
+        size = len(orjson.dumps(dict(request.payload)))
+    except TypeError as error:
+        raise BadUserInput(
+            f"{path}payload is not JSON: {error}", [FieldProblem(f"{path}payload", str(error))]
+        ) from None
     if size > MAX_PAYLOAD_BYTES:
         raise BadUserInput(
             f"{path}payload is {size} bytes, more than the limit of {MAX_PAYLOAD_BYTES}",
@@ -105,7 +110,11 @@ class Emitter:
     async def emit_many(self, requests: Sequence[EmitRequest]) -> list[EmitResult]:
         if len(requests) > MAX_BATCH:
             raise BadUserInput(f"at most {MAX_BATCH} events per call, not {len(requests)}")
-        prefix = (lambda i: f"inputs.{i}.") if len(requests) > 1 else (lambda i: "")
+        batch = len(requests) > 1
+
+        def prefix(index: int) -> str:
+            return f"inputs.{index}." if batch else ""
+
         payloads = [self._validated(request, prefix(i)) for i, request in enumerate(requests)]
         waiting = any(request.wait for request in requests)
         async with contextlib.AsyncExitStack() as stack:
@@ -128,7 +137,15 @@ class Emitter:
                     async with asyncio.timeout(budget):
                         while pending:
                             message = await inbox.get()
-                            delivery = (message.data or {}).get("delivery", {})
+                            if message.data is None:
+                                # Outcomes were dropped from the buffer: ask the database.
+                                pending -= set(
+                                    await Delivery.filter(
+                                        id__in=list(pending), status__in=list(FINAL)
+                                    ).values_list("id", flat=True)
+                                )
+                                continue
+                            delivery = message.data.get("delivery", {})
                             if delivery.get("id") in pending and delivery.get("status") in FINAL:
                                 pending.discard(delivery["id"])
                 for result in results:

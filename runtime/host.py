@@ -18,7 +18,7 @@ from starlette.routing import Router
 from tortoise.connection import get_connection
 
 from models import Delivery, InstalledPlugin
-from runtime.dispatcher import PluginWorker, RetryPolicy
+from runtime.dispatcher import CircuitBreaker, PluginWorker, RetryPolicy
 from runtime.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
 from runtime.errors import Conflict, NotFound
 from runtime.events import hook_for, permission_for
@@ -63,6 +63,9 @@ class HostSettings:
     backoff_base: float = 2.0
     poll_interval: float = 1.0
     replica: str = "local"
+    # Consecutive failures that open a plugin's circuit breaker, and seconds between probes.
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 30.0
 
 
 @dataclass
@@ -169,10 +172,9 @@ class PluginHost:
         if name in self.loaded:
             self.loaded[name].status = status
         if persist:
-            previous = (
-                previous
-                or await InstalledPlugin.filter(name=name).values_list("status", flat=True).first()
-            )
+            if previous is None:
+                row = await InstalledPlugin.get_or_none(name=name)
+                previous = row.status if row is not None else None
             await InstalledPlugin.filter(name=name).update(status=status, last_error=error)
         await self.hub.publish(
             STATUS_CHANNEL,
@@ -204,12 +206,9 @@ class PluginHost:
     async def _load(self, row: InstalledPlugin, config: dict[str, Any]) -> None:
         spec = self.registry.get(row.name)
         if spec is None:
-            await InstalledPlugin.filter(name=row.name).update(
-                status="FAILED", last_error="the plugin's code is not available on this server"
-            )
-            await self._publish_status_only(
-                row.name, "FAILED", "the plugin's code is not available"
-            )
+            message = "the plugin's code is not available on this server"
+            await InstalledPlugin.filter(name=row.name).update(status="FAILED", last_error=message)
+            await self._publish_status_only(row.name, "FAILED", message, previous=row.status)
             return
         context = self._context(spec, config)
         instance = spec.cls()
@@ -226,8 +225,15 @@ class PluginHost:
             ),
             concurrency=int(spec.manifest.raw.get("concurrency") or DEFAULT_CONCURRENCY),
             poll_interval=self.settings.poll_interval,
+            breaker=CircuitBreaker(
+                threshold=self.settings.breaker_threshold,
+                cooldown=self.settings.breaker_cooldown,
+            ),
         )
-        self.loaded[spec.name] = LoadedPlugin(spec, instance, context, worker, config)
+        # The status the row had is the previousStatus of the LOADING change.
+        self.loaded[spec.name] = LoadedPlugin(
+            spec, instance, context, worker, config, status=row.status
+        )
         await self._set_status(spec.name, "LOADING")
         try:
             await instance.on_load(context)
@@ -259,13 +265,15 @@ class PluginHost:
             await self._set_status(name, "DISABLED")
         del self.loaded[name]
 
-    async def _publish_status_only(self, name: str, status: str, error: str | None) -> None:
+    async def _publish_status_only(
+        self, name: str, status: str, error: str | None, *, previous: str | None = None
+    ) -> None:
         await self.hub.publish(
             STATUS_CHANNEL,
             {
                 "plugin": name,
                 "status": status,
-                "previousStatus": None,
+                "previousStatus": previous,
                 "error": error,
                 "at": datetime.now(UTC).isoformat(),
                 "replica": self.settings.replica,
@@ -273,6 +281,9 @@ class PluginHost:
         )
 
     async def _breaker_changed(self, name: str, change: str) -> None:
+        plugin = self.loaded.get(name)
+        if plugin is None or plugin.status not in {"ACTIVE", "DEGRADED"}:
+            return  # unloaded (or being unloaded) meanwhile: its status is settled elsewhere
         await self._set_status(name, "DEGRADED" if change == "opened" else "ACTIVE")
 
     def _hook_caller(self, instance: Plugin, context: PluginContext) -> Any:

@@ -23,7 +23,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from broadcaster import Broadcast
@@ -119,20 +119,41 @@ class Hub:
     async def subscribe(self, channel: str, buffer: int = DEFAULT_BUFFER) -> AsyncIterator[Inbox]:
         inbox = Inbox(buffer)
         self._inboxes.setdefault(channel, set()).add(inbox)
-        if channel not in self._pumps:
-            self._ready[channel] = asyncio.Event()
-            self._pumps[channel] = asyncio.create_task(self._pump(channel), name=f"hub:{channel}")
-        await self._ready[channel].wait()
         try:
+            await self._pump_ready(channel)
             yield inbox
         finally:
             inbox.closed = True
             self._inboxes[channel].discard(inbox)
 
+    async def _pump_ready(self, channel: str) -> None:
+        """Start the channel's pump unless it runs, and wait until it listens.
+
+        A pump that ended (its subscription failed or the backend closed it) is started again
+        rather than left to leave new subscribers waiting for nothing.
+        """
+        pump = self._pumps.get(channel)
+        if pump is None or pump.done():
+            self._ready[channel] = asyncio.Event()
+            pump = asyncio.create_task(self._pump(channel), name=f"hub:{channel}")
+            self._pumps[channel] = pump
+        ready = self._ready[channel]
+        if ready.is_set():
+            return
+        waiter = asyncio.ensure_future(ready.wait())
+        try:
+            await asyncio.wait({waiter, pump}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not ready.is_set():
+            error = pump.exception() if not pump.cancelled() else None
+            raise RuntimeError(f"the broadcast subscription to {channel!r} failed") from error
+
     async def _pump(self, channel: str) -> None:
         async with self._broadcast.subscribe(channel) as subscriber:
             self._ready[channel].set()
-            async for event in subscriber:
+            # broadcaster types __aiter__ as returning an optional generator.
+            async for event in cast(AsyncIterator[Any], subscriber):
                 if event is None:
                     return
                 try:
@@ -155,4 +176,8 @@ def backend_for(url: str) -> Any:
         from runtime.broadcast_redis import RedisBackend
 
         return RedisBackend(url)
+    if scheme in {"postgres", "postgresql"}:
+        from runtime.broadcast_postgres import PostgresBackend
+
+        return PostgresBackend(url)
     raise ValueError(f"unsupported broadcast URL {url!r}: use memory:// or redis://HOST:PORT")

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 from croniter import croniter
 from starlette.routing import Route, Router
 from tortoise.exceptions import IntegrityError
@@ -44,6 +45,7 @@ class LogSink:
         self._publish = publish
         self._queue: asyncio.Queue[PluginLog] = asyncio.Queue(capacity)
         self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
         self.dropped = 0
 
     def put(self, entry: PluginLog) -> None:
@@ -60,7 +62,12 @@ class LogSink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._write(self._drain())
+            self._task = None
+        if self._writing is not None:
+            # Stopping must not cut a batch off half-written: let it finish first.
+            await self._writing
+            self._writing = None
+        await self._write_logged(self._drain())
 
     def _drain(self) -> list[PluginLog]:
         batch = []
@@ -71,10 +78,15 @@ class LogSink:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get(), *self._drain()]
-            try:
-                await self._write(batch)
-            except Exception:
-                log.exception("plugin log entries could not be written")
+            self._writing = asyncio.ensure_future(self._write_logged(batch))
+            await asyncio.shield(self._writing)
+            self._writing = None
+
+    async def _write_logged(self, batch: list[PluginLog]) -> None:
+        try:
+            await self._write(batch)
+        except Exception:
+            log.exception("plugin log entries could not be written")
 
     async def _write(self, batch: list[PluginLog]) -> None:
         if not batch:
@@ -94,6 +106,28 @@ def log_entry_message(entry: PluginLog) -> dict[str, Any]:
     }
 
 
+_RECORD_KEYS = frozenset(
+    {*logging.LogRecord("", 0, "", 0, "", (), None).__dict__, "message", "asctime"}
+)
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` as JSON holds it: what JSON cannot hold is written as its text."""
+    return orjson.loads(orjson.dumps(value, default=str))
+
+
+def _json_text(value: Any) -> str:
+    """A value encoded for a JSON column.
+
+    Tortoise takes a `str` given to a JSONField as JSON text already encoded; encoding every
+    value ourselves keeps a plain string a string.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as error:
+        raise ValueError(f"storage values must be JSON values: {error}") from None
+
+
 class PluginLogger:
     """A plugin's logger: entries are stored (pluginLogs query) and streamed (subscription)."""
 
@@ -102,32 +136,34 @@ class PluginLogger:
         self._sink = sink
         self._python = logging.getLogger(f"plugins.{plugin}")
 
-    def log(self, level: str, message: str, **data: Any) -> None:
+    def log(self, level: str, message: str, /, **data: Any) -> None:
         level = level.upper()
         if level not in LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
+        # Keys a LogRecord owns (message, name, args, ...) would make `extra` raise.
+        extra = {key: value for key, value in data.items() if key not in _RECORD_KEYS}
         self._python.log(
-            logging.getLevelName(level), message, extra={"plugin": self._plugin, **data}
+            logging.getLevelName(level), message, extra={**extra, "plugin": self._plugin}
         )
         entry = PluginLog(
             plugin=self._plugin,
             level=level,
-            message=message,
-            data=data or None,
+            message=str(message),
+            data=_json_safe(data) if data else None,
             created_at=datetime.now(UTC),
         )
         self._sink.put(entry)
 
-    def debug(self, message: str, **data: Any) -> None:
+    def debug(self, message: str, /, **data: Any) -> None:
         self.log("DEBUG", message, **data)
 
-    def info(self, message: str, **data: Any) -> None:
+    def info(self, message: str, /, **data: Any) -> None:
         self.log("INFO", message, **data)
 
-    def warning(self, message: str, **data: Any) -> None:
+    def warning(self, message: str, /, **data: Any) -> None:
         self.log("WARNING", message, **data)
 
-    def error(self, message: str, **data: Any) -> None:
+    def error(self, message: str, /, **data: Any) -> None:
         self.log("ERROR", message, **data)
 
 
@@ -142,14 +178,18 @@ class PluginStore:
         return row.value if row is not None else default
 
     async def set(self, key: str, value: Any) -> None:
-        updated = await PluginStorage.filter(plugin=self._plugin, key=key).update(value=value)
+        encoded = _json_text(value)
+        updated = await PluginStorage.filter(plugin=self._plugin, key=key).update(value=encoded)
         if updated:
             return
+        row = PluginStorage(plugin=self._plugin, key=key)
+        # Set after construction: the constructor would decode the JSON text back to a value.
+        row.value = encoded
         try:
-            await PluginStorage.create(plugin=self._plugin, key=key, value=value)
+            await row.save()
         except IntegrityError:
             # Another task created it in between: ours is the later write.
-            await PluginStorage.filter(plugin=self._plugin, key=key).update(value=value)
+            await PluginStorage.filter(plugin=self._plugin, key=key).update(value=encoded)
 
     async def delete(self, key: str) -> bool:
         return bool(await PluginStorage.filter(plugin=self._plugin, key=key).delete())
@@ -180,7 +220,8 @@ class PluginScheduler:
         schedule = croniter(expression, datetime.now(UTC))
 
         def delay() -> float:
-            return max(0.0, schedule.get_next(datetime).timestamp() - datetime.now(UTC).timestamp())
+            upcoming: datetime = schedule.get_next(datetime)
+            return max(0.0, upcoming.timestamp() - datetime.now(UTC).timestamp())
 
         self._start(name, job, delay)
 

@@ -22,6 +22,9 @@ class PluginRoutes:
         name, _, rest = relative.lstrip("/").partition("/")
         router = self._router_of(name) if name else None
         if router is None:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
             response = JSONResponse({"error": f"no active plugin named {name!r}"}, status_code=404)
             await response(scope, receive, send)
             return

@@ -13,10 +13,10 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import logging
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import orjson
@@ -100,19 +100,31 @@ def class_of(module_prefix: str, entrypoint: str) -> type:
 
 
 def discover_builtins(registry: PluginRegistry, package: str = "plugins") -> None:
-    """Register every folder of the built-in package that holds a manifest."""
+    """Register every folder of the built-in package that holds a manifest.
+
+    A folder that cannot be registered is logged and left out: one broken plugin must not keep
+    the server, and every other plugin, from starting.
+    """
     root = Path(importlib.import_module(package).__path__[0])
     for folder in sorted(path for path in root.iterdir() if path.is_dir()):
         if not any((folder / name).exists() for name in MANIFEST_FILES):
             continue
-        manifest = read_manifest(folder)
-        entrypoint = manifest.entrypoints.get("python", "plugin:Plugin")
-        registry.register(class_of(f"{package}.{folder.name}", entrypoint), manifest, "builtin")
+        try:
+            manifest = read_manifest(folder)
+            entrypoint = manifest.entrypoints.get("python", "plugin:Plugin")
+            cls = class_of(f"{package}.{folder.name}", entrypoint)
+            registry.register(cls, manifest, "builtin")
+        except Exception as error:
+            log.error(
+                "built-in plugin not loaded",
+                extra={"folder": folder.name, "error": f"{type(error).__name__}: {error}"},
+            )
 
 
 def discover_entry_points(registry: PluginRegistry) -> None:
     """Register installed distributions' plugins; a broken one is logged, not fatal."""
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
+    # Looked up at call time (not imported by name) so tests and tools can substitute it.
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = entry.load()
             manifest = read_manifest(Path(inspect.getfile(cls)).parent)
@@ -121,6 +133,9 @@ def discover_entry_points(registry: PluginRegistry) -> None:
             )
         except Exception as error:
             log.error(
-                "plugin entry point not loaded",
+                "plugin entry point %s (%s) not loaded: %s",
+                entry.name,
+                entry.value,
+                error,
                 extra={"entry_point": entry.name, "error": str(error)},
             )

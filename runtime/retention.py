@@ -12,6 +12,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Subquery
+from tortoise.transactions import in_transaction
 
 from models import Delivery, Event, PluginLog
 from runtime.dispatcher import FINAL
@@ -19,13 +20,42 @@ from runtime.dispatcher import FINAL
 log = logging.getLogger(__name__)
 
 
+BATCH = 500
+
+
 async def prune(older_than: timedelta) -> tuple[int, int]:
-    """Delete events and logs older than `older_than`; return how many of each."""
+    """Delete events (with their deliveries) and logs older than `older_than`; return how many
+    events and logs went.
+
+    Deliveries are deleted explicitly rather than left to the foreign key's ON DELETE CASCADE,
+    which SQLite only honours when the connection enabled foreign keys. Work goes in batches so
+    that no statement holds a long lock.
+    """
     cutoff = datetime.now(UTC) - older_than
-    unfinished = Delivery.exclude(status__in=list(FINAL)).values("event_id")
-    events = (
-        await Event.filter(received_at__lt=cutoff).exclude(id__in=Subquery(unfinished)).delete()
-    )
+    events = 0
+    while True:
+        unfinished = Delivery.exclude(status__in=list(FINAL)).values("event_id")
+        ids = list(
+            await Event.filter(received_at__lt=cutoff)
+            .exclude(id__in=Subquery(unfinished))
+            .order_by("id")
+            .limit(BATCH)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            break
+        async with in_transaction():
+            # A delivery that became unfinished meanwhile (a redelivery) keeps its event.
+            busy = set(
+                await Delivery.filter(event_id__in=ids)
+                .exclude(status__in=list(FINAL))
+                .values_list("event_id", flat=True)
+            )
+            doomed = [event_id for event_id in ids if event_id not in busy]
+            await Delivery.filter(event_id__in=doomed).delete()
+            events += await Event.filter(id__in=doomed).delete()
+        if len(ids) < BATCH:
+            break
     logs = await PluginLog.filter(created_at__lt=cutoff).delete()
     return events, logs
 

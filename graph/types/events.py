@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
-from graph.types.common import PageInfo
+from graph.types.common import PageInfo, field
 from models import Delivery as DeliveryRow
 from models import Event as EventRow
 from models import PluginLog as PluginLogRow
@@ -132,12 +132,12 @@ class Event:
             received_at=_moment(data.get("receivedAt")),
         )
 
-    @strawberry.field(description="The payload, normalised (every accepted key spelling present).")
+    @field(description="The payload, normalised (every accepted key spelling present).")
     async def payload(self) -> JSON:
         if self._payload is None:
             row = await EventRow.get_or_none(id=int(self.id))
-            self._payload = row.payload if row else {}
-        return self._payload
+            self._payload = dict(row.payload) if row else {}
+        return cast(JSON, self._payload)
 
     @strawberry.field
     async def deliveries(self) -> list[Delivery]:

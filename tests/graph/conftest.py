@@ -209,3 +209,37 @@ def gql_header(db: Database, services: Services) -> ExecuteWithHeader:
         return Result(data=result.data, errors=errors)
 
     return execute
+
+
+# --- Test plugins in the services' host --------------------------------------------------------
+
+
+class InstallPlugins(Protocol):
+    def __call__(self, plugins: dict[str, type]) -> Awaitable[dict[str, Any]]: ...
+
+
+@pytest.fixture
+def install_test_plugins(services: Services) -> InstallPlugins:
+    """Register test plugin classes (name → class) in the host's registry, install each enabled
+    and load it; returns the InstalledPlugin rows by name. A class may carry a MANIFEST."""
+    from models import InstalledPlugin
+    from runtime.manifest import parse_manifest
+
+    async def install(plugins: dict[str, type]) -> dict[str, Any]:
+        rows = {}
+        for name, cls in plugins.items():
+            raw = getattr(cls, "MANIFEST", None) or {
+                "name": name,
+                "version": "1.0.0",
+                "type": "extension",
+                "category": "testing",
+                "permissions": ["sessions:read", "users:read"],
+            }
+            services.host.registry.register(cls, parse_manifest({**raw, "name": name}), "test")
+            rows[name] = await InstalledPlugin.create(
+                name=name, version="1.0.0", enabled=True, config={}
+            )
+            await services.host.sync_plugin(name)
+        return rows
+
+    return install

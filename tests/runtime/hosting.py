@@ -72,5 +72,8 @@ async def until(condition: Callable[[], Any], deadline: float = 10.0) -> None:
 async def all_final(event_id: int) -> bool:
     from models import Delivery
 
-    statuses = await Delivery.filter(event_id=event_id).values_list("status", flat=True)
+    statuses = [
+        str(status)
+        for status in await Delivery.filter(event_id=event_id).values_list("status", flat=True)
+    ]
     return bool(statuses) and all(status in FINAL for status in statuses)

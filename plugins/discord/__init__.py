@@ -1,0 +1,1 @@
+"""streamspace-discord: session and user lifecycle notifications as Discord webhook embeds."""

@@ -1,0 +1,1 @@
+"""streamspace-slack: session and user notifications to a Slack incoming webhook."""
