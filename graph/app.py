@@ -11,27 +11,24 @@ import asyncio
 import logging
 import os
 import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
-from tortoise.functions import Count
 
 from graph.context import Context, Services
 from graph.schema import build_schema
 from models import (
-    Delivery,
-    InstalledPlugin,
     close_database,
     dialect,
     init_database,
@@ -45,6 +42,7 @@ from runtime.errors import Unauthenticated
 from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
 from runtime.installs import Installer
+from runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from runtime.plugin_routes import PluginRoutes
 from runtime.registry import PluginRegistry, discover_builtins, discover_entry_points
 from runtime.repositories import ensure_builtin_repository
@@ -124,82 +122,20 @@ def build_services(settings: Settings) -> Services:
 
 READY_PROBE_CHANNEL = "streamspace.readyz"
 READY_PROBE_TIMEOUT = 5.0
-METRIC_STATUSES = ("PENDING", "RUNNING", "RETRYING", "DEAD")
-
-
-def _metric(lines: list[str], name: str, kind: str, text: str, samples: list[str]) -> None:
-    lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *samples]
-
-
-async def render_metrics(services: Services, ready: bool, started_at: float) -> str:
-    """The Prometheus text exposition (version 0.0.4) of what an operator watches."""
-    lines: list[str] = []
-    _metric(lines, "streamspace_up", "gauge", "1 when serving.", [f"streamspace_up {int(ready)}"])
-    _metric(
-        lines,
-        "streamspace_process_start_time_seconds",
-        "gauge",
-        "When this process started, in seconds since the epoch.",
-        [f"streamspace_process_start_time_seconds {started_at:.3f}"],
-    )
-    _metric(
-        lines,
-        "streamspace_plugins_loaded",
-        "gauge",
-        "Plugins loaded into this process's runtime.",
-        [f"streamspace_plugins_loaded {len(services.host.loaded)}"],
-    )
-    _metric(
-        lines,
-        "streamspace_subscribers",
-        "gauge",
-        "Subscription inboxes open in this process.",
-        [f"streamspace_subscribers {services.host.hub.subscriber_count()}"],
-    )
-    if ready:
-        installed = (
-            await InstalledPlugin.annotate(count=Count("id"))
-            .group_by("status")
-            .values_list("status", "count")
-        )
-        _metric(
-            lines,
-            "streamspace_installed_plugins",
-            "gauge",
-            "Installed plugins by status.",
-            [
-                f'streamspace_installed_plugins{{status="{status}"}} {count}'
-                for status, count in sorted(installed)
-            ],
-        )
-        counts = dict.fromkeys(METRIC_STATUSES, 0)
-        for status, count in (
-            await Delivery.filter(status__in=METRIC_STATUSES)
-            .annotate(count=Count("id"))
-            .group_by("status")
-            .values_list("status", "count")
-        ):
-            counts[str(status)] = int(count)
-        _metric(
-            lines,
-            "streamspace_deliveries",
-            "gauge",
-            "Deliveries not yet succeeded or skipped, by status (all replicas).",
-            [f'streamspace_deliveries{{status="{status}"}} {n}' for status, n in counts.items()],
-        )
-    return "\n".join(lines) + "\n"
 
 
 async def probe_broadcast(hub: Hub) -> None:
-    """Raise unless the broadcast backend takes a message (a dead Redis refuses it)."""
+    """Raise unless the broadcast link is up and takes a message (a dead Redis refuses it)."""
+    if not hub.link_up:
+        raise ConnectionError("the broadcast link is down; reconnecting")
     async with asyncio.timeout(READY_PROBE_TIMEOUT):
-        await hub.publish(READY_PROBE_CHANNEL, {"probe": True})
+        if not await hub.publish(READY_PROBE_CHANNEL, {"probe": True}):
+            raise ConnectionError("the broadcast backend refused a message")
 
 
 def create_app(settings: Settings) -> Starlette:
     services = build_services(settings)
     state: dict[str, str | None] = {"not_ready": "starting"}
-    started_at = time.time()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -248,13 +184,13 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
-        ready = state["not_ready"] is None
+        host = services.host
         try:
-            body = await render_metrics(services, ready, started_at)
-        except Exception:  # the database went away: report that, not a 500
-            log.warning("metrics without database counts", exc_info=True)
-            body = await render_metrics(services, False, started_at)
-        return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+            body = await host.metrics.render(host.live_figures)
+        except Exception:  # the database went away: still answer with what this process knows
+            log.warning("metrics without queue figures", exc_info=True)
+            body = generate_latest(host.metrics.registry)
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     graphql = GraphQLApp(services)
     app = Starlette(

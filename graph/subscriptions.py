@@ -113,6 +113,14 @@ class Subscription:
             async for message in inbox:
                 if message.data is None:
                     yield missed_notice(message.missed)  # type: ignore[misc]
+                    # A final outcome may be among what was missed: the rows still know it.
+                    for row in await DeliveryRow.filter(
+                        id__in=list(open_ids), status__in=list(FINAL)
+                    ):
+                        yield DeliveryOutcome.from_message(outcome_message(row, event))
+                        open_ids.discard(row.id)
+                    if not open_ids:
+                        return
                     continue
                 delivery = message.data["delivery"]
                 if delivery["eventId"] != wanted:

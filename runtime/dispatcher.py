@@ -307,8 +307,10 @@ class PluginWorker:
                 "updated_at",
             ]
         )
-        # A skipped event is an answer, not a failure: only failures count towards the breaker.
-        change = self.breaker.record(status in {"SUCCEEDED", "SKIPPED"})
-        if change:
-            await self._on_breaker(change)
+        # A skipped event is an answer, and a vendor's "slow down" (a Retry-After) is the
+        # vendor working as designed: neither counts towards the breaker.
+        if retry_after is None:
+            change = self.breaker.record(status in {"SUCCEEDED", "SKIPPED"})
+            if change:
+                await self._on_breaker(change)
         await self._publish(outcome_message(delivery, event))

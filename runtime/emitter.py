@@ -87,11 +87,19 @@ def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
 class Emitter:
     """Turns emit requests into stored events and deliveries, and wakes the workers."""
 
-    def __init__(self, hub: Hub, targets: Targets, published: PublishedTypes, wake: Wake) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        targets: Targets,
+        published: PublishedTypes,
+        wake: Wake,
+        accepted: Callable[[str], None] = lambda _type: None,
+    ) -> None:
         self._hub = hub
         self._targets = targets
         self._published = published
         self._wake = wake
+        self._accepted = accepted
 
     def _validated(self, request: EmitRequest, path: str = "") -> dict[str, Any]:
         try:
@@ -179,6 +187,7 @@ class Emitter:
             # A concurrent emit with the same key won the race: that event is the one.
             return await self._duplicate(await Event.get(idempotency_key=key))
         stored = list(await Delivery.filter(event_id=event.id).order_by("id")) if deliveries else []
+        self._accepted(request.type)
         return EmitResult(event=event, duplicate=False, deliveries=stored)
 
     async def _duplicate(self, event: Event) -> EmitResult:

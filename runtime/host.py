@@ -24,7 +24,9 @@ from runtime.errors import Conflict, NotFound
 from runtime.events import hook_for, permission_for
 from runtime.hub import Hub
 from runtime.installs import Installer
+from runtime.metrics import RuntimeMetrics
 from runtime.plugin_context import (
+    CURRENT_EVENT,
     ApiRegistry,
     LogSink,
     PluginContext,
@@ -78,7 +80,10 @@ class PluginHost:
 
     def __post_init__(self) -> None:
         self.sink = LogSink(self._publish_log)
-        self.emitter = Emitter(self.hub, self.targets, self.is_plugin_event, self.wake)
+        self.metrics = RuntimeMetrics()
+        self.emitter = Emitter(
+            self.hub, self.targets, self.is_plugin_event, self.wake, self._count_accepted
+        )
         self._http: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
 
@@ -288,6 +293,7 @@ class PluginHost:
 
     def _hook_caller(self, instance: Plugin, context: PluginContext) -> Any:
         async def call(hook: str, payload: Mapping[str, Any], event: SdkEvent) -> Any:
+            CURRENT_EVENT.set(event)
             if hook == "on_event":
                 return await instance.on_event(context, event)
             return await getattr(instance, hook)(context, payload)
@@ -296,7 +302,26 @@ class PluginHost:
 
     # -- publishing ----------------------------------------------------------------------
 
+    def _count_accepted(self, event_type: str) -> None:
+        self.metrics.events_accepted.labels(family=event_type.split(".", 1)[0]).inc()
+
+    def live_figures(self) -> dict[str, Any]:
+        """This process's figures for /metrics."""
+        plugins: dict[str, int] = {}
+        for plugin in self.loaded.values():
+            plugins[plugin.status] = plugins.get(plugin.status, 0) + 1
+        backend = self.hub.backend
+        return {
+            "subscribers": self.hub.subscriber_count(),
+            "reconnects": getattr(backend, "reconnects", 0),
+            "plugins": plugins,
+        }
+
     async def _publish_outcome(self, message: dict[str, Any]) -> None:
+        delivery = message["delivery"]
+        self.metrics.delivery_finished(
+            delivery["plugin"], delivery["status"], (delivery.get("durationMs") or 0) / 1000
+        )
         await self.hub.publish(DELIVERY_CHANNEL, message)
 
     async def _publish_log(self, entry: dict[str, Any]) -> None:

@@ -42,34 +42,48 @@ class Message:
 
 
 class Inbox:
-    """One subscriber's bounded buffer."""
+    """One subscriber's bounded buffer.
+
+    Messages that do not fit are dropped and counted; the count takes their place in the order
+    the subscriber reads, so it learns of the gap exactly where it happened.
+    """
 
     def __init__(self, size: int) -> None:
-        self._buffer: deque[dict[str, Any]] = deque()
+        # Items are messages, or an int: how many were dropped at that point.
+        self._buffer: deque[dict[str, Any] | int] = deque()
         self._size = size
-        self._missed = 0
+        self._dropped = 0
         self._ready = asyncio.Event()
         self.closed = False
 
     def offer(self, data: dict[str, Any]) -> None:
         if len(self._buffer) >= self._size:
-            self._missed += 1
+            self._dropped += 1
         else:
+            self._close_gap()
             self._buffer.append(data)
         self._ready.set()
 
     def report_gap(self, missed: int = 1) -> None:
         """Messages were lost before reaching this process (the broadcast link was down)."""
-        self._missed += missed
+        self._dropped += missed
+        self._close_gap()
         self._ready.set()
+
+    def _close_gap(self) -> None:
+        if self._dropped:
+            self._buffer.append(self._dropped)
+            self._dropped = 0
 
     async def get(self) -> Message:
         while True:
-            if self._missed:
-                missed, self._missed = self._missed, 0
-                return Message(data=None, missed=missed)
+            if not self._buffer:
+                self._close_gap()
             if self._buffer:
-                return Message(data=self._buffer.popleft())
+                item = self._buffer.popleft()
+                if isinstance(item, int):
+                    return Message(data=None, missed=item)
+                return Message(data=item)
             self._ready.clear()
             await self._ready.wait()
 
@@ -85,10 +99,28 @@ class Hub:
     """Publishes JSON messages on channels and fans them out to local inboxes."""
 
     def __init__(self, url: str = "memory://", *, broadcast: Broadcast | None = None) -> None:
-        self._broadcast = broadcast or Broadcast(backend=backend_for(url))
+        self.backend: Any = backend_for(url) if broadcast is None else broadcast._backend
+        self._broadcast = broadcast or Broadcast(backend=self.backend)
         self._inboxes: dict[str, set[Inbox]] = {}
         self._pumps: dict[str, asyncio.Task[None]] = {}
         self._ready: dict[str, asyncio.Event] = {}
+        self.publish_failures = 0
+        listeners = getattr(self.backend, "link_listeners", None)
+        if listeners is not None:
+            listeners.append(self._link_changed)
+
+    @property
+    def link_up(self) -> bool:
+        """False while the broadcast backend has lost its server (readiness reports it)."""
+        return bool(getattr(self.backend, "up", True))
+
+    def _link_changed(self, up: bool) -> None:
+        if up:
+            # What was published elsewhere while the link was down never reached us: say so.
+            for inboxes in self._inboxes.values():
+                for inbox in inboxes:
+                    inbox.report_gap()
+        log.warning("broadcast link %s", "restored" if up else "lost")
 
     async def __aenter__(self) -> Hub:
         await self.connect()
@@ -109,8 +141,19 @@ class Hub:
         self._pumps.clear()
         await self._broadcast.disconnect()
 
-    async def publish(self, channel: str, data: dict[str, Any]) -> None:
-        await self._broadcast.publish(channel, orjson.dumps(data).decode())
+    async def publish(self, channel: str, data: dict[str, Any]) -> bool:
+        """Publish; False when the broadcast link refused it.
+
+        The message is news about rows already written, so a lost one costs subscribers a gap
+        notice (when the link returns), never data; the caller goes on.
+        """
+        try:
+            await self._broadcast.publish(channel, orjson.dumps(data).decode())
+        except Exception as error:
+            self.publish_failures += 1
+            log.warning("broadcast publish failed", extra={"channel": channel, "error": str(error)})
+            return False
+        return True
 
     def subscriber_count(self) -> int:
         return sum(len(inboxes) for inboxes in self._inboxes.values())

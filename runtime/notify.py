@@ -120,8 +120,10 @@ class Allowance:
 
 class HourlyLimit:
     """At most `per_hour` messages per clock hour, counted in the plugin's storage so the count
-    survives restarts. A held-back message is counted; the next message sent reports the count
-    (`held_back`), then the count starts again."""
+    survives restarts and is shared by replicas. A held-back message is counted; the next
+    message sent reports the count (`held_back`), then the count starts again."""
+
+    KEY = "rate-window"
 
     def __init__(self, storage: PluginStore, per_hour: int) -> None:
         self._storage = storage
@@ -129,22 +131,32 @@ class HourlyLimit:
 
     async def take(self, now: datetime | None = None) -> Allowance:
         hour = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H")
-        window = await self._storage.get("rate-window") or {}
-        if window.get("hour") != hour:
-            window = {"hour": hour, "sent": 0, "held": window.get("held", 0)}
-        if window["sent"] >= self._per_hour:
-            window["held"] += 1
-            await self._storage.set("rate-window", window)
-            return Allowance(send=False)
-        held, window["held"] = window["held"], 0
-        window["sent"] += 1
-        await self._storage.set("rate-window", window)
-        return Allowance(send=True, held_back=held)
+        decided: list[Allowance] = []
+
+        def change(stored: Any) -> dict[str, Any]:
+            window: dict[str, Any] = dict(stored or {})
+            if window.get("hour") != hour:
+                window = {"hour": hour, "sent": 0, "held": window.get("held", 0)}
+            if window["sent"] >= self._per_hour:
+                window["held"] += 1
+                decided.append(Allowance(send=False))
+            else:
+                decided.append(Allowance(send=True, held_back=window["held"]))
+                window["sent"] += 1
+                window["held"] = 0
+            return window
+
+        await self._storage.update(self.KEY, change, {})
+        return decided[-1]
 
     async def give_back(self, allowance: Allowance) -> None:
         """Undo `take` for a message that was not delivered (it will be retried)."""
-        window = await self._storage.get("rate-window") or {}
-        if window:
-            window["sent"] = max(0, window.get("sent", 0) - 1)
-            window["held"] = window.get("held", 0) + allowance.held_back
-            await self._storage.set("rate-window", window)
+
+        def change(stored: Any) -> dict[str, Any]:
+            window: dict[str, Any] = dict(stored or {})
+            if window:
+                window["sent"] = max(0, window.get("sent", 0) - 1)
+                window["held"] = window.get("held", 0) + allowance.held_back
+            return window
+
+        await self._storage.update(self.KEY, change, {})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,10 +24,13 @@ import orjson
 from croniter import croniter
 from starlette.routing import Route, Router
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from models import PluginLog, PluginStorage
 
 log = logging.getLogger(__name__)
+# Set by the host around each hook call; each delivery runs in its own task, so each sees its own.
+CURRENT_EVENT: contextvars.ContextVar[Any] = contextvars.ContextVar("current_event", default=None)
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 Job = Callable[[], Awaitable[Any]]
 
@@ -191,6 +195,30 @@ class PluginStore:
             # Another task created it in between: ours is the later write.
             await PluginStorage.filter(plugin=self._plugin, key=key).update(value=encoded)
 
+    async def update(self, key: str, change: Callable[[Any], Any], default: Any = None) -> Any:
+        """Replace the value with `change(value)` atomically, even across replicas; return it.
+
+        The row is locked while `change` runs, so concurrent updates (counters, windows) never
+        lose one another's effect the way a `get` then `set` can.
+        """
+        if not await PluginStorage.exists(plugin=self._plugin, key=key):
+            with contextlib.suppress(IntegrityError):
+                row = PluginStorage(plugin=self._plugin, key=key)
+                row.value = _json_text(default)
+                await row.save()
+        async with in_transaction() as connection:
+            row = (
+                await PluginStorage.filter(plugin=self._plugin, key=key)
+                .select_for_update()
+                .using_db(connection)
+                .get()
+            )
+            value = change(row.value)
+            await (
+                PluginStorage.filter(id=row.id).using_db(connection).update(value=_json_text(value))
+            )
+        return value
+
     async def delete(self, key: str) -> bool:
         return bool(await PluginStorage.filter(plugin=self._plugin, key=key).delete())
 
@@ -348,3 +376,12 @@ class PluginContext:
     @property
     def logger(self) -> PluginLogger:
         return self.log
+
+    @property
+    def event(self) -> Any:
+        """The event whose hook is running (id, type, occurred_at, attributes), or None.
+
+        Lifecycle hooks receive only the payload; this gives them the event's time and the
+        delivery's id and attempt as well.
+        """
+        return CURRENT_EVENT.get()

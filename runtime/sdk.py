@@ -28,26 +28,10 @@ from typing import Any
 from runtime.events import LIFECYCLE_TYPES
 from runtime.notify import Allowance, HourlyLimit, Notice, NoticeField, config_key, describe
 from runtime.plugin_context import PluginContext
+from runtime.sdk_outcomes import PermanentFailure, RetryLater, Skip
+from runtime.vendor_http import raise_for_status, retry_after_seconds
 
 HookResult = Mapping[str, Any] | None
-
-
-
-class RetryLater(Exception):
-    """Raised by a hook when the work should be tried again, not before `after` seconds
-    (a vendor's Retry-After, say)."""
-
-    def __init__(self, message: str, after: float | None = None) -> None:
-        super().__init__(message)
-        self.after = after
-
-
-class Skip(Exception):
-    """Raised by a hook for an event it chose not to handle: the delivery is SKIPPED."""
-
-
-class PermanentFailure(Exception):
-    """Raised by a hook when trying again cannot help (a 4xx answer): the delivery is dead."""
 
 
 @dataclass(frozen=True)
@@ -174,4 +158,6 @@ __all__ = [
     "describe",
     "hook_problems",
     "implemented_hooks",
+    "raise_for_status",
+    "retry_after_seconds",
 ]

@@ -9,29 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import orjson
 from standardwebhooks.webhooks import Webhook
 
-from runtime.sdk import Event, PermanentFailure, Plugin, PluginContext, RetryLater, Skip
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+from runtime.sdk import (
+    Event,
+    Plugin,
+    PluginContext,
+    RetryLater,
+    Skip,
+    raise_for_status,
+    retry_after_seconds,
+)
 
 
 class WebhookPlugin(Plugin):
@@ -75,8 +67,5 @@ class WebhookPlugin(Plugin):
             raise RetryLater(f"the receiver did not answer in time: {error}") from None
         except aiohttp.ClientError as error:
             raise RetryLater(f"the receiver could not be reached: {error}") from None
-        if 200 <= status < 300:
-            return {"status": status, "webhookId": message_id}
-        if status == 429 or status >= 500:
-            raise RetryLater(f"the receiver answered HTTP {status}", after=retry_after)
-        raise PermanentFailure(f"the receiver answered HTTP {status}")
+        raise_for_status(status, "the receiver", retry_after=retry_after)
+        return {"status": status, "webhookId": message_id}

@@ -272,6 +272,9 @@ async def test_metrics_in_prometheus_text(http: aiohttp.ClientSession, server: S
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
-    assert samples["streamspace_up"] == "1"
-    assert samples['streamspace_deliveries{status="DEAD"}'] == "0"
-    assert "# TYPE streamspace_installed_plugins gauge" in text
+    assert samples['streamspace_queue_depth{status="PENDING"}'] == "0.0"
+    assert samples["streamspace_oldest_pending_seconds"] == "0.0"
+    assert "streamspace_subscribers" in samples
+    assert "# TYPE streamspace_hook_duration_seconds histogram" in text
+    assert "# TYPE streamspace_events_accepted_total counter" in text
+    assert "# TYPE streamspace_deliveries_total counter" in text

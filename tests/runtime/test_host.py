@@ -146,3 +146,33 @@ async def test_the_same_idempotency_key_returns_the_same_event_once(db: Database
     assert len({r.event.id for r in results}) == 1
     assert sorted(r.duplicate for r in results) == [False] + [True] * 9
     assert await Delivery.filter(event_id=results[0].event.id).count() == 1
+
+
+class Timed(Plugin):
+    seen: list[Any] = []
+
+    async def on_user_created(self, ctx: PluginContext, user: Mapping[str, Any]) -> None:
+        Timed.seen.append(ctx.event)
+
+
+class Throttled(Plugin):
+    async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> None:
+        raise RetryLater("slow down", after=0)
+
+
+async def test_lifecycle_hooks_see_the_event_they_handle(db: Database) -> None:
+    Timed.seen = []
+    async with running_host({"timed": Timed}) as host:
+        result = await host.emitter.emit(EmitRequest("user.created", {"id": "u1"}, wait=True))
+    event = Timed.seen[0]
+    assert event.id == str(result.event.id) and event.type == "user.created"
+    assert event.occurred_at is not None
+    assert event.attributes["deliveryId"] == str(result.deliveries[0].id)
+
+
+async def test_a_vendor_asking_to_slow_down_does_not_open_the_breaker(db: Database) -> None:
+    async with running_host({"throttled": Throttled}, max_attempts=12) as host:
+        result = await host.emitter.emit(EmitRequest("session.created", SESSION))
+        await until(lambda: all_final(result.event.id))
+        assert host.loaded["throttled"].worker.breaker.failures == 0
+        assert host.loaded["throttled"].status == "ACTIVE"
