@@ -110,7 +110,7 @@ def build_services(settings: Settings) -> Services:
             replica=f"{socket.gethostname()}:{os.getpid()}",
         ),
     )
-    installer.apply_changes_with(host.sync_plugin)
+    installer.apply_changes_with(host.apply_change)
     return Services(
         settings=settings,
         tokens=TokenIssuer(settings.jwt_secret),

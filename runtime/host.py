@@ -43,6 +43,8 @@ from runtime.sdk import Plugin
 log = logging.getLogger(__name__)
 
 STATUS_CHANNEL = "plugin-status"
+CONTROL_CHANNEL = "plugin-control"
+WAKE_CHANNEL = "delivery-wake"
 LOG_CHANNEL = "plugin-logs"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONCURRENCY = 4
@@ -86,6 +88,8 @@ class PluginHost:
         )
         self._http: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
+        self._followers: list[asyncio.Task[None]] = []
+        self._announcements: set[asyncio.Task[bool]] = set()
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -97,14 +101,23 @@ class PluginHost:
             await Delivery.filter(status="RUNNING").update(
                 status="RETRYING", lease_expires_at=None, next_attempt_at=datetime.now(UTC)
             )
-        for name in (
-            await InstalledPlugin.filter(enabled=True)
-            .order_by("name")
-            .values_list("name", flat=True)
-        ):
-            await self.sync_plugin(str(name))
+        await self.sync_all()
+        if self.hub.shared:
+            self._followers = [
+                asyncio.create_task(self._follow(CONTROL_CHANNEL), name="follow:control"),
+                asyncio.create_task(self._follow(WAKE_CHANNEL), name="follow:wake"),
+            ]
+
+    async def sync_all(self) -> None:
+        """Make every plugin's running state match the database."""
+        names = await InstalledPlugin.all().order_by("name").values_list("name", flat=True)
+        for name in sorted({str(name) for name in names} | set(self.loaded)):
+            await self.sync_plugin(name)
 
     async def stop(self) -> None:
+        for follower in self._followers:
+            follower.cancel()
+        await asyncio.gather(*self._followers, return_exceptions=True)
         for name in list(self.loaded):
             await self._unload(name, persist=False)
         await self.sink.stop()
@@ -147,11 +160,50 @@ class PluginHost:
             plugin.router = plugin.context.api.router()
         return plugin.router
 
-    def wake(self, plugins: set[str]) -> None:
+    def wake(self, plugins: set[str], *, announce: bool = True) -> None:
+        """Wake the workers of `plugins` here and, with replicas, on every other replica."""
         for name in plugins:
             plugin = self.loaded.get(name)
             if plugin is not None:
                 plugin.worker.wake()
+        if announce and plugins and self.hub.shared:
+            message = {"plugins": sorted(plugins), "origin": self.settings.replica}
+            self._announce(WAKE_CHANNEL, message)
+
+    def _announce(self, channel: str, message: dict[str, Any]) -> None:
+        # Fire and forget: the rows are written; a lost notice only waits for the next poll.
+        task = asyncio.create_task(self.hub.publish(channel, message))
+        self._announcements.add(task)
+        task.add_done_callback(self._announcements.discard)
+
+    async def apply_change(self, name: str) -> None:
+        """Apply an admin's change to `name` here and tell the other replicas to do the same."""
+        await self.sync_plugin(name)
+        if self.hub.shared:
+            self._announce(CONTROL_CHANNEL, {"plugin": name, "origin": self.settings.replica})
+
+    async def _follow(self, channel: str) -> None:
+        """Apply what other replicas announce; after a gap, resynchronise everything."""
+        async with self.hub.subscribe(channel) as inbox:
+            async for message in inbox:
+                try:
+                    await self._on_announcement(channel, message.data)
+                except Exception:
+                    log.exception("applying an announcement failed", extra={"channel": channel})
+
+    async def _on_announcement(self, channel: str, data: dict[str, Any] | None) -> None:
+        if data is None:
+            if channel == CONTROL_CHANNEL:
+                await self.sync_all()
+            else:
+                self.wake(set(self.loaded), announce=False)
+            return
+        if data.get("origin") == self.settings.replica:
+            return
+        if channel == CONTROL_CHANNEL:
+            await self.sync_plugin(str(data["plugin"]))
+        else:
+            self.wake({str(name) for name in data.get("plugins", [])}, announce=False)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -110,6 +110,13 @@ class Hub:
             listeners.append(self._link_changed)
 
     @property
+    def shared(self) -> bool:
+        """True when other processes publish on the same channels (not memory://)."""
+        from broadcaster._backends.memory import MemoryBackend
+
+        return not isinstance(self.backend, MemoryBackend)
+
+    @property
     def link_up(self) -> bool:
         """False while the broadcast backend has lost its server (readiness reports it)."""
         return bool(getattr(self.backend, "up", True))

@@ -16,7 +16,7 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import aiohttp
@@ -31,6 +31,7 @@ from models import PluginLog, PluginStorage
 log = logging.getLogger(__name__)
 # Set by the host around each hook call; each delivery runs in its own task, so each sees its own.
 CURRENT_EVENT: contextvars.ContextVar[Any] = contextvars.ContextVar("current_event", default=None)
+TICK_MEMORY = timedelta(days=1)
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 Job = Callable[[], Awaitable[Any]]
 
@@ -230,45 +231,71 @@ class PluginStore:
 
 
 class PluginScheduler:
-    """Interval and cron jobs of one plugin; all cancelled when the plugin is disabled."""
+    """Interval and cron jobs of one plugin; all cancelled when the plugin is disabled.
+
+    Ticks fall on the wall clock (an interval of 60 s ticks at each whole minute), so every
+    replica computes the same tick; the first replica to claim a tick in the database runs it,
+    the others skip it. A job runs once per tick however many replicas there are.
+    """
 
     def __init__(self, plugin: str, logger: PluginLogger) -> None:
         self._plugin = plugin
         self._log = logger
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Claims live beside the plugin's storage, under a scope its own keys() never sees.
+        self._claims = f"{plugin}#ticks"
 
     def every(self, seconds: float, job: Job, *, name: str) -> None:
         if seconds <= 0:
             raise ValueError("an interval job needs a positive number of seconds")
-        self._start(name, job, lambda: seconds)
+
+        def next_tick() -> datetime:
+            now = datetime.now(UTC).timestamp()
+            return datetime.fromtimestamp((now // seconds + 1) * seconds, UTC)
+
+        self._start(name, job, next_tick)
 
     def cron(self, expression: str, job: Job, *, name: str) -> None:
         if not croniter.is_valid(expression):
             raise ValueError(f"{expression!r} is not a cron expression")
-        schedule = croniter(expression, datetime.now(UTC))
 
-        def delay() -> float:
-            upcoming: datetime = schedule.get_next(datetime)
-            return max(0.0, upcoming.timestamp() - datetime.now(UTC).timestamp())
+        def next_tick() -> datetime:
+            upcoming: datetime = croniter(expression, datetime.now(UTC)).get_next(datetime)
+            return upcoming
 
-        self._start(name, job, delay)
+        self._start(name, job, next_tick)
 
     @property
     def jobs(self) -> list[str]:
         return sorted(self._tasks)
 
-    def _start(self, name: str, job: Job, delay: Callable[[], float]) -> None:
+    def _start(self, name: str, job: Job, next_tick: Callable[[], datetime]) -> None:
         if name in self._tasks:
             raise ValueError(f"a job named {name!r} is scheduled already")
         self._tasks[name] = asyncio.create_task(
-            self._loop(name, job, delay), name=f"{self._plugin}:{name}"
+            self._loop(name, job, next_tick), name=f"{self._plugin}:{name}"
         )
 
-    async def _loop(self, name: str, job: Job, delay: Callable[[], float]) -> None:
+    async def _claim(self, name: str, tick: datetime) -> bool:
+        """True for the one replica that claims this tick first."""
+        try:
+            await PluginStorage.create(
+                plugin=self._claims, key=f"{name}@{tick.isoformat()}", value=_json_text(True)
+            )
+        except IntegrityError:
+            return False
+        await PluginStorage.filter(
+            plugin=self._claims, key__startswith=f"{name}@", updated_at__lt=tick - TICK_MEMORY
+        ).delete()
+        return True
+
+    async def _loop(self, name: str, job: Job, next_tick: Callable[[], datetime]) -> None:
         while True:
-            await asyncio.sleep(delay())
+            tick = next_tick()
+            await asyncio.sleep(max(0.0, (tick - datetime.now(UTC)).total_seconds()))
             try:
-                await job()
+                if await self._claim(name, tick):
+                    await job()
             except Exception as error:
                 self._log.error(f"scheduled job {name} failed: {error}", job=name)
 

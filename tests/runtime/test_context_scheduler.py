@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from models import InstalledPlugin
-from runtime.plugin_context import PluginLogger, PluginScheduler
+from models import InstalledPlugin, PluginStorage
+from runtime.plugin_context import LogSink, PluginLogger, PluginScheduler
 from runtime.sdk import Plugin, PluginContext
 from tests.conftest import Database
 from tests.runtime.hosting import running_host, until
@@ -73,3 +75,23 @@ async def test_a_failing_job_is_logged_and_keeps_its_schedule(db: Database) -> N
     finally:
         await scheduler.cancel_all()
     assert any("scheduled job failing failed: nope" in line for line in logged)
+
+
+async def test_a_job_runs_once_per_tick_however_many_replicas_schedule_it(db: Database) -> None:
+    async def publish(entry: dict[str, Any]) -> None:
+        return None
+
+    sink = LogSink(publish)
+    runs: list[str] = []
+
+    async def job() -> None:
+        runs.append("run")
+
+    replicas = [PluginScheduler("ticker", PluginLogger("ticker", sink)) for _ in range(3)]
+    for scheduler in replicas:
+        scheduler.every(0.2, job, name="tick")
+    await until(lambda: len(runs) >= 4)
+    for scheduler in replicas:
+        await scheduler.cancel_all()
+    claims = await PluginStorage.filter(plugin="ticker#ticks").count()
+    assert len(runs) == claims
