@@ -107,6 +107,7 @@ def build_services(settings: Settings) -> Services:
         HostSettings(
             max_attempts=settings.delivery_max_attempts,
             backoff_base=settings.delivery_backoff_base,
+            default_concurrency=settings.workers_dispatch,
             replica=f"{socket.gethostname()}:{os.getpid()}",
         ),
     )

@@ -124,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds; retry n waits up to base*2^(n-1), with full jitter "
         "(env STREAMSPACE_DELIVERY_BACKOFF_BASE, default 2)",
     )
+    serve.add_argument(
+        "--workers-dispatch",
+        type=int,
+        metavar="N",
+        help="deliveries one plugin runs at once unless its manifest sets 'concurrency' "
+        "(env STREAMSPACE_WORKERS_DISPATCH, default 4)",
+    )
+    serve.add_argument(
+        "--db-pool-size",
+        type=int,
+        metavar="N",
+        help="PostgreSQL connections per process, for API, dispatch and listeners together "
+        "(env STREAMSPACE_DB_POOL_SIZE; default 20, or maxsize= in the URL)",
+    )
 
     migrate = commands.add_parser(
         "migrate",
@@ -190,6 +204,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         delivery_max_attempts=args.delivery_max_attempts,
         delivery_backoff_base=args.delivery_backoff_base,
+        db_pool_size=args.db_pool_size,
+        workers_dispatch=args.workers_dispatch,
     )
     from models.database import normalise_url
 

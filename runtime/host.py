@@ -47,7 +47,6 @@ CONTROL_CHANNEL = "plugin-control"
 WAKE_CHANNEL = "delivery-wake"
 LOG_CHANNEL = "plugin-logs"
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_CONCURRENCY = 4
 
 
 @dataclass
@@ -70,6 +69,8 @@ class HostSettings:
     # Consecutive failures that open a plugin's circuit breaker, and seconds between probes.
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
+    # Deliveries one plugin runs at once when its manifest names no "concurrency".
+    default_concurrency: int = 4
 
 
 @dataclass
@@ -280,7 +281,9 @@ class PluginHost:
                 or spec.manifest.raw.get("timeoutSeconds")
                 or DEFAULT_TIMEOUT
             ),
-            concurrency=int(spec.manifest.raw.get("concurrency") or DEFAULT_CONCURRENCY),
+            concurrency=int(
+                spec.manifest.raw.get("concurrency") or self.settings.default_concurrency
+            ),
             poll_interval=self.settings.poll_interval,
             breaker=CircuitBreaker(
                 threshold=self.settings.breaker_threshold,

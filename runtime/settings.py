@@ -10,6 +10,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 DEFAULT_DATA_DIR = "./.streamspace"
 JWT_SECRET_FILE = "jwt-secret"
@@ -63,6 +64,26 @@ def read_or_create_secret(path: Path) -> str:
     return _read_secret(path)
 
 
+def _int_env(name: str) -> int | None:
+    value = env(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a whole number") from None
+
+
+def with_pool_size(url: str, size: int | None) -> str:
+    """A PostgreSQL URL whose pool holds at most `size` connections (SQLite: unchanged)."""
+    parts = urlsplit(url)
+    if size is None or parts.scheme not in {"postgres", "postgresql", "asyncpg"}:
+        return url
+    query = dict(parse_qsl(parts.query))
+    query["maxsize"] = str(size)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a server process needs to know; build it with `Settings.load`."""
@@ -82,6 +103,8 @@ class Settings:
     delivery_max_attempts: int = 8
     delivery_backoff_base: float = 2.0
     retention_days: float = 30.0
+    # Deliveries one plugin may run at once unless its manifest says otherwise.
+    workers_dispatch: int = 4
 
     @classmethod
     def load(
@@ -96,15 +119,20 @@ class Settings:
         log_format: str | None = None,
         delivery_max_attempts: int | None = None,
         delivery_backoff_base: float | None = None,
+        db_pool_size: int | None = None,
+        workers_dispatch: int | None = None,
     ) -> Settings:
         directory = Path(data_dir or env("STREAMSPACE_DATA_DIR", DEFAULT_DATA_DIR) or "").resolve()
         jwt_secret = env("STREAMSPACE_JWT_SECRET")
         secret_key = env("STREAMSPACE_SECRET_KEY")
         return cls(
             data_dir=directory,
-            database_url=database_url
-            or env("STREAMSPACE_DATABASE_URL")
-            or f"sqlite://{directory / 'streamspace.db'}",
+            database_url=with_pool_size(
+                database_url
+                or env("STREAMSPACE_DATABASE_URL")
+                or f"sqlite://{directory / 'streamspace.db'}",
+                db_pool_size or _int_env("STREAMSPACE_DB_POOL_SIZE"),
+            ),
             broadcast_url=broadcast_url or env("STREAMSPACE_BROADCAST_URL", "memory://") or "",
             jwt_secret=jwt_secret or read_or_create_secret(directory / JWT_SECRET_FILE),
             secret_key=secret_key or read_or_create_secret(directory / SECRET_KEY_FILE),
@@ -120,4 +148,5 @@ class Settings:
             delivery_backoff_base=delivery_backoff_base
             or float(env("STREAMSPACE_DELIVERY_BACKOFF_BASE", "2") or 2),
             retention_days=float(env("STREAMSPACE_RETENTION_DAYS", "30") or 30),
+            workers_dispatch=workers_dispatch or _int_env("STREAMSPACE_WORKERS_DISPATCH") or 4,
         )
