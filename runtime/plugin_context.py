@@ -299,13 +299,16 @@ class PluginScheduler:
             except Exception as error:
                 self._log.error(f"scheduled job {name} failed: {error}", job=name)
 
-    async def cancel_all(self) -> None:
+    async def cancel_all(self, grace: float = 5.0) -> None:
+        """Cancel every job; a job that swallows its cancellation is abandoned after `grace`."""
         tasks, self._tasks = list(self._tasks.values()), {}
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if not tasks:
+            return
+        _, stuck = await asyncio.wait(tasks, timeout=grace)
+        for task in stuck:
+            self._log.error(f"scheduled job {task.get_name()} did not stop within {grace:g}s")
 
 
 @dataclass(frozen=True)
