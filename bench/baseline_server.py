@@ -23,19 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
 
 from graph.app import GraphQLApp, create_app
 from graph.context import Services
-from graph.errors import ErrorCodes
 from graph.logs import configure_logging
-from graph.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, Schema
+from graph.schema import Schema, schema_extensions
 from runtime.settings import Settings
 
 
@@ -55,18 +47,10 @@ class NoopMutation:
 
 def build_noop_schema(*, debug: bool = False) -> strawberry.Schema:
     """`mutation { noop }` behind the extensions of graph.schema.build_schema."""
-    codes = type("DebugErrorCodes", (ErrorCodes,), {"debug": True}) if debug else ErrorCodes
     schema = Schema(
         query=NoopQuery,
         mutation=NoopMutation,
-        extensions=[
-            codes,
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
-        ],
+        extensions=schema_extensions(debug=debug),
     )
     schema.debug = debug
     return schema

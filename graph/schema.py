@@ -80,20 +80,25 @@ class Schema(strawberry.Schema):
         return result
 
 
+def schema_extensions(*, debug: bool = False) -> list[Any]:
+    """What every operation runs through: error codes, limits, parser and validation caches."""
+    codes = type("DebugErrorCodes", (ErrorCodes,), {"debug": True}) if debug else ErrorCodes
+    return [
+        codes,
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: AddValidationRules(LIMIT_RULES),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ]
+
+
 def build_schema(*, debug: bool = False) -> strawberry.Schema:
     """The schema; `debug` shows unexpected errors' messages instead of masking them."""
-    codes = type("DebugErrorCodes", (ErrorCodes,), {"debug": True}) if debug else ErrorCodes
     schema = Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[
-            codes,
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: AddValidationRules(LIMIT_RULES),
-            lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
-        ],
+        extensions=schema_extensions(debug=debug),
     )
     schema.debug = debug
     return schema
