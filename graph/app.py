@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -27,6 +27,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
 
 from graph.context import Context, Services
+from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
 from graph.schema import build_schema
 from models import (
     close_database,
@@ -68,6 +69,10 @@ class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
         super().__init__(build_schema(debug=services.settings.debug))
         self.services = services
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page: every script and style from this server (graph/graphiql.py)."""
+        return HTMLResponse(graphiql_html())
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -200,6 +205,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route(ASSET_PREFIX + "/{name}", serve_asset, methods=["GET", "HEAD"]),
             WebSocketRoute("/graphql", graphql),
             Mount("/plugins", app=PluginRoutes(services.host.router_of)),
         ],

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from runtime.auth import Role, TokenIssuer, parse_ttl
@@ -166,7 +167,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(token)
 
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    _add_devkit(commands)
     return parser
+
+
+def _add_devkit(commands: Any) -> None:
+    plugin = commands.add_parser(
+        "plugin",
+        help="write, check and pack a plugin (new | validate | pack)",
+        description="The plugin developer kit: scaffold a plugin, check it, pack its archive.",
+    )
+    actions = plugin.add_subparsers(dest="plugin_command", required=True, metavar="ACTION")
+    new = actions.add_parser(
+        "new",
+        help="scaffold a plugin folder",
+        description="Write NAME/ with plugin.json, plugin.py (an on_session_created hook), "
+        "test_plugin.py (the SDK's testing harness) and README.md.",
+    )
+    new.add_argument("name", metavar="NAME", help="the plugin's name, e.g. streamspace-hello")
+    new.add_argument("--dir", default=".", help="where to create the folder (default .)")
+    validate = actions.add_parser(
+        "validate",
+        help="check a plugin folder; exit 1 on problems",
+        description="Check plugin.json (required fields, semver, configSchema, permissions, "
+        "category) and the entrypoint class against the SDK; print every problem with its path.",
+    )
+    validate.add_argument("path", metavar="PATH", help="the plugin's folder")
+    pack = actions.add_parser(
+        "pack",
+        help="write <name>-<version>.tar.gz and print its sha256",
+        description="Validate the plugin, then write a deterministic archive of it.",
+    )
+    pack.add_argument("path", metavar="PATH", help="the plugin's folder")
+    pack.add_argument("--out", default=".", help="where to write the archive (default .)")
+
+    repo = commands.add_parser(
+        "repo",
+        help="plugin repositories (index)",
+        description="Build a plugin repository from packed archives.",
+    )
+    repo_actions = repo.add_subparsers(dest="repo_command", required=True, metavar="ACTION")
+    index = repo_actions.add_parser(
+        "index",
+        help="write DIR/index.json from the archives in DIR",
+        description="Read plugin.json from every *.tar.gz in DIR and write DIR/index.json "
+        "(apiVersion 1), grouping versions per plugin. Serve DIR over http(s) or use its "
+        "file:// URL as an INDEX repository.",
+    )
+    index.add_argument("dir", metavar="DIR", help="the folder of archives")
+    index.add_argument("--name", help="the repository's name (default: the folder's name)")
 
 
 def _shown_url(url: str) -> str:
@@ -280,7 +329,68 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": _serve, "migrate": _migrate, "token": _token, "schema": _schema}
+def _progress(message: str) -> None:
+    print(message, flush=True)
+
+
+def _plugin(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from runtime.devkit.packing import pack_plugin
+    from runtime.devkit.scaffold import ScaffoldError, scaffold
+    from runtime.devkit.validate import validate_plugin
+
+    if args.plugin_command == "new":
+        try:
+            folder = scaffold(args.name, Path(args.dir))
+        except ScaffoldError as error:
+            raise BadUserInput(str(error)) from None
+        for path in sorted(folder.iterdir()):
+            print(f"created {path}")
+        where = shlex.quote(str(folder))
+        print(f"next: cd {where} && pytest && streamspace-plugins plugin validate .")
+        return 0
+    folder = Path(args.path)
+    print(f"validating {folder}", flush=True)
+    problems = validate_plugin(folder)
+    for problem in problems:
+        print(f"  {problem}", flush=True)
+    if problems:
+        print(f"{len(problems)} problem(s) in {folder}", file=sys.stderr)
+        return 1
+    print("ok: the manifest and the class fit the SDK", flush=True)
+    if args.plugin_command == "validate":
+        return 0
+    packed = pack_plugin(folder, Path(args.out), progress=_progress)
+    print(f"wrote {packed.path}")
+    print(f"sha256 {packed.sha256}")
+    return 0
+
+
+def _repo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from runtime.devkit.packing import write_index
+
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise BadUserInput(f"{folder} is not a folder")
+    index = write_index(folder, name=args.name, progress=_progress)
+    versions = sum(len(plugin["versions"]) for plugin in index["plugins"])
+    print(
+        f"wrote {folder / 'index.json'}: {len(index['plugins'])} plugin(s), {versions} version(s)"
+    )
+    return 0
+
+
+COMMANDS = {
+    "serve": _serve,
+    "migrate": _migrate,
+    "token": _token,
+    "schema": _schema,
+    "plugin": _plugin,
+    "repo": _repo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,138 @@
+"""`plugin validate PATH`: every problem of a plugin folder, each with its path.
+
+Checks plugin.json (required fields, semver, configSchema, known permissions, type and
+category), imports the entrypoint from the folder (removing what it imported from
+`sys.modules` afterwards) and checks the class against the SDK's hooks.
+
+Example:
+    >>> import tempfile
+    >>> from runtime.devkit.scaffold import scaffold
+    >>> folder = scaffold("hello", Path(tempfile.mkdtemp()))
+    >>> validate_plugin(folder)
+    []
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from runtime.manifest import manifest_problems
+from runtime.registry import MANIFEST_FILES
+from runtime.sdk import hook_problems
+
+REQUIRED = ("name", "version", "displayName", "description", "type", "category", "entrypoints")
+CATEGORIES = frozenset(
+    {
+        "analytics",
+        "authentication",
+        "automation",
+        "backup",
+        "collaboration",
+        "compliance",
+        "development",
+        "integrations",
+        "monitoring",
+        "notifications",
+        "productivity",
+        "security",
+        "storage",
+        "themes",
+        "ui",
+        "other",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+def manifest_path(folder: Path) -> Path | None:
+    for filename in MANIFEST_FILES:
+        if (folder / filename).is_file():
+            return folder / filename
+    return None
+
+
+def _manifest_checks(data: Any) -> list[Problem]:
+    problems = [Problem(p.path, p.message) for p in manifest_problems(data)]
+    if not isinstance(data, dict):
+        return problems
+    named = {p.path for p in problems}
+    for key in REQUIRED:
+        if key not in data and key not in named:
+            problems.append(Problem(key, "is required"))
+    category = data.get("category")
+    if isinstance(category, str) and category not in CATEGORIES:
+        allowed = ", ".join(sorted(CATEGORIES))
+        problems.append(Problem("category", f"{category!r} is not one of {allowed}"))
+    entrypoints = data.get("entrypoints")
+    if isinstance(entrypoints, dict) and "python" not in entrypoints:
+        problems.append(Problem("entrypoints.python", "is required ('module:Class')"))
+    return problems
+
+
+def load_class(folder: Path, entrypoint: str) -> type:
+    """Import `module:Class` from `folder` under a throw-away package name.
+
+    What the import added to sys.modules under that name is removed again, so validating a
+    folder twice (or two folders with a `plugin` module each) never sees stale code.
+    """
+    module_name, _, class_name = entrypoint.partition(":")
+    if not module_name or not class_name:
+        raise ValueError(f"{entrypoint!r} must be 'module:Class'")
+    package = f"_streamspace_check_{uuid.uuid4().hex}"
+    holder = types.ModuleType(package)
+    holder.__path__ = [str(folder.resolve())]
+    sys.modules[package] = holder
+    try:
+        module = importlib.import_module(f"{package}.{module_name}")
+        cls = getattr(module, class_name, None)
+        if cls is None:
+            raise ValueError(f"module {module_name} has no attribute {class_name}")
+        if not isinstance(cls, type):
+            raise ValueError(f"{module_name}.{class_name} is not a class")
+        return cls
+    finally:
+        for name in [key for key in sys.modules if key == package or key.startswith(package + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+
+
+def validate_plugin(folder: Path) -> list[Problem]:
+    """Every problem of the plugin in `folder`; empty when it is fit to pack and publish."""
+    if not folder.is_dir():
+        return [Problem("", f"{folder} is not a folder")]
+    path = manifest_path(folder)
+    if path is None:
+        return [Problem("plugin.json", f"no plugin.json in {folder}")]
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as error:
+        return [Problem(path.name, f"is not valid JSON: {error}")]
+    problems = _manifest_checks(data)
+    entrypoints = data.get("entrypoints") if isinstance(data, dict) else None
+    entrypoint = entrypoints.get("python") if isinstance(entrypoints, dict) else None
+    if isinstance(entrypoint, str):
+        try:
+            cls = load_class(folder, entrypoint)
+        except Exception as error:
+            problems.append(Problem("entrypoints.python", f"cannot import {entrypoint!r}: {error}"))
+        else:
+            problems += [Problem("entrypoints.python", p) for p in hook_problems(cls)]
+    elif entrypoint is not None:
+        problems.append(Problem("entrypoints.python", "must be a string 'module:Class'"))
+    return problems
