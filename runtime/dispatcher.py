@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FINAL = frozenset({"SUCCEEDED", "DEAD", "SKIPPED"})
 MAX_BACKOFF_SECONDS = 3600.0
+OUTCOME_WRITE_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,11 @@ def outcome_message(delivery: Delivery, event: Event) -> dict[str, Any]:
     }
 
 
+def _json_column(value: Any) -> Any:
+    """A value for a JSON column in a bulk UPDATE, which, unlike save(), does not encode it."""
+    return None if value is None else orjson.dumps(value).decode()
+
+
 def _jsonable(result: Any) -> Any:
     """A hook's result as the JSON column stores it.
 
@@ -250,6 +256,41 @@ class PluginWorker:
         self._running.discard(task)
         self._wake.set()
 
+    async def _record(self, delivery: Delivery) -> bool:
+        """Write the outcome while our claim holds; False when another process took it over.
+
+        A dropped database connection must not lose an outcome the hook already produced (the
+        delivery would run again when its lease ran out), so the write is retried; and it only
+        lands while the row is still ours, so a replica that took over is never overwritten.
+        """
+        changes = {
+            "status": delivery.status,
+            "result": _json_column(delivery.result),
+            "error": delivery.error,
+            "duration_ms": delivery.duration_ms,
+            "lease_expires_at": None,
+            "next_attempt_at": delivery.next_attempt_at,
+            "updated_at": delivery.updated_at,
+        }
+        for attempt in range(OUTCOME_WRITE_TRIES):
+            try:
+                written = await Delivery.filter(
+                    id=delivery.id, status="RUNNING", attempts=delivery.attempts
+                ).update(**changes)
+            except Exception:
+                if attempt == OUTCOME_WRITE_TRIES - 1:
+                    log.exception("the outcome of a delivery could not be written")
+                    return False
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            if not written:
+                log.warning(
+                    "a delivery's claim was taken over before its outcome was written",
+                    extra={"delivery": delivery.id, "plugin": self.plugin},
+                )
+            return bool(written)
+        return False
+
     async def _run(self, delivery: Delivery) -> None:
         event = await Event.get(id=delivery.event_id)
         sdk_event = SdkEvent(
@@ -296,17 +337,9 @@ class PluginWorker:
         if status == "RETRYING":
             delay = self._policy.delay(delivery.attempts, retry_after)
             delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
-        await delivery.save(
-            update_fields=[
-                "status",
-                "result",
-                "error",
-                "duration_ms",
-                "lease_expires_at",
-                "next_attempt_at",
-                "updated_at",
-            ]
-        )
+        delivery.updated_at = datetime.now(UTC)
+        if not await self._record(delivery):
+            return
         # A skipped event is an answer, and a vendor's "slow down" (a Retry-After) is the
         # vendor working as designed: neither counts towards the breaker.
         if retry_after is None:

@@ -105,6 +105,7 @@ class Hub:
         self._pumps: dict[str, asyncio.Task[None]] = {}
         self._ready: dict[str, asyncio.Event] = {}
         self.publish_failures = 0
+        self._was_up = False
         listeners = getattr(self.backend, "link_listeners", None)
         if listeners is not None:
             listeners.append(self._link_changed)
@@ -122,6 +123,9 @@ class Hub:
         return bool(getattr(self.backend, "up", True))
 
     def _link_changed(self, up: bool) -> None:
+        first, self._was_up = not self._was_up, True
+        if up and first:
+            return  # the first connection is not a restoration
         if up:
             # What was published elsewhere while the link was down never reached us: say so.
             for inboxes in self._inboxes.values():

@@ -33,6 +33,7 @@ async def test_event_outcomes_completes_when_the_final_outcome_fell_in_a_gap(
     assert first.data == {"eventOutcomes": {"status": "PENDING", "plugin": "p"}}
     # The outcome is written, but its message is lost while the broadcast link is down.
     await Delivery.filter(id=delivery.id).update(status="SUCCEEDED")
+    services.host.hub._link_changed(False)
     services.host.hub._link_changed(True)
     results = [result async for result in stream]
     codes = [e.extensions["code"] for r in results for e in (r.errors or [])]
