@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from runtime.errors import BadUserInput, FieldProblem
@@ -96,3 +96,21 @@ def normalise_payload(event_type: str, payload: Mapping[str, Any]) -> dict[str, 
     for spellings in _ALIASES.get(family, ()):
         _unify(normalised, spellings)
     return normalised
+
+
+# Personal data about a user, in any payload: seen only by plugins holding users:read.
+PERSONAL_FIELDS = frozenset(
+    {"email", "fullName", "full_name", "phone", "ipAddress", "ip_address", "ip"}
+)
+
+
+def visible_payload(payload: Mapping[str, Any], permissions: Sequence[str]) -> dict[str, Any]:
+    """The payload as a plugin with `permissions` may see it.
+
+    Example:
+        >>> visible_payload({"id": "s1", "email": "ann@example.com"}, ["sessions:read"])
+        {'id': 's1'}
+    """
+    if "users:read" in permissions:
+        return dict(payload)
+    return {key: value for key, value in payload.items() if key not in PERSONAL_FIELDS}

@@ -7,6 +7,7 @@ mutations call it after changing an installed plugin, and start-up calls it for 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,12 +19,14 @@ from starlette.routing import Router
 from tortoise.connection import get_connection
 
 from models import Delivery, InstalledPlugin
+from runtime.dependencies import dependency_order
 from runtime.dispatcher import CircuitBreaker, PluginWorker, RetryPolicy
 from runtime.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
-from runtime.errors import Conflict, NotFound
-from runtime.events import hook_for, permission_for
+from runtime.errors import Conflict, NotFound, PlatformError
+from runtime.events import hook_for, permission_for, visible_payload
 from runtime.hub import Hub
-from runtime.installs import Installer
+from runtime.installs import Installer, manifest_of
+from runtime.loader import PluginCode
 from runtime.metrics import RuntimeMetrics
 from runtime.plugin_context import (
     CURRENT_EVENT,
@@ -57,6 +60,8 @@ class LoadedPlugin:
     worker: PluginWorker
     config: dict[str, Any]
     status: str = "LOADING"
+    # The installed version this instance runs: an upgrade or rollback changes it.
+    version: str = ""
     router: Router | None = None
 
 
@@ -80,8 +85,12 @@ class PluginHost:
     installer: Installer
     settings: HostSettings = field(default_factory=HostSettings)
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)
+    # Where installed plugins' code comes from; None: the registry alone (built-ins, tests).
+    code: PluginCode | None = None
 
     def __post_init__(self) -> None:
+        if self.code is not None:
+            self.code.reporter = self.report_progress
         self.sink = LogSink(self._publish_log)
         self.metrics = RuntimeMetrics()
         self.emitter = Emitter(
@@ -111,8 +120,12 @@ class PluginHost:
 
     async def sync_all(self) -> None:
         """Make every plugin's running state match the database."""
-        names = await InstalledPlugin.all().order_by("name").values_list("name", flat=True)
-        for name in sorted({str(name) for name in names} | set(self.loaded)):
+        rows = await InstalledPlugin.all().order_by("name")
+        # Dependencies first, so a plugin's on_load finds the plugins it needs running.
+        needs = {row.name: set((await manifest_of(row)).get("dependencies") or {}) for row in rows}
+        for name in dependency_order(needs):
+            await self.sync_plugin(name)
+        for name in sorted(set(self.loaded) - set(needs)):
             await self.sync_plugin(name)
 
     async def stop(self) -> None:
@@ -215,13 +228,23 @@ class PluginHost:
             if row is None or not row.enabled:
                 if current is not None:
                     await self._unload(name, persist=row is not None)
+                if row is None and self.code is not None:
+                    self.code.keep_only(name, set())  # uninstalled: its files go too
                 return
             config = self.installer.full_config(row)
-            if current is not None and current.config == config and current.status != "FAILED":
+            if (
+                current is not None
+                and current.config == config
+                and current.version == row.version
+                and current.status != "FAILED"
+            ):
                 return
             if current is not None:
                 await self._unload(name, persist=False)
             await self._load(row, config)
+            if self.code is not None:
+                # The previous version stays for a rollback; older ones go on the next upgrade.
+                self.code.keep_only(name, {row.version, row.previous_version or row.version})
 
     async def _set_status(
         self, name: str, status: str, error: str | None = None, *, persist: bool = True
@@ -261,10 +284,43 @@ class PluginHost:
             ui=UiRegistry(spec.name),
         )
 
-    async def _load(self, row: InstalledPlugin, config: dict[str, Any]) -> None:
-        spec = self.registry.get(row.name)
+    async def report_progress(self, name: str, message: str) -> None:
+        """Progress of fetching a plugin's code: a log line and a LOADING status message."""
+        PluginLogger(name, self.sink).info(message)
+        row = await InstalledPlugin.get_or_none(name=name)
+        await self.hub.publish(
+            STATUS_CHANNEL,
+            {
+                "plugin": name,
+                "status": "LOADING",
+                "previousStatus": row.status if row is not None else None,
+                "error": None,
+                "message": message,
+                "at": datetime.now(UTC).isoformat(),
+                "replica": self.settings.replica,
+            },
+        )
+
+    async def _spec_for(self, row: InstalledPlugin) -> tuple[PluginSpec | None, str | None]:
+        """The class to run and, when there is none, why."""
+        if self.code is None:
+            spec = self.registry.get(row.name)
+        else:
+            try:
+                spec = await self.code.spec_for(row)
+            except PlatformError as error:
+                return None, error.message
+            except Exception as error:
+                log.exception("loading the code of %s failed", row.name)
+                return None, f"{type(error).__name__}: {error}"
         if spec is None:
-            message = "the plugin's code is not available on this server"
+            return None, "the plugin's code is not available on this server"
+        return spec, None
+
+    async def _load(self, row: InstalledPlugin, config: dict[str, Any]) -> None:
+        spec, message = await self._spec_for(row)
+        if spec is None:
+            message = message or "the plugin's code is not available on this server"
             await InstalledPlugin.filter(name=row.name).update(status="FAILED", last_error=message)
             await self._publish_status_only(row.name, "FAILED", message, previous=row.status)
             return
@@ -272,7 +328,7 @@ class PluginHost:
         instance = spec.cls()
         worker = PluginWorker(
             spec.name,
-            self._hook_caller(instance, context),
+            self._hook_caller(instance, context, list(spec.manifest.permissions)),
             self._publish_outcome,
             lambda change: self._breaker_changed(spec.name, change),
             policy=RetryPolicy(self.settings.max_attempts, self.settings.backoff_base),
@@ -292,7 +348,7 @@ class PluginHost:
         )
         # The status the row had is the previousStatus of the LOADING change.
         self.loaded[spec.name] = LoadedPlugin(
-            spec, instance, context, worker, config, status=row.status
+            spec, instance, context, worker, config, status=row.status, version=row.version
         )
         await self._set_status(spec.name, "LOADING")
         try:
@@ -346,12 +402,16 @@ class PluginHost:
             return  # unloaded (or being unloaded) meanwhile: its status is settled elsewhere
         await self._set_status(name, "DEGRADED" if change == "opened" else "ACTIVE")
 
-    def _hook_caller(self, instance: Plugin, context: PluginContext) -> Any:
+    def _hook_caller(self, instance: Plugin, context: PluginContext, permissions: list[str]) -> Any:
+
         async def call(hook: str, payload: Mapping[str, Any], event: SdkEvent) -> Any:
+            # A plugin sees only the payload fields its permissions allow.
+            seen = visible_payload(payload, permissions)
+            event = dataclasses.replace(event, payload=seen)
             CURRENT_EVENT.set(event)
             if hook == "on_event":
                 return await instance.on_event(context, event)
-            return await getattr(instance, hook)(context, payload)
+            return await getattr(instance, hook)(context, seen)
 
         return call
 

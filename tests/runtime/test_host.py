@@ -176,3 +176,22 @@ async def test_a_vendor_asking_to_slow_down_does_not_open_the_breaker(db: Databa
         await until(lambda: all_final(result.event.id))
         assert host.loaded["throttled"].worker.breaker.failures == 0
         assert host.loaded["throttled"].status == "ACTIVE"
+
+
+class SessionsOnly(Plugin):
+    MANIFEST = manifest("sessions-only", permissions=["sessions:read"])
+    seen: list[dict[str, Any]] = []
+
+    async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> None:
+        SessionsOnly.seen.append(dict(session))
+
+
+async def test_personal_fields_are_hidden_from_plugins_without_users_read(db: Database) -> None:
+    SessionsOnly.seen = []
+    Recorder.calls = []
+    payload = {**SESSION, "email": "john@example.com", "fullName": "John Doe"}
+    async with running_host({"sessions-only": SessionsOnly, "recorder": Recorder}) as host:
+        await host.emitter.emit(EmitRequest("session.created", payload, wait=True))
+    assert "email" not in SessionsOnly.seen[0] and "fullName" not in SessionsOnly.seen[0]
+    assert SessionsOnly.seen[0]["userId"] == "john.doe"
+    assert Recorder.calls[0][1]["email"] == "john@example.com"
