@@ -43,6 +43,7 @@ from runtime.errors import Unauthenticated
 from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
 from runtime.installs import Installer
+from runtime.loader import PluginCode
 from runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from runtime.plugin_routes import PluginRoutes
 from runtime.registry import PluginRegistry, discover_builtins, discover_entry_points
@@ -105,6 +106,9 @@ def build_services(settings: Settings) -> Services:
     discover_builtins(registry)
     discover_entry_points(registry)
     installer = Installer(SecretBox(settings.secret_key))
+    # Code installed from repositories while running lives in <data-dir>/plugins/<name>/<version>.
+    code = PluginCode(registry, settings.data_dir / "plugins")
+    installer.load_code_with(code)
     host = PluginHost(
         registry,
         Hub(settings.broadcast_url),
@@ -115,6 +119,7 @@ def build_services(settings: Settings) -> Services:
             default_concurrency=settings.workers_dispatch,
             replica=f"{socket.gethostname()}:{os.getpid()}",
         ),
+        code=code,
     )
     installer.apply_changes_with(host.apply_change)
     return Services(

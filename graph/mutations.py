@@ -50,8 +50,11 @@ class CatalogMutation:
         return strawberry.ID(str(await repositories.remove_repository(parse_id(id))))
 
     @mutation(permission_classes=[IsAdmin], description="Fetch the index; update the catalog.")
-    async def sync_repository(self, id: strawberry.ID) -> SyncResult:
-        return SyncResult.from_result(await repositories.sync_repository(parse_id(id)))
+    async def sync_repository(self, info: Info, id: strawberry.ID) -> SyncResult:
+        data_dir = info.context.services.settings.data_dir
+        return SyncResult.from_result(
+            await repositories.sync_repository(parse_id(id), data_dir=data_dir)
+        )
 
     @mutation(permission_classes=[IsAdmin])
     async def install_plugin(
@@ -60,6 +63,7 @@ class CatalogMutation:
         catalog_plugin_id: strawberry.ID,
         config: JSON | None = None,
         enable: bool = False,
+        install_dependencies: bool = False,
     ) -> InstalledPlugin:
         principal = info.context.principal
         assert principal is not None
@@ -68,7 +72,27 @@ class CatalogMutation:
             _config(config),
             enable=enable,
             installed_by=principal.subject,
+            install_dependencies=install_dependencies,
         )
+        return InstalledPlugin.from_row(row)
+
+    @mutation(
+        permission_classes=[IsAdmin],
+        description="Move to another offered version (the newest when none is given); "
+        "the configuration is migrated, and the old version keeps running if it does not fit.",
+    )
+    async def upgrade_plugin(
+        self, info: Info, id: strawberry.ID, version: str | None = None
+    ) -> InstalledPlugin:
+        row = await info.context.services.installer.upgrade(parse_id(id), version)
+        return InstalledPlugin.from_row(row)
+
+    @mutation(
+        permission_classes=[IsAdmin],
+        description="Return to the version before the last upgrade, with its configuration.",
+    )
+    async def rollback_plugin(self, info: Info, id: strawberry.ID) -> InstalledPlugin:
+        row = await info.context.services.installer.rollback(parse_id(id))
         return InstalledPlugin.from_row(row)
 
     @mutation(

@@ -69,6 +69,7 @@ class Subscription:
                 error=data.get("error"),
                 at=datetime.fromisoformat(data["at"]),
                 replica=data.get("replica"),
+                message=data.get("message"),
             )
 
     @subscription(permission_classes=[IsAdmin])

@@ -32,6 +32,10 @@ class InstalledPlugin(Model):
     secret_config = fields.TextField(null=True)
     installed_by = fields.CharField(max_length=255, null=True)
     last_error = fields.TextField(null=True)
+    # What rollbackPlugin returns to: the version before the last upgrade and its configuration.
+    previous_version = fields.CharField(max_length=50, null=True)
+    previous_config: fields.JSONField[dict[str, Any]] = fields.JSONField(null=True)
+    previous_secret_config = fields.TextField(null=True)
     installed_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -75,6 +75,9 @@ class PluginRegistry:
         self._specs[manifest.name] = spec
         return spec
 
+    def unregister(self, name: str) -> None:
+        self._specs.pop(name, None)
+
     def get(self, name: str) -> PluginSpec | None:
         return self._specs.get(name)
 

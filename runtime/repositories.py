@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -117,8 +118,6 @@ async def add_repository(
         problems.append(FieldProblem("url", "must be an https://, http:// or file:// URL"))
     if repo_type is RepositoryType.BUILTIN:
         problems.append(FieldProblem("type", "the builtin repository is created by the server"))
-    elif repo_type is RepositoryType.GIT:
-        problems.append(FieldProblem("type", "GIT repositories are not supported yet: use INDEX"))
     if problems:
         raise BadUserInput.from_problems("repository", problems)
     conflict = Conflict(f"a repository named {name!r} exists already")
@@ -223,10 +222,10 @@ def _parse_versions(name: str, base_url: str, items: list[Any]) -> list[OfferedV
     twice = sorted({number for number in numbers if numbers.count(number) > 1})
     if twice:
         raise ValueError(f"versions listed twice: {', '.join(twice)}")
-    return sorted(versions, key=lambda offered: _version_key(offered.manifest.version))
+    return sorted(versions, key=lambda offered: version_key(offered.manifest.version))
 
 
-def _version_key(version: str) -> Any:
+def version_key(version: str) -> Any:
     try:
         return (0, Version(version))
     except InvalidVersion:
@@ -356,17 +355,36 @@ def index_location(url: str) -> tuple[str, str]:
     return url, resolve(url, INDEX_FILE)
 
 
-async def sync_repository(repository_id: int, fetcher: Fetcher | None = None) -> SyncResult:
-    """Bring the catalog in line with the repository's index.json."""
+async def _read_index(
+    repository: Repository, fetcher: Fetcher | None
+) -> tuple[list[OfferedPlugin], list[SyncError]]:
+    base_url, index_url = index_location(repository.url)
+    document = await (fetcher or UrlFetcher()).fetch(index_url, max_bytes=MAX_INDEX_BYTES)
+    return parse_index(document, base_url)
+
+
+async def sync_repository(
+    repository_id: int, fetcher: Fetcher | None = None, data_dir: Path | None = None
+) -> SyncResult:
+    """Bring the catalog in line with the repository's index.json, or its git tags.
+
+    A git repository is cloned (then fetched) into `data_dir`, which it therefore needs.
+    """
     repository = await get_repository(repository_id)
-    if repository.type != RepositoryType.INDEX.value:
+    if repository.type not in {RepositoryType.INDEX.value, RepositoryType.GIT.value}:
         raise BadUserInput(
             f"repository {repository.name!r} of type {repository.type} is not synced"
         )
-    base_url, index_url = index_location(repository.url)
     try:
-        document = await (fetcher or UrlFetcher()).fetch(index_url, max_bytes=MAX_INDEX_BYTES)
-        offered, errors = parse_index(document, base_url)
+        if repository.type == RepositoryType.GIT.value:
+            if data_dir is None:
+                raise BadUserInput("a git repository is synced into the server's data dir")
+            # Imported here: git_repos builds on this module's types.
+            from runtime.git_repos import read_git_repository
+
+            offered, errors = await read_git_repository(repository, data_dir)
+        else:
+            offered, errors = await _read_index(repository, fetcher)
     except BadUserInput as error:
         await Repository.filter(id=repository.id).update(last_sync_error=error.message)
         raise BadUserInput(

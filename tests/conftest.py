@@ -28,7 +28,9 @@ from tortoise.connection import get_connection
 from models import close_database, init_database, migrate_database
 from runtime.repositories import ensure_builtin_repository
 
-POSTGRES_URL = os.environ.get("STREAMSPACE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "STREAMSPACE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
+)
 T = TypeVar("T")
 REQUIRE_SERVICES = os.environ.get("STREAMSPACE_REQUIRE_SERVICES") == "1"
 TABLES = [
@@ -176,5 +178,3 @@ def sql_counter() -> Iterator[QueryCounter]:
     yield counter
     logger.removeHandler(counter)
     logger.setLevel(previous)
-
-

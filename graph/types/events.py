@@ -245,6 +245,9 @@ class PluginStatusChange:
     error: str | None
     at: datetime
     replica: str | None
+    message: str | None = strawberry.field(
+        default=None, description="Progress while LOADING, e.g. of downloading the code."
+    )
 
 
 @strawberry.type

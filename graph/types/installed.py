@@ -77,6 +77,7 @@ class InstalledPlugin:
             installed_at=row.installed_at,
             updated_at=row.updated_at,
             last_error=row.last_error,
+            previous_version=row.previous_version,
         )
 
     @field(

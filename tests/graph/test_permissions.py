@@ -47,6 +47,8 @@ ROLE_TABLE = {
     "Mutation.enablePlugin": ADMIN,
     "Mutation.disablePlugin": ADMIN,
     "Mutation.uninstallPlugin": ADMIN,
+    "Mutation.upgradePlugin": ADMIN,
+    "Mutation.rollbackPlugin": ADMIN,
     "Query.events": ADMIN,
     "Query.event": ADMIN,
     "Query.deliveries": ADMIN,

@@ -107,10 +107,10 @@ async def test_adding_a_repository_with_a_bad_url_names_the_url(db: Database, ur
     assert await Repository.filter(name="official").count() == 0
 
 
-async def test_a_git_repository_is_refused_clearly(db: Database) -> None:
-    with pytest.raises(BadUserInput, match="GIT repositories are not supported yet") as raised:
-        await add_repository("git", "https://git.test/plugins.git", RepositoryType.GIT, None)
-    assert [p.path for p in raised.value.fields] == ["type"]
+async def test_a_git_repository_is_accepted(db: Database) -> None:
+    # Syncing one is tested in test_git_repositories.py.
+    row = await add_repository("git", "https://git.test/plugins.git", RepositoryType.GIT, None)
+    assert row.type == "git"
 
 
 async def test_a_blank_name_is_refused(db: Database, tmp_path: Path) -> None:

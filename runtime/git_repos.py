@@ -1,0 +1,133 @@
+"""`git` repositories: a clone in the data dir, versions from tags, archives from tagged trees.
+
+Each top-level folder holding plugin.json is a plugin; a tag `<name>-v<version>` publishes the
+folder as it was at that tag. Each version becomes a tar.gz made by `git archive` from the
+tagged folder, so installing from git takes the same checked path as installing from an index.
+Archives are named by the tree's object id: the same tree gives the same file (and sha256) on
+every sync, and a re-tagged version gives a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import orjson
+
+from models import Repository
+from runtime.errors import BadUserInput
+from runtime.manifest import parse_manifest
+from runtime.repositories import OfferedPlugin, OfferedVersion, SyncError, version_key
+
+GIT_TIMEOUT = 120.0
+_TAG = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]*)-v(?P<version>\d[0-9A-Za-z.+-]*)$")
+# Never ask for credentials on a terminal, and never read the operator's global settings.
+_ENV = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+class GitError(BadUserInput):
+    """A git command failed; the message carries git's own explanation."""
+
+
+async def git(*args: str, cwd: Path | None = None) -> bytes:
+    """Run git with `args` (never through a shell) and return its output."""
+    process = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=cwd,
+        env=_ENV,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), GIT_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise GitError(f"git {args[0]} took longer than {GIT_TIMEOUT:.0f}s") from None
+    if process.returncode != 0:
+        message = err.decode(errors="replace").strip().splitlines()
+        raise GitError(f"git {args[0]} failed: {message[-1] if message else process.returncode}")
+    return out
+
+
+async def update_clone(url: str, clone: Path) -> None:
+    """Clone `url` bare into `clone`, or fetch what changed (tags moved or deleted included)."""
+    if not (clone / "HEAD").exists():
+        clone.parent.mkdir(parents=True, exist_ok=True)
+        await git("clone", "--bare", "--quiet", "--", url, str(clone))
+        return
+    await git(
+        "fetch",
+        "--quiet",
+        "--prune",
+        "--prune-tags",
+        "--force",
+        "--",
+        url,
+        "+refs/heads/*:refs/heads/*",
+        "+refs/tags/*:refs/tags/*",
+        cwd=clone,
+    )
+
+
+async def _offered_version(
+    clone: Path, archives: Path, tag: str, name: str, version: str
+) -> OfferedVersion:
+    raw = await git("show", f"{tag}:{name}/plugin.json", cwd=clone)
+    try:
+        manifest = parse_manifest(orjson.loads(raw))
+    except orjson.JSONDecodeError as error:
+        raise ValueError(f"{tag}: plugin.json is not valid JSON ({error})") from None
+    if manifest.name != name or manifest.version != version:
+        raise ValueError(f"tag {tag} holds {manifest.name} {manifest.version} in its plugin.json")
+    tree = (await git("rev-parse", f"{tag}:{name}", cwd=clone)).decode().strip()
+    target = archives / f"{name}-{version}-{tree[:16]}.tar.gz"
+    if not target.exists():
+        partial = target.with_suffix(".part")
+        await git("archive", "--format=tar.gz", "-o", str(partial), f"{tree}", cwd=clone)
+        partial.rename(target)
+    return OfferedVersion(
+        manifest=manifest,
+        archive_url=target.as_uri(),
+        sha256=hashlib.sha256(target.read_bytes()).hexdigest(),
+        published_at=None,
+    )
+
+
+async def read_git_repository(
+    repository: Repository, data_dir: Path
+) -> tuple[list[OfferedPlugin], list[SyncError]]:
+    """The plugins a git repository publishes, each with its tagged versions."""
+    home = data_dir / "repositories" / str(repository.id)
+    clone = home / "clone.git"
+    archives = home / "archives"
+    archives.mkdir(parents=True, exist_ok=True)
+    await update_clone(repository.url, clone)
+    tags = (await git("tag", "--list", cwd=clone)).decode().split()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for tag in tags:
+        match = _TAG.match(tag)
+        if match is not None:
+            found.setdefault(match["name"], []).append((tag, match["version"]))
+    plugins: list[OfferedPlugin] = []
+    errors: list[SyncError] = []
+    for name in sorted(found):
+        versions: list[OfferedVersion] = []
+        for tag, version in found[name]:
+            try:
+                versions.append(await _offered_version(clone, archives, tag, name, version))
+            except GitError:
+                errors.append(SyncError(name, f"tag {tag} has no {name}/plugin.json"))
+            except BadUserInput as error:
+                errors.append(SyncError(name, f"tag {tag}: {error.message}"))
+            except ValueError as error:
+                errors.append(SyncError(name, str(error)))
+        if versions:
+            versions.sort(key=lambda offered: version_key(offered.manifest.version))
+            plugins.append(OfferedPlugin(name, versions))
+    return plugins, errors

@@ -1,0 +1,158 @@
+"""Archives from repositories are checked and unpacked safely, or refused leaving nothing."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runtime.archives import ArchiveLimits, install_archive, version_dir
+from runtime.errors import BadUserInput
+from runtime.fetch import UrlFetcher
+
+MANIFEST = json.dumps({"name": "demo", "version": "1.0.0"}).encode()
+
+
+def archive(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return raw.getvalue()
+
+
+def file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def special(name: str, kind: bytes, target: str = "") -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+async def unpack(
+    tmp_path: Path, body: bytes, *, sha256: str | None = None, limits: ArchiveLimits | None = None
+) -> Path:
+    source = tmp_path / "demo-1.0.0.tar.gz"
+    source.write_bytes(body)
+    target = version_dir(tmp_path / "plugins", "demo", "1.0.0")
+    messages: list[str] = []
+
+    async def progress(message: str) -> None:
+        messages.append(message)
+
+    await install_archive(
+        UrlFetcher(),
+        source.as_uri(),
+        sha256 or hashlib.sha256(body).hexdigest(),
+        target,
+        name="demo",
+        version="1.0.0",
+        limits=limits,
+        progress=progress,
+    )
+    assert messages[0].startswith("downloading demo 1.0.0")
+    return target
+
+
+def nothing_left(tmp_path: Path) -> bool:
+    return not (tmp_path / "plugins" / "demo").exists()
+
+
+async def test_a_good_archive_is_unpacked(tmp_path: Path) -> None:
+    body = archive(file("plugin.json", MANIFEST), file("pkg/mod.py", b"X = 1\n"))
+    target = await unpack(tmp_path, body)
+    assert (target / "pkg" / "mod.py").read_text() == "X = 1\n"
+    assert [p.name for p in target.parent.iterdir()] == ["1.0.0"]  # no staging left
+
+
+async def test_a_sha256_mismatch_is_refused(tmp_path: Path) -> None:
+    body = archive(file("plugin.json", MANIFEST))
+    with pytest.raises(BadUserInput, match=r"sha256 .* differs from the index's"):
+        await unpack(tmp_path, body, sha256="0" * 64)
+    assert nothing_left(tmp_path)
+
+
+BAD: dict[str, tuple[Callable[[], bytes], str]] = {
+    "traversal": (
+        lambda: archive(file("plugin.json", MANIFEST), file("../../evil.py", b"x")),
+        r"climbs out of the folder \('..'\)",
+    ),
+    "absolute": (
+        lambda: archive(file("plugin.json", MANIFEST), file("/etc/evil", b"x")),
+        "is an absolute path",
+    ),
+    "symlink": (
+        lambda: archive(file("plugin.json", MANIFEST), special("link", tarfile.SYMTYPE, "/etc")),
+        "'link' is a link",
+    ),
+    "hardlink": (
+        lambda: archive(
+            file("plugin.json", MANIFEST), special("hard", tarfile.LNKTYPE, "plugin.json")
+        ),
+        "'hard' is a link",
+    ),
+    "device": (
+        lambda: archive(file("plugin.json", MANIFEST), special("dev", tarfile.CHRTYPE)),
+        "device, fifo or special file",
+    ),
+    "no manifest": (lambda: archive(file("other.py", b"x")), "no plugin.json"),
+    "other plugin": (
+        lambda: archive(
+            file("plugin.json", json.dumps({"name": "x", "version": "1.0.0"}).encode())
+        ),
+        "names another plugin or version",
+    ),
+    "not a tar": (lambda: gzip.compress(b"not a tar at all" * 100), "not a readable tar.gz"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+async def test_unsafe_archives_are_refused_leaving_nothing(tmp_path: Path, case: str) -> None:
+    build, reason = BAD[case]
+    (tmp_path / "plugins").mkdir()
+    with pytest.raises(BadUserInput, match=reason):
+        await unpack(tmp_path, build())
+    assert nothing_left(tmp_path)
+    assert not (tmp_path / "evil.py").exists() and not (tmp_path.parent / "evil.py").exists()
+
+
+async def test_an_oversize_archive_is_refused(tmp_path: Path) -> None:
+    body = archive(file("plugin.json", MANIFEST), file("big.bin", os.urandom(5000)))
+    with pytest.raises(BadUserInput, match="larger than the limit of 1000 bytes"):
+        await unpack(tmp_path, body, limits=ArchiveLimits(max_bytes=1000))
+    assert nothing_left(tmp_path)
+
+
+async def test_a_decompression_bomb_is_refused(tmp_path: Path) -> None:
+    # 64 MiB of zeros compress to about 64 KiB: small to download, large to unpack.
+    body = archive(file("plugin.json", MANIFEST), file("zeros.bin", bytes(64 * 1024 * 1024)))
+    assert len(body) < 200_000
+    with pytest.raises(BadUserInput, match="unpacks to more than 1048576 bytes"):
+        await unpack(tmp_path, body, limits=ArchiveLimits(max_unpacked_bytes=1024 * 1024))
+    assert nothing_left(tmp_path)
+
+
+async def test_too_many_entries_are_refused(tmp_path: Path) -> None:
+    body = archive(file("plugin.json", MANIFEST), *(file(f"f{i}", b"") for i in range(20)))
+    with pytest.raises(BadUserInput, match="more than 10 entries"):
+        await unpack(tmp_path, body, limits=ArchiveLimits(max_members=10))
+    assert nothing_left(tmp_path)
+
+
+def test_folder_names_cannot_climb() -> None:
+    with pytest.raises(BadUserInput):
+        version_dir(Path("/data"), "..", "1.0.0")
+    with pytest.raises(BadUserInput):
+        version_dir(Path("/data"), "demo", "../1")
