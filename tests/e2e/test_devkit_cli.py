@@ -1,14 +1,9 @@
 """The developer kit end to end: scaffold → validate → pack → index through the command line,
-then the archive folder added to a running server as a file:// INDEX repository and synced.
-
-Installing the new plugin and seeing it handle an event needs the server to load code from a
-repository's archive (issue 6, runtime/archives.py); until that lands the last test is skipped
-with that reason.
-"""
+then the archive folder added to a running server as a file:// INDEX repository, synced,
+installed, and the new plugin handling an event."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -138,14 +133,6 @@ async def test_the_packed_plugin_is_offered_by_a_repository(
         await _add_and_sync(http, kit_server, published)
 
 
-def _dynamic_install_landed() -> bool:
-    return importlib.util.find_spec("runtime.archives") is not None
-
-
-@pytest.mark.skipif(
-    not _dynamic_install_landed(),
-    reason="installing from an INDEX repository does not load the archive's code yet (issue 6)",
-)
 async def test_the_installed_plugin_handles_events(tmp_path: Path, published: Path) -> None:
     server = start_server(tmp_path, "sqlite")
     try:
