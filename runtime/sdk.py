@@ -106,6 +106,54 @@ class Plugin:
         return {"ok": True, "message": "this plugin has no connection to test"}
 
 
+class LifecycleNotifier(Plugin):
+    """A plugin that handles every session and user lifecycle event one way: override `notify`.
+
+    Example:
+        >>> class Printer(LifecycleNotifier):
+        ...     async def notify(self, ctx, event_type, payload):
+        ...         return {"printed": event_type}
+        >>> sorted(implemented_hooks(Printer))[:2]
+        ['on_session_created', 'on_session_deleted']
+    """
+
+    async def notify(self, ctx: Any, event_type: str, payload: Mapping[str, Any]) -> HookResult:
+        raise NotImplementedError("a LifecycleNotifier overrides notify")
+
+    async def on_session_created(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.created", session)
+
+    async def on_session_started(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.started", session)
+
+    async def on_session_stopped(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.stopped", session)
+
+    async def on_session_hibernated(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.hibernated", session)
+
+    async def on_session_woken(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.woken", session)
+
+    async def on_session_deleted(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.deleted", session)
+
+    async def on_user_created(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "user.created", user)
+
+    async def on_user_updated(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "user.updated", user)
+
+    async def on_user_deleted(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "user.deleted", user)
+
+    async def on_user_login(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "user.login", user)
+
+    async def on_user_logout(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "user.logout", user)
+
+
 LIFECYCLE_HOOKS = ("on_load", "on_unload", "on_enable", "on_disable")
 EVENT_HOOKS = tuple("on_" + event_type.replace(".", "_") for event_type in LIFECYCLE_TYPES)
 HOOKS = frozenset((*LIFECYCLE_HOOKS, *EVENT_HOOKS, "on_event"))
@@ -147,6 +195,7 @@ __all__ = [
     "Event",
     "HookResult",
     "HourlyLimit",
+    "LifecycleNotifier",
     "Notice",
     "NoticeField",
     "PermanentFailure",

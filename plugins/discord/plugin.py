@@ -13,8 +13,8 @@ from typing import Any
 
 from runtime.sdk import (
     HourlyLimit,
+    LifecycleNotifier,
     PermanentFailure,
-    Plugin,
     PluginContext,
     RetryLater,
     Skip,
@@ -32,7 +32,7 @@ DEFAULT_TIMEOUT = 10.0
 HTTP_SHARE = 0.75
 
 
-class DiscordPlugin(Plugin):
+class DiscordPlugin(LifecycleNotifier):
     def __init__(self) -> None:
         self.webhook = DiscordWebhook()
 
@@ -42,41 +42,6 @@ class DiscordPlugin(Plugin):
             value = ctx.config.get(key)
             if value and not str(value).lower().startswith(("https://", "http://")):
                 raise ValueError(f"{key} must be an http:// or https:// URL")
-
-    # -- the eleven lifecycle hooks ------------------------------------------------------
-
-    async def on_session_created(self, ctx: PluginContext, session: Payload) -> Payload:
-        return await self.notify(ctx, "session.created", session)
-
-    async def on_session_started(self, ctx: PluginContext, session: Payload) -> Payload:
-        return await self.notify(ctx, "session.started", session)
-
-    async def on_session_stopped(self, ctx: PluginContext, session: Payload) -> Payload:
-        return await self.notify(ctx, "session.stopped", session)
-
-    async def on_session_hibernated(self, ctx: PluginContext, session: Payload) -> Payload:
-        return await self.notify(ctx, "session.hibernated", session)
-
-    async def on_session_woken(self, ctx: PluginContext, session: Payload) -> Payload:
-        return await self.notify(ctx, "session.woken", session)
-
-    async def on_session_deleted(self, ctx: PluginContext, session: Payload) -> Payload:
-        return await self.notify(ctx, "session.deleted", session)
-
-    async def on_user_created(self, ctx: PluginContext, user: Payload) -> Payload:
-        return await self.notify(ctx, "user.created", user)
-
-    async def on_user_updated(self, ctx: PluginContext, user: Payload) -> Payload:
-        return await self.notify(ctx, "user.updated", user)
-
-    async def on_user_deleted(self, ctx: PluginContext, user: Payload) -> Payload:
-        return await self.notify(ctx, "user.deleted", user)
-
-    async def on_user_login(self, ctx: PluginContext, user: Payload) -> Payload:
-        return await self.notify(ctx, "user.login", user)
-
-    async def on_user_logout(self, ctx: PluginContext, user: Payload) -> Payload:
-        return await self.notify(ctx, "user.logout", user)
 
     # -- sending -------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runtime.sdk import (
+    LifecycleNotifier,
     PermanentFailure,
-    Plugin,
     PluginContext,
     RetryLater,
     Skip,
@@ -89,7 +89,7 @@ def _test_item(settings: Settings) -> dict[str, Any]:
     return item
 
 
-class EmailPlugin(Plugin):
+class EmailPlugin(LifecycleNotifier):
     settings: Settings
     templates: Templates
     queue: DigestQueue
@@ -111,49 +111,6 @@ class EmailPlugin(Plugin):
             ctx.scheduler.every(DRAIN_INTERVAL, flush, name="digest")
 
     # -- the lifecycle hooks: each is one e-mail (or one digest entry) ---------------------
-
-    async def on_session_created(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.created", session)
-
-    async def on_session_started(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.started", session)
-
-    async def on_session_stopped(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.stopped", session)
-
-    async def on_session_hibernated(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.hibernated", session)
-
-    async def on_session_woken(self, ctx: PluginContext, session: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "session.woken", session)
-
-    async def on_session_deleted(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.deleted", session)
-
-    async def on_user_created(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.created", user)
-
-    async def on_user_updated(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.updated", user)
-
-    async def on_user_deleted(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.deleted", user)
-
-    async def on_user_login(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.login", user)
-
-    async def on_user_logout(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.logout", user)
 
     async def test_connection(self, ctx: PluginContext) -> HookResult:
         """Sends a real test message to the `to` recipients; failures are reported, not

@@ -20,10 +20,10 @@ import orjson
 from runtime.sdk import (
     HookResult,
     HourlyLimit,
+    LifecycleNotifier,
     Notice,
     NoticeField,
     PermanentFailure,
-    Plugin,
     PluginContext,
     RetryLater,
     Skip,
@@ -46,7 +46,7 @@ def setting(ctx: PluginContext, key: str) -> Any:
     return DEFAULTS.get(key) if value is None else value
 
 
-class SlackPlugin(Plugin):
+class SlackPlugin(LifecycleNotifier):
     def __init__(self) -> None:
         # HourlyLimit reads, changes and writes one storage value; deliveries of this plugin
         # run concurrently, so each take/give_back runs alone.
@@ -63,49 +63,6 @@ class SlackPlugin(Plugin):
             format=setting(ctx, "format"),
             rateLimit=setting(ctx, "rateLimit"),
         )
-
-    async def on_session_created(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.created", session)
-
-    async def on_session_started(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.started", session)
-
-    async def on_session_stopped(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.stopped", session)
-
-    async def on_session_hibernated(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.hibernated", session)
-
-    async def on_session_woken(self, ctx: PluginContext, session: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "session.woken", session)
-
-    async def on_session_deleted(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.deleted", session)
-
-    async def on_user_created(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.created", user)
-
-    async def on_user_updated(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.updated", user)
-
-    async def on_user_deleted(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.deleted", user)
-
-    async def on_user_login(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.login", user)
-
-    async def on_user_logout(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.logout", user)
 
     async def notify(
         self, ctx: PluginContext, event_type: str, payload: Mapping[str, Any]

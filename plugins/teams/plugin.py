@@ -18,9 +18,9 @@ from typing import Any
 from runtime.sdk import (
     HookResult,
     HourlyLimit,
+    LifecycleNotifier,
     Notice,
     NoticeField,
-    Plugin,
     PluginContext,
     Skip,
     config_key,
@@ -39,7 +39,7 @@ def setting(ctx: PluginContext, key: str) -> Any:
     return ctx.config.get(key, DEFAULTS.get(key))
 
 
-class TeamsPlugin(Plugin):
+class TeamsPlugin(LifecycleNotifier):
     def __init__(self) -> None:
         super().__init__()
         # HourlyLimit reads and writes its window in storage; deliveries of this plugin run
@@ -53,49 +53,6 @@ class TeamsPlugin(Plugin):
         ctx.log.info("streamspace-teams ready", cardFormat=card_format)
 
     # -- session and user hooks: one card each -----------------------------------------------
-
-    async def on_session_created(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.created", session)
-
-    async def on_session_started(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.started", session)
-
-    async def on_session_stopped(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.stopped", session)
-
-    async def on_session_hibernated(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.hibernated", session)
-
-    async def on_session_woken(self, ctx: PluginContext, session: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "session.woken", session)
-
-    async def on_session_deleted(
-        self, ctx: PluginContext, session: Mapping[str, Any]
-    ) -> HookResult:
-        return await self.notify(ctx, "session.deleted", session)
-
-    async def on_user_created(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.created", user)
-
-    async def on_user_updated(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.updated", user)
-
-    async def on_user_deleted(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.deleted", user)
-
-    async def on_user_login(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.login", user)
-
-    async def on_user_logout(self, ctx: PluginContext, user: Mapping[str, Any]) -> HookResult:
-        return await self.notify(ctx, "user.logout", user)
 
     # -- testPlugin -------------------------------------------------------------------------
 
