@@ -16,15 +16,13 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import orjson
 from yarl import URL
 
-from runtime.sdk import PermanentFailure, PluginContext, RetryLater
+from runtime.sdk import PermanentFailure, PluginContext, RetryLater, retry_after_seconds
 
 BUCKET_KEY = "discord-bucket"
 # A bucket that resets this soon is waited for within the delivery: Discord's webhook buckets
@@ -42,18 +40,6 @@ def seconds(value: Any) -> float | None:
         return max(0.0, float(value))
     except (TypeError, ValueError):
         return None
-
-
-def retry_after_header(value: str | None) -> float | None:
-    """Retry-After as seconds: a number of seconds or an HTTP date."""
-    found = seconds(value)
-    if found is not None or not value:
-        return found
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def execute_url(webhook_url: str) -> URL:
@@ -153,7 +139,7 @@ class DiscordWebhook:
             if after is None:
                 after = seconds(answer_headers.get("X-RateLimit-Reset-After"))
             if after is None:
-                after = retry_after_header(answer_headers.get("Retry-After"))
+                after = retry_after_seconds(answer_headers.get("Retry-After"))
             scope = answer_headers.get("X-RateLimit-Scope") or (
                 "global" if isinstance(body, Mapping) and body.get("global") else "webhook"
             )
@@ -162,6 +148,6 @@ class DiscordWebhook:
             raise RetryLater(f"Discord rate limit ({scope}) reached", after=after)
 
         if status >= 500:
-            after = retry_after_header(answer_headers.get("Retry-After"))
+            after = retry_after_seconds(answer_headers.get("Retry-After"))
             raise RetryLater(discord_error(status, text), after=after)
         raise PermanentFailure(discord_error(status, text))

@@ -9,31 +9,14 @@ PagerDuty sends it, otherwise after the runtime's exponential backoff.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import orjson
 
-from runtime.sdk import PermanentFailure, RetryLater
+from runtime.sdk import PermanentFailure, RetryLater, retry_after_seconds
 
 HEADERS = {"content-type": "application/json", "user-agent": "streamspace-pagerduty/1.0"}
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _answer(text: str) -> Mapping[str, Any]:

@@ -8,34 +8,16 @@ can fix; 429 says when to come back in Retry-After; 5xx and network trouble are 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import orjson
 
-from runtime.sdk import PermanentFailure, PluginContext, RetryLater
+from runtime.sdk import PermanentFailure, PluginContext, RetryLater, retry_after_seconds
 
 USER_AGENT = "streamspace-slack/1.0"
 # Slack's error bodies are one word; a proxy's HTML error page is cut to stay readable.
 REASON_LIMIT = 200
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: Slack sends a number of seconds; an HTTP date (from a proxy in
-    between) is accepted too."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _reason(status: int, text: str) -> str:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import orjson
 
-from runtime.sdk import PermanentFailure, RetryLater
+from runtime.sdk import PermanentFailure, RetryLater, retry_after_seconds
 
 USER_AGENT = "streamspace-teams/1.0"
 # A 200 from a legacy connector that is really an error reports the status in its text.
@@ -30,21 +28,6 @@ _DETAIL_CHARS = 300
 class Answer:
     status: int
     text: str
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _detail(text: str) -> str:
