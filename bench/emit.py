@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -622,31 +622,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_measured(
+    name: str,
+    keep_logs: bool,
+    measure: Callable[[Processes, Path], Awaitable[dict[str, Any]]],
+) -> tuple[dict[str, Any] | None, int]:
+    """Run `measure` with a work folder and process list that are always cleaned up.
+
+    Returns the report, or None with the exit code the command should end with.
+    """
 
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
-    work = Path(tempfile.mkdtemp(prefix="ssbench-emit-"))
+    work = Path(tempfile.mkdtemp(prefix=f"ssbench-{name}-"))
     processes = Processes(work)
     failed = True
     try:
-        report = asyncio.run(bench(args, processes, work))
+        report = asyncio.run(measure(processes, work))
         failed = False
+        return report, 0
     except BenchError as error:
-        print(f"bench.emit: {error}", file=sys.stderr)
-        return 1
+        print(f"bench.{name}: {error}", file=sys.stderr)
+        return None, 1
     except KeyboardInterrupt:
-        print("bench.emit: interrupted", file=sys.stderr)
-        return 130
+        print(f"bench.{name}: interrupted", file=sys.stderr)
+        return None, 130
     finally:
         processes.stop_all()
-        if failed or args.keep_logs:
+        if failed or keep_logs:
             print(f"logs kept in {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report, code = run_measured(
+        "emit", args.keep_logs, lambda processes, work: bench(args, processes, work)
+    )
+    if report is None:
+        return code
     print()
     print(format_table(report))
     write_json(report, args.out)

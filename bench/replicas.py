@@ -24,9 +24,7 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +47,7 @@ from bench.emit import (
     mint_token,
     postgres_databases,
     receiver_hits,
+    run_measured,
     serve_command,
     wait_ready,
 )
@@ -394,28 +393,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
-    def terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
-    work = Path(tempfile.mkdtemp(prefix="ssbench-replicas-"))
-    processes = Processes(work)
-    failed = True
-    try:
-        report = asyncio.run(bench(args, processes, work))
-        failed = False
-    except BenchError as error:
-        print(f"bench.replicas: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench.replicas: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        processes.stop_all()
-        if failed or args.keep_logs:
-            print(f"logs kept in {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    report, code = run_measured(
+        "replicas", args.keep_logs, lambda processes, work: bench(args, processes, work)
+    )
+    if report is None:
+        return code
     print()
     print(format_table(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)
