@@ -32,9 +32,9 @@ from tests.e2e.conftest import (
     clean_env,
     cli_path,
     data_of,
-    free_port,
     start_server,
 )
+from tests.local_http import serve
 
 pytestmark = pytest.mark.e2e
 
@@ -127,17 +127,9 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", found.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    found.url = f"http://127.0.0.1:{port}/hook"
-    try:
+    async with serve(found.handle) as url:
+        found.url = url
         yield found
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

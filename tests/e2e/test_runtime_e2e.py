@@ -44,10 +44,10 @@ from tests.e2e.conftest import (
     clean_env,
     cli_path,
     data_of,
-    free_port,
     start_server,
 )
 from tests.e2e.ws_client import GraphQLWebSocket, graphql_ws
+from tests.local_http import serve
 
 pytestmark = pytest.mark.e2e
 
@@ -159,18 +159,12 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", found.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    found.url = f"http://127.0.0.1:{port}/hook"
-    try:
-        yield found
-    finally:
-        found.release.set()
-        await runner.cleanup()
+    async with serve(found.handle) as url:
+        found.url = url
+        try:
+            yield found
+        finally:
+            found.release.set()  # a held request must end before the server can stop
 
 
 # -- servers -----------------------------------------------------------------------------------

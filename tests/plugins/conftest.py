@@ -15,6 +15,7 @@ from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
 from runtime.installs import Installer, PluginSchema
 from runtime.registry import PluginRegistry, discover_builtins
+from tests.local_http import serve
 from tests.runtime.hosting import BOX
 
 Check = Callable[[web.Request, bytes], Awaitable[None] | None]
@@ -63,16 +64,9 @@ class VendorServer:
 @pytest.fixture
 async def vendor() -> AsyncIterator[VendorServer]:
     server = VendorServer()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}"
-    yield server
-    await runner.cleanup()
+    async with serve(server.handle, "/{tail:.*}", method="*") as url:
+        server.url = url
+        yield server
     assert not server.failures, server.failures
 
 

@@ -19,6 +19,7 @@ from runtime.emitter import EmitRequest
 from runtime.host import PluginHost
 from runtime.registry import PluginRegistry, discover_builtins
 from tests.conftest import Database
+from tests.local_http import serve
 from tests.runtime.hosting import BOX, all_final, until
 
 SECRET_BYTES = os.urandom(24)
@@ -52,16 +53,9 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", found.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    found.url = f"http://127.0.0.1:{port}/hook"
-    yield found
-    await runner.cleanup()
+    async with serve(found.handle) as url:
+        found.url = url
+        yield found
 
 
 async def webhook_host(url: str, **config: Any) -> PluginHost:
