@@ -24,6 +24,7 @@ from graph.types.events import (
     PluginLogEntry,
     PluginStatusChange,
 )
+from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
 from models import Event as EventRow
 from runtime.dispatcher import FINAL, outcome_message
@@ -64,8 +65,10 @@ class Subscription:
             data = message.data
             yield PluginStatusChange(
                 plugin=data["plugin"],
-                status=data["status"],
-                previous_status=data.get("previousStatus"),
+                status=PluginStatus(data["status"]),
+                previous_status=PluginStatus(data["previousStatus"])
+                if data.get("previousStatus")
+                else None,
                 error=data.get("error"),
                 at=datetime.fromisoformat(data["at"]),
                 replica=data.get("replica"),

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph.types.common import PageInfo, field
+from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
 from models import Event as EventRow
 from models import PluginLog as PluginLogRow
@@ -239,9 +240,11 @@ class DeliveryOutcome:
 
 @strawberry.type
 class PluginStatusChange:
+    """A plugin's status as it changed on one replica (`replica`)."""
+
     plugin: str
-    status: str
-    previous_status: str | None
+    status: PluginStatus
+    previous_status: PluginStatus | None
     error: str | None
     at: datetime
     replica: str | None
