@@ -277,7 +277,6 @@ class Installer:
                         f"{plugin.name} cannot be disabled: enabled plugins depend on it: "
                         + ", ".join(users)
                     )
-        if enabled is not None and enabled != plugin.enabled:
             # Only a change of state resets the status; the host reports what the plugin does.
             plugin.enabled = enabled
             plugin.status = "INSTALLED" if enabled else "DISABLED"
