@@ -318,9 +318,9 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def rotated(index: int) -> Iterator[str]:
-    for offset in range(len(SCENARIOS)):
-        yield SCENARIOS[(index + offset) % len(SCENARIOS)]
+def rotated(index: int, scenarios: tuple[str, ...] = SCENARIOS) -> Iterator[str]:
+    for offset in range(len(scenarios)):
+        yield scenarios[(index + offset) % len(scenarios)]
 
 
 async def wait_drained(
@@ -409,10 +409,32 @@ async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> d
         )
 
         emitted = await receiver_hits(session, count_url)  # the check delivery
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
+        batch = int(getattr(args, "batch", 0) or 0)  # emitEvents(batch) too (python -m bench)
+        scenarios = (*SCENARIOS, "emit-batch") if batch else SCENARIOS
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in scenarios}
         for repetition in range(args.repetitions):
-            for kind in rotated(repetition):
-                if kind == "emit":
+            for kind in rotated(repetition, scenarios):
+                if kind == "emit-batch":
+                    # Fewer calls in flight: each carries `batch` events.
+                    batch_args = argparse.Namespace(**vars(args))
+                    batch_args.concurrency = max(1, args.concurrency // 8)
+                    result = await run_load(
+                        "emit-batch",
+                        f"{main_url}/graphql",
+                        platform,
+                        batch_args,
+                        hits_url=count_url,
+                        prefix=f"{repetition}-b-",
+                        batch=str(batch),
+                    )
+                    emitted += result["total_events"]
+                    drained, waited, backlog = await wait_drained(
+                        session, count_url, emitted, args.drain_timeout
+                    )
+                    result.update(
+                        backlog_after_load=backlog, drain_seconds=round(waited, 3), drained=drained
+                    )
+                elif kind == "emit":
                     result = await run_load(
                         "emit",
                         f"{main_url}/graphql",
@@ -445,6 +467,8 @@ async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> d
                         f"  deliveries in window {result['hits_rate']:.1f}/s"
                         f"  backlog {backlog} drained in {result['drain_seconds']:.1f}s"
                     )
+                if kind == "emit-batch":
+                    line += f"  = {result['event_rate']:.1f} events/s"
                 print(line, flush=True)
 
         leftovers = await graphql(
@@ -508,6 +532,19 @@ async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> d
             "target": "informative",
         },
     ]
+    if batch:
+        batched = median([r["event_rate"] for r in runs["emit-batch"]])
+        rows.insert(
+            1,
+            {
+                "scenario": f"emitEvents x{batch} + webhook (events/s)",
+                "value": batched,
+                "baseline": "emitEvent (events/s)",
+                "baseline_value": emit,
+                "ratio": batched / emit,
+                "target": ">= 20",
+            },
+        )
     if drain:
         rows.append(
             {

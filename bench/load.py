@@ -26,10 +26,38 @@ EMIT_QUERY = (
     "mutation Emit($input: EmitEventInput!) { emitEvent(input: $input) { event { id } duplicate } }"
 )
 NOOP_QUERY = "mutation { noop }"
+BATCH_QUERY = (
+    "mutation EmitMany($inputs: [EmitEventInput!]!) { emitEvents(inputs: $inputs) "
+    "{ event { id } duplicate } }"
+)
+CATALOG_QUERY = (
+    'query { catalog(filter: {search: "bench"}, sort: RATING, first: 20) '
+    "{ edges { node { id name version avgRating ratingCount } } } }"
+)
+VIEWER_QUERY = "query { viewer { subject } }"
+KINDS = ("emit", "emit-batch", "noop-graphql", "starlette", "catalog", "viewer")
 
 
-def body_factory(kind: str, prefix: str) -> Callable[[int], bytes]:
+def body_factory(kind: str, prefix: str, batch: int = 100) -> Callable[[int], bytes]:
     """A function n -> the request body of the n-th request."""
+    if kind == "emit-batch":
+        head = orjson.dumps({"query": BATCH_QUERY})[:-1] + b',"variables":{"inputs":'
+
+        def emit_batch(n: int) -> bytes:
+            inputs = [
+                {
+                    "type": "session.created",
+                    "payload": {"id": f"s-{prefix}{n}-{i}", "user": "ann", "template": "firefox"},
+                    "wait": False,
+                }
+                for i in range(batch)
+            ]
+            return head + orjson.dumps(inputs) + b"}}"
+
+        return emit_batch
+    if kind in ("catalog", "viewer"):
+        constant = orjson.dumps({"query": CATALOG_QUERY if kind == "catalog" else VIEWER_QUERY})
+        return lambda n: constant
     if kind == "emit":
         head = orjson.dumps({"query": EMIT_QUERY})[:-1] + b',"variables":{"input":'
 
@@ -63,7 +91,7 @@ async def hits_of(session: aiohttp.ClientSession, url: str | None) -> int | None
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    make_body = body_factory(args.kind, args.prefix)
+    make_body = body_factory(args.kind, args.prefix, args.batch)
     headers = {"content-type": "application/json"}
     if args.token:
         headers["authorization"] = f"Bearer {args.token}"
@@ -135,6 +163,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_p99_ms": quantile(0.99),
         "sample_error": sample_error[0] if sample_error else None,
     }
+    if args.kind == "emit-batch":
+        result["batch"] = args.batch
+        result["events"] = counts["window_ok"] * args.batch
+        result["event_rate"] = result["rate"] * args.batch
+        result["total_events"] = counts["ok"] * args.batch
     if hits_before is not None and hits_after is not None:
         result["hits"] = hits_after - hits_before
         result["hits_rate"] = (hits_after - hits_before) / seconds if seconds > 0 else 0.0
@@ -143,7 +176,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kind", choices=["emit", "noop-graphql", "starlette"], required=True)
+    parser.add_argument("--kind", choices=KINDS, required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--token")
     parser.add_argument("--concurrency", type=int, default=32)
@@ -152,6 +185,7 @@ def main() -> None:
     parser.add_argument("--request-timeout", type=float, default=30.0)
     parser.add_argument("--hits-url", help="the receiver's /count, sampled around the window")
     parser.add_argument("--prefix", default="", help="prefix of emitted session ids")
+    parser.add_argument("--batch", type=int, default=100, help="events per emitEvents call")
     args = parser.parse_args()
     try:
         from uvloop import run as run_loop
