@@ -231,6 +231,11 @@ class PluginWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                log.info(
+                    "handed back deliveries still running at stop",
+                    extra={"plugin": self.plugin, "deliveries": len(pending)},
+                )
 
     async def _loop(self) -> None:
         while not self._stopping:
