@@ -23,6 +23,7 @@ import orjson
 from tortoise.connection import get_connection
 
 from models import Delivery, Event
+from runtime.outcomes import OutcomeWriter
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import PermanentFailure, RetryLater, Skip
 
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 
 FINAL = frozenset({"SUCCEEDED", "DEAD", "SKIPPED"})
 MAX_BACKOFF_SECONDS = 3600.0
-OUTCOME_WRITE_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -110,17 +110,25 @@ async def claim(plugin: str, limit: int, lease: float) -> list[Delivery]:
         f"(status IN ('PENDING', 'RETRYING') AND next_attempt_at <= {p[1]}) OR "
         f"(status = 'RUNNING' AND lease_expires_at < {p[1]})) "
         f"ORDER BY next_attempt_at, id LIMIT {p[3]}{locking}) "
-        f"RETURNING id"
+        f"RETURNING *"
     )
     if dialect == "postgres":
         # Tortoise's asyncpg client returns no rows for a statement starting with UPDATE.
-        sql = f"WITH claimed AS ({sql}) SELECT id FROM claimed"
+        sql = f"WITH claimed AS ({sql}) SELECT * FROM claimed"
     values = [_db_time(now + timedelta(seconds=lease)), _db_time(now), plugin, limit]
-    _, rows = await connection.execute_query(sql, values)
-    ids = [row["id"] for row in rows]
-    if not ids:
-        return []
-    return list(await Delivery.filter(id__in=ids).order_by("id"))
+    rows = await connection.execute_query_dict(sql, values)
+    return sorted((Delivery._init_from_db(**row) for row in rows), key=lambda d: d.id)
+
+
+async def _hand_back(deliveries: list[Delivery]) -> None:
+    """Give claimed deliveries back unrun: due now, and the claim's attempt not counted."""
+    for delivery in deliveries:
+        await Delivery.filter(id=delivery.id, status="RUNNING", attempts=delivery.attempts).update(
+            status="RETRYING",
+            next_attempt_at=datetime.now(UTC),
+            lease_expires_at=None,
+            attempts=max(0, delivery.attempts - 1),
+        )
 
 
 def outcome_message(delivery: Delivery, event: Event) -> dict[str, Any]:
@@ -150,11 +158,6 @@ def outcome_message(delivery: Delivery, event: Event) -> dict[str, Any]:
             "receivedAt": event.received_at.isoformat() if event.received_at else None,
         },
     }
-
-
-def _json_column(value: Any) -> Any:
-    """A value for a JSON column in a bulk UPDATE, which, unlike save(), does not encode it."""
-    return None if value is None else orjson.dumps(value).decode()
 
 
 def _jsonable(result: Any) -> Any:
@@ -187,6 +190,7 @@ class PluginWorker:
         concurrency: int,
         poll_interval: float,
         breaker: CircuitBreaker | None = None,
+        outcomes: OutcomeWriter | None = None,
     ) -> None:
         self.plugin = plugin
         self._call_hook = call_hook
@@ -201,6 +205,7 @@ class PluginWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.breaker = breaker or CircuitBreaker()
+        self._outcomes = outcomes or OutcomeWriter()
 
     @property
     def lease(self) -> float:
@@ -252,8 +257,17 @@ class PluginWorker:
 
     async def _claim_and_run(self) -> None:
         allowance = self.breaker.allowance(self._concurrency - len(self._running))
-        for delivery in await claim(self.plugin, allowance, self.lease):
-            task = asyncio.create_task(self._run(delivery), name=f"delivery:{delivery.id}")
+        deliveries = await claim(self.plugin, allowance, self.lease)
+        if not deliveries:
+            return
+        try:
+            events = await Event.in_bulk({d.event_id for d in deliveries}, "id")
+        except Exception:
+            await _hand_back(deliveries)
+            raise
+        for delivery in deliveries:
+            event = events[delivery.event_id]
+            task = asyncio.create_task(self._run(delivery, event), name=f"delivery:{delivery.id}")
             self._running.add(task)
             task.add_done_callback(self._finished)
 
@@ -261,43 +275,7 @@ class PluginWorker:
         self._running.discard(task)
         self._wake.set()
 
-    async def _record(self, delivery: Delivery) -> bool:
-        """Write the outcome while our claim holds; False when another process took it over.
-
-        A dropped database connection must not lose an outcome the hook already produced (the
-        delivery would run again when its lease ran out), so the write is retried; and it only
-        lands while the row is still ours, so a replica that took over is never overwritten.
-        """
-        changes = {
-            "status": delivery.status,
-            "result": _json_column(delivery.result),
-            "error": delivery.error,
-            "duration_ms": delivery.duration_ms,
-            "lease_expires_at": None,
-            "next_attempt_at": delivery.next_attempt_at,
-            "updated_at": delivery.updated_at,
-        }
-        for attempt in range(OUTCOME_WRITE_TRIES):
-            try:
-                written = await Delivery.filter(
-                    id=delivery.id, status="RUNNING", attempts=delivery.attempts
-                ).update(**changes)
-            except Exception:
-                if attempt == OUTCOME_WRITE_TRIES - 1:
-                    log.exception("the outcome of a delivery could not be written")
-                    return False
-                await asyncio.sleep(0.2 * 2**attempt)
-                continue
-            if not written:
-                log.warning(
-                    "a delivery's claim was taken over before its outcome was written",
-                    extra={"delivery": delivery.id, "plugin": self.plugin},
-                )
-            return bool(written)
-        return False
-
-    async def _run(self, delivery: Delivery) -> None:
-        event = await Event.get(id=delivery.event_id)
+    async def _run(self, delivery: Delivery, event: Event) -> None:
         sdk_event = SdkEvent(
             id=str(event.id),
             type=event.type,
@@ -315,12 +293,7 @@ class PluginWorker:
                 result = _jsonable(await self._call_hook(delivery.hook, event.payload, sdk_event))
         except asyncio.CancelledError:
             # Shutdown: hand the delivery back for this or another process to run.
-            await Delivery.filter(id=delivery.id, status="RUNNING").update(
-                status="RETRYING",
-                next_attempt_at=datetime.now(UTC),
-                lease_expires_at=None,
-                attempts=max(0, delivery.attempts - 1),
-            )
+            await _hand_back([delivery])
             raise
         except TimeoutError:
             status, error = "RETRYING", f"timed out after {self._timeout:g}s"
@@ -343,7 +316,7 @@ class PluginWorker:
             delay = self._policy.delay(delivery.attempts, retry_after)
             delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
         delivery.updated_at = datetime.now(UTC)
-        if not await self._record(delivery):
+        if not await self._outcomes.write(delivery):
             return
         # A skipped event is an answer, and a vendor's "slow down" (a Retry-After) is the
         # vendor working as designed: neither counts towards the breaker.

@@ -19,6 +19,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import Delivery, Event
+from runtime.bulk_sql import insert_returning
 from runtime.dispatcher import FINAL
 from runtime.errors import BadUserInput, FieldProblem
 from runtime.events import check_type, normalise_payload
@@ -131,10 +132,7 @@ class Emitter:
                 if waiting
                 else None
             )
-            results = [
-                await self._store(request, payload)
-                for request, payload in zip(requests, payloads, strict=True)
-            ]
+            results = await self._store_all(requests, payloads)
             self._wake(
                 {d.plugin for result in results if not result.duplicate for d in result.deliveries}
             )
@@ -156,10 +154,88 @@ class Emitter:
                             delivery = message.data.get("delivery", {})
                             if delivery.get("id") in pending and delivery.get("status") in FINAL:
                                 pending.discard(delivery["id"])
-                for result in results:
-                    result.deliveries = list(
-                        await Delivery.filter(event_id=result.event.id).order_by("id")
-                    )
+                await _reread_deliveries(results)
+        return results
+
+    async def _store_all(
+        self, requests: Sequence[EmitRequest], payloads: Sequence[dict[str, Any]]
+    ) -> list[EmitResult]:
+        """Every new event and its deliveries in one transaction and two statements.
+
+        Repeated idempotency keys (earlier calls, or earlier in this batch) answer with the
+        stored event. Should a concurrent call store one of these keys first, the transaction
+        fails whole and the events go one by one, each finding its duplicate.
+        """
+        keys = {request.idempotency_key for request in requests if request.idempotency_key}
+        known = {
+            event.idempotency_key: event
+            for event in (await Event.filter(idempotency_key__in=list(keys)) if keys else [])
+        }
+        fresh: list[int] = []
+        claimed: set[str] = set()
+        for index, request in enumerate(requests):
+            key = request.idempotency_key
+            if key and (key in known or key in claimed):
+                continue
+            if key:
+                claimed.add(key)
+            fresh.append(index)
+        now = datetime.now(UTC)
+        try:
+            async with in_transaction() as connection:
+                events = await insert_returning(
+                    Event,
+                    [
+                        {
+                            "type": requests[i].type,
+                            "payload": payloads[i],
+                            "idempotency_key": requests[i].idempotency_key,
+                            "occurred_at": requests[i].occurred_at or now,
+                            "received_at": now,
+                        }
+                        for i in fresh
+                    ],
+                    connection,
+                )
+                deliveries = await insert_returning(
+                    Delivery,
+                    [
+                        {
+                            "event_id": event.id,
+                            "plugin": plugin,
+                            "hook": hook,
+                            "status": "PENDING",
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for event in events
+                        for plugin, hook in self._targets(event.type)
+                    ],
+                    connection,
+                )
+        except IntegrityError:
+            return [
+                await self._store(request, payload)
+                for request, payload in zip(requests, payloads, strict=True)
+            ]
+        by_event: dict[int, list[Delivery]] = {event.id: [] for event in events}
+        for delivery in deliveries:
+            by_event[delivery.event_id].append(delivery)
+        stored = {index: event for index, event in zip(fresh, events, strict=True)}
+        results: list[EmitResult] = []
+        for index, request in enumerate(requests):
+            if index in stored:
+                event = stored[index]
+                self._accepted(event.type)
+                results.append(EmitResult(event, duplicate=False, deliveries=by_event[event.id]))
+            else:
+                key = str(request.idempotency_key)
+                original = known.get(key) or next(
+                    result.event for result in results if result.event.idempotency_key == key
+                )
+                results.append(await self._duplicate(original))
         return results
 
     async def _store(self, request: EmitRequest, payload: dict[str, Any]) -> EmitResult:
@@ -193,3 +269,12 @@ class Emitter:
     async def _duplicate(self, event: Event) -> EmitResult:
         deliveries = list(await Delivery.filter(event_id=event.id).order_by("id"))
         return EmitResult(event=event, duplicate=True, deliveries=deliveries)
+
+
+async def _reread_deliveries(results: Sequence[EmitResult]) -> None:
+    """Refresh each result's deliveries after waiting for their outcomes, in one query."""
+    by_event: dict[int, list[Delivery]] = {result.event.id: [] for result in results}
+    for delivery in await Delivery.filter(event_id__in=list(by_event)).order_by("id"):
+        by_event[delivery.event_id].append(delivery)
+    for result in results:
+        result.deliveries = by_event[result.event.id]

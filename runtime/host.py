@@ -28,6 +28,7 @@ from runtime.hub import Hub
 from runtime.installs import Installer, manifest_of
 from runtime.loader import PluginCode
 from runtime.metrics import RuntimeMetrics
+from runtime.outcomes import OutcomeWriter
 from runtime.plugin_context import (
     CURRENT_EVENT,
     ApiRegistry,
@@ -98,6 +99,7 @@ class PluginHost:
         )
         self._http: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
+        self.outcomes = OutcomeWriter()
         self._followers: list[asyncio.Task[None]] = []
         self._announcements: set[asyncio.Task[bool]] = set()
 
@@ -134,6 +136,7 @@ class PluginHost:
         await asyncio.gather(*self._followers, return_exceptions=True)
         for name in list(self.loaded):
             await self._unload(name, persist=False)
+        await self.outcomes.drain()
         await self.sink.stop()
         if self._http is not None:
             await self._http.close()
@@ -345,6 +348,7 @@ class PluginHost:
                 threshold=self.settings.breaker_threshold,
                 cooldown=self.settings.breaker_cooldown,
             ),
+            outcomes=self.outcomes,
         )
         # The status the row had is the previousStatus of the LOADING change.
         self.loaded[spec.name] = LoadedPlugin(

@@ -1,0 +1,138 @@
+"""Writing delivery outcomes: every outcome ready at the same moment in one statement.
+
+Each outcome lands only while the claim that produced it still holds (the row is RUNNING with
+the attempt count of that claim), so a replica that took a delivery over is never overwritten.
+Outcomes that arrive while a write is in flight go together in the next one: under load one
+statement (and one commit) records many deliveries, and alone an outcome waits for no timer.
+
+Example:
+    writer = OutcomeWriter()
+    written = await writer.write(delivery)  # False: the claim was taken over meanwhile
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from tortoise.connection import get_connection
+
+from models import Delivery
+from runtime.bulk_sql import chunks, db_value, dialect_of, marker
+
+log = logging.getLogger(__name__)
+
+WRITE_TRIES = 5
+MAX_BATCH = 1000
+COLUMNS = (
+    ("id", "bigint"),
+    ("attempts", "integer"),
+    ("status", "text"),
+    ("result", "text"),
+    ("error", "text"),
+    ("duration_ms", "double precision"),
+    ("next_attempt_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+
+
+def _row(delivery: Delivery) -> list[Any]:
+    return [
+        delivery.id,
+        delivery.attempts,
+        delivery.status,
+        None if delivery.result is None else orjson.dumps(delivery.result).decode(),
+        delivery.error,
+        delivery.duration_ms,
+        db_value(Delivery, "next_attempt_at", delivery.next_attempt_at),
+        db_value(Delivery, "updated_at", delivery.updated_at),
+    ]
+
+
+def _statement(dialect: str, rows: int) -> str:
+    names = ", ".join(name for name, _ in COLUMNS)
+    tuples = []
+    for row in range(rows):
+        places = []
+        for column, (_, kind) in enumerate(COLUMNS):
+            place = marker(dialect, row * len(COLUMNS) + column + 1)
+            # PostgreSQL types a bare parameter in VALUES as text; say what each column is.
+            places.append(f"{place}::{kind}" if dialect == "postgres" else place)
+        tuples.append(f"({', '.join(places)})")
+    result = "v.result::jsonb" if dialect == "postgres" else "v.result"
+    return (
+        f"WITH v({names}) AS (VALUES {', '.join(tuples)}) "
+        f"UPDATE deliveries SET status = v.status, result = {result}, error = v.error, "
+        "duration_ms = v.duration_ms, lease_expires_at = NULL, "
+        "next_attempt_at = v.next_attempt_at, updated_at = v.updated_at "
+        "FROM v WHERE deliveries.id = v.id AND deliveries.status = 'RUNNING' "
+        "AND deliveries.attempts = v.attempts RETURNING deliveries.id"
+    )
+
+
+async def write_outcomes(deliveries: Sequence[Delivery]) -> set[int]:
+    """Record these outcomes where their claims still hold; the ids that were written."""
+    connection = get_connection("default")
+    dialect = dialect_of(connection)
+    written: set[int] = set()
+    for chunk in chunks(deliveries, len(COLUMNS)):
+        values = [value for delivery in chunk for value in _row(delivery)]
+        rows = await connection.execute_query_dict(_statement(dialect, len(chunk)), values)
+        written.update(int(row["id"]) for row in rows)
+    return written
+
+
+class OutcomeWriter:
+    """Collects outcomes from every worker of a process and writes them in batches.
+
+    A dropped database connection must not lose an outcome a hook already produced (the
+    delivery would run again when its lease ran out), so a failed write is retried.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Delivery, asyncio.Future[bool]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def write(self, delivery: Delivery) -> bool:
+        """Record `delivery`'s outcome; False when another process took its claim over."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((delivery, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush(), name="outcomes:flush")
+        return await asyncio.shield(done)
+
+    async def drain(self) -> None:
+        """Wait for every outcome handed in so far to be written (or given up)."""
+        while self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            written = await self._write_with_retries([delivery for delivery, _ in batch])
+            for delivery, done in batch:
+                stored = written is not None and delivery.id in written
+                if not done.done():
+                    done.set_result(stored)
+                if written is not None and not stored:
+                    log.warning(
+                        "a delivery's claim was taken over before its outcome was written",
+                        extra={"delivery": delivery.id, "plugin": delivery.plugin},
+                    )
+
+    async def _write_with_retries(self, deliveries: list[Delivery]) -> set[int] | None:
+        """The ids written, or None when the database stayed out of reach."""
+        for attempt in range(WRITE_TRIES):
+            try:
+                return await write_outcomes(deliveries)
+            except Exception:
+                if attempt == WRITE_TRIES - 1:
+                    log.exception(
+                        "outcomes could not be written", extra={"deliveries": len(deliveries)}
+                    )
+                    return None
+                await asyncio.sleep(0.2 * 2**attempt)
+        return None

@@ -1,0 +1,72 @@
+"""Accepting events: a batch is one transaction of a constant number of statements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from models import Delivery, Event
+from runtime.emitter import EmitRequest
+from runtime.host import PluginHost
+from runtime.sdk import Plugin, PluginContext
+from tests.conftest import Database, QueryCounter
+from tests.runtime.hosting import running_host
+
+
+class Quiet(Plugin):
+    async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> None:
+        return None
+
+
+def session(n: int, **extra: Any) -> EmitRequest:
+    return EmitRequest("session.created", {"id": f"s-{n}", "user": "ann"}, **extra)
+
+
+async def statements_for(host: PluginHost, counter: QueryCounter, count: int) -> int:
+    # Stop the workers first: their claims are not the emit's statements.
+    for plugin in host.loaded.values():
+        await plugin.worker.stop()
+    counter.statements.clear()
+    await host.emitter.emit_many([session(n) for n in range(count)])
+    return len(counter.statements)
+
+
+async def test_a_batch_costs_the_same_statements_as_one_event(
+    db: Database, sql_counter: QueryCounter
+) -> None:
+    async with running_host({"a": Quiet, "b": Quiet}) as host:
+        one = await statements_for(host, sql_counter, 1)
+        hundred = await statements_for(host, sql_counter, 100)
+    assert hundred == one
+
+
+async def test_a_batch_keeps_its_order_and_each_event_its_deliveries(db: Database) -> None:
+    async with running_host({"a": Quiet, "b": Quiet}) as host:
+        results = await host.emitter.emit_many([session(n) for n in range(50)])
+    assert [r.event.payload["id"] for r in results] == [f"s-{n}" for n in range(50)]
+    assert [r.event.id for r in results] == sorted(r.event.id for r in results)
+    for result in results:
+        assert [(d.event_id, d.plugin) for d in result.deliveries] == [
+            (result.event.id, "a"),
+            (result.event.id, "b"),
+        ]
+        stored = await Delivery.filter(event_id=result.event.id).order_by("id")
+        assert [d.id for d in stored] == [d.id for d in result.deliveries]
+
+
+async def test_a_key_repeated_in_a_batch_or_from_before_is_one_event(db: Database) -> None:
+    async with running_host({"a": Quiet}) as host:
+        (earlier,) = await host.emitter.emit_many([session(0, idempotency_key="old")])
+        results = await host.emitter.emit_many(
+            [
+                session(1, idempotency_key="new"),
+                session(2, idempotency_key="old"),
+                session(3, idempotency_key="new"),
+                session(4),
+            ]
+        )
+    assert [r.duplicate for r in results] == [False, True, True, False]
+    assert results[1].event.id == earlier.event.id
+    assert results[2].event.id == results[0].event.id
+    assert [len(r.deliveries) for r in results] == [1, 1, 1, 1]
+    assert await Event.all().count() == 3

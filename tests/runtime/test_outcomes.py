@@ -1,0 +1,89 @@
+"""Delivery outcomes: written in batches, only while the claim that produced them holds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from models import Delivery, Event
+from runtime.dispatcher import claim
+from runtime.outcomes import OutcomeWriter, write_outcomes
+from tests.conftest import Database, QueryCounter
+
+
+async def claimed(count: int, plugin: str = "p") -> list[Delivery]:
+    event = await Event.create(type="session.created", payload={}, occurred_at=datetime.now(UTC))
+    now = datetime.now(UTC)
+    for _ in range(count):
+        await Delivery.create(event_id=event.id, plugin=plugin, hook="h", next_attempt_at=now)
+    return await claim(plugin, count, lease=60)
+
+
+def succeeded(delivery: Delivery, result: object = None) -> Delivery:
+    delivery.status, delivery.result, delivery.duration_ms = "SUCCEEDED", result, 1.5
+    delivery.updated_at = datetime.now(UTC)
+    return delivery
+
+
+async def test_outcomes_ready_together_go_in_one_statement(
+    db: Database, sql_counter: QueryCounter
+) -> None:
+    deliveries = await claimed(20)
+    writer = OutcomeWriter()
+    sql_counter.statements.clear()
+    written = await asyncio.gather(*(writer.write(succeeded(d, {"n": d.id})) for d in deliveries))
+    assert written == [True] * 20
+    assert len(sql_counter.statements) == 1
+    rows = await Delivery.filter(id__in=[d.id for d in deliveries]).order_by("id")
+    assert {(r.status, r.lease_expires_at, r.duration_ms) for r in rows} == {
+        ("SUCCEEDED", None, 1.5)
+    }
+    assert [r.result for r in rows] == [{"n": r.id} for r in rows]
+
+
+async def test_an_outcome_whose_claim_was_taken_over_is_not_written(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    ours, theirs = await claimed(2)
+    # Another process claimed `theirs` again after its lease ran out: one attempt more.
+    await Delivery.filter(id=theirs.id).update(attempts=theirs.attempts + 1)
+    with caplog.at_level(logging.WARNING, logger="runtime.outcomes"):
+        written = await asyncio.gather(
+            OutcomeWriter().write(succeeded(ours)), OutcomeWriter().write(succeeded(theirs))
+        )
+    assert written == [True, False]
+    assert (await Delivery.get(id=theirs.id)).status == "RUNNING"
+    assert "taken over" in caplog.text
+
+
+async def test_a_retrying_outcome_keeps_its_error_and_next_attempt(db: Database) -> None:
+    (delivery,) = await claimed(1)
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    delivery.status, delivery.error, delivery.next_attempt_at = "RETRYING", "boom", later
+    delivery.updated_at = datetime.now(UTC)
+    assert await write_outcomes([delivery]) == {delivery.id}
+    row = await Delivery.get(id=delivery.id)
+    assert (row.status, row.error, row.next_attempt_at, row.result) == (
+        "RETRYING",
+        "boom",
+        later,
+        None,
+    )
+
+
+async def test_a_failed_write_is_retried(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    (delivery,) = await claimed(1)
+    failures = iter([ConnectionError("dropped")])
+    real = write_outcomes
+
+    async def flaky(deliveries: list[Delivery]) -> set[int]:
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        return await real(deliveries)
+
+    monkeypatch.setattr("runtime.outcomes.write_outcomes", flaky)
+    assert await OutcomeWriter().write(succeeded(delivery))
+    assert (await Delivery.get(id=delivery.id)).status == "SUCCEEDED"
