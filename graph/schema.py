@@ -27,6 +27,7 @@ from graph.errors import ErrorCodes, coded
 from graph.events import EventMutation, EventQuery
 from graph.mutations import CatalogMutation
 from graph.queries import CatalogQuery
+from graph.shared_results import SharedResultExecution
 from graph.subscriptions import Subscription
 
 Query = merge_types("Query", (CatalogQuery, EventQuery))
@@ -99,6 +100,7 @@ def build_schema(*, debug: bool = False) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=schema_extensions(debug=debug),
+        execution_context_class=SharedResultExecution,
     )
     schema.debug = debug
     return schema

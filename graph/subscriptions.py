@@ -16,6 +16,7 @@ from graphql import GraphQLError
 
 from graph.context import Info
 from graph.permissions import IsAdmin
+from graph.shared_results import shared_root
 from graph.types.common import subscription
 from graph.types.events import (
     DeliveryOutcome,
@@ -52,6 +53,19 @@ async def _stream(
                 yield message
 
 
+def _status_change(data: dict[str, Any]) -> PluginStatusChange:
+    previous = data.get("previousStatus")
+    return PluginStatusChange(
+        plugin=data["plugin"],
+        status=PluginStatus(data["status"]),
+        previous_status=PluginStatus(previous) if previous else None,
+        error=data.get("error"),
+        at=datetime.fromisoformat(data["at"]),
+        replica=data.get("replica"),
+        message=data.get("message"),
+    )
+
+
 @strawberry.type
 class Subscription:
     @subscription(permission_classes=[IsAdmin])
@@ -62,18 +76,7 @@ class Subscription:
             if message.data is None:
                 yield missed_notice(message.missed)  # type: ignore[misc]
                 continue
-            data = message.data
-            yield PluginStatusChange(
-                plugin=data["plugin"],
-                status=PluginStatus(data["status"]),
-                previous_status=PluginStatus(data["previousStatus"])
-                if data.get("previousStatus")
-                else None,
-                error=data.get("error"),
-                at=datetime.fromisoformat(data["at"]),
-                replica=data.get("replica"),
-                message=data.get("message"),
-            )
+            yield shared_root(message.data, _status_change)
 
     @subscription(permission_classes=[IsAdmin])
     async def plugin_events(
@@ -93,7 +96,7 @@ class Subscription:
             if message.data is None:
                 yield missed_notice(message.missed)  # type: ignore[misc]
                 continue
-            yield DeliveryOutcome.from_message(message.data)
+            yield shared_root(message.data, DeliveryOutcome.from_message)
 
     @subscription(
         permission_classes=[IsAdmin],
@@ -129,7 +132,7 @@ class Subscription:
                 delivery = message.data["delivery"]
                 if delivery["eventId"] != wanted:
                     continue
-                yield DeliveryOutcome.from_message(message.data)
+                yield shared_root(message.data, DeliveryOutcome.from_message)
                 if delivery["status"] in FINAL:
                     open_ids.discard(delivery["id"])
                 if not open_ids:
@@ -148,4 +151,4 @@ class Subscription:
             if message.data is None:
                 yield missed_notice(message.missed)  # type: ignore[misc]
                 continue
-            yield PluginLogEntry.from_message(message.data)
+            yield shared_root(message.data, PluginLogEntry.from_message)

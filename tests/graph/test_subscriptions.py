@@ -10,7 +10,8 @@ from graph.context import Context, Services
 from graph.schema import schema
 from models import Delivery, Event
 from runtime.auth import Role
-from tests.conftest import Database
+from runtime.dispatcher import outcome_message
+from tests.conftest import Database, QueryCounter
 
 
 def admin_context(services: Services) -> Context:
@@ -66,3 +67,34 @@ async def test_a_lagging_subscriber_is_told_how_many_messages_it_missed(
     assert notice.extensions["code"] == "MISSED_MESSAGES"
     assert notice.extensions["missed"] > 0
     await stream.aclose()
+
+
+async def test_subscribers_of_one_operation_share_one_execution_per_message(
+    db: Database, services: Services, sql_counter: QueryCounter
+) -> None:
+    now = datetime.now(UTC)
+    event = await Event.create(type="custom.job", payload={}, occurred_at=now)
+    delivery = await Delivery.create(
+        event_id=event.id, plugin="p", hook="on_event", next_attempt_at=now, status="SUCCEEDED"
+    )
+    # delivery.event reads the database: once per message, however many subscribers.
+    same = "subscription { pluginEvents { delivery { id event { type } } } }"
+    other = "subscription { pluginEvents { delivery { status event { id } } } }"
+    streams: list[Any] = [
+        await schema.subscribe(query, context_value=admin_context(services))
+        for query in [same] * 5 + [other]
+    ]
+    readers = [asyncio.ensure_future(anext(stream)) for stream in streams]
+    await asyncio.sleep(0.1)  # every subscription is listening once its pump has started
+    sql_counter.statements.clear()
+    await services.host.hub.publish("deliveries", outcome_message(delivery, event))
+    results = await asyncio.wait_for(asyncio.gather(*readers), 5)
+    assert [r.data for r in results[:5]] == [
+        {"pluginEvents": {"delivery": {"id": str(delivery.id), "event": {"type": "custom.job"}}}}
+    ] * 5
+    assert results[5].data == {
+        "pluginEvents": {"delivery": {"status": "SUCCEEDED", "event": {"id": str(event.id)}}}
+    }
+    assert len(sql_counter.statements) == 2  # one per distinct operation
+    for stream in streams:
+        await stream.aclose()
