@@ -59,7 +59,7 @@ class SharedResultExecution(StrawberryGraphQLCoreExecutionContext):
 
     def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         root = self.root_value
-        if _shared.get(id(root)) is not root:
+        if root is None or _shared.get(id(root)) is not root:
             return super().execute_operation(*args, **kwargs)
         key = (id(root), self._operation_key())
         cached = _results.get(key)
