@@ -23,6 +23,7 @@ from runtime.bulk_sql import insert_returning
 from runtime.dispatcher import FINAL
 from runtime.errors import BadUserInput, FieldProblem
 from runtime.events import check_type, normalise_payload
+from runtime.group_commit import GroupCommit
 from runtime.hub import Hub
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -101,6 +102,10 @@ class Emitter:
         self._published = published
         self._wake = wake
         self._accepted = accepted
+        # Concurrent emits share a transaction (and its commit); each answers once committed.
+        self._commits: GroupCommit[tuple[EmitRequest, dict[str, Any]], EmitResult] = GroupCommit(
+            self._store_all, MAX_BATCH
+        )
 
     def _validated(self, request: EmitRequest, path: str = "") -> dict[str, Any]:
         try:
@@ -132,7 +137,7 @@ class Emitter:
                 if waiting
                 else None
             )
-            results = await self._store_all(requests, payloads)
+            results = await self._commits.submit(list(zip(requests, payloads, strict=True)))
             self._wake(
                 {d.plugin for result in results if not result.duplicate for d in result.deliveries}
             )
@@ -158,7 +163,7 @@ class Emitter:
         return results
 
     async def _store_all(
-        self, requests: Sequence[EmitRequest], payloads: Sequence[dict[str, Any]]
+        self, accepted: Sequence[tuple[EmitRequest, dict[str, Any]]]
     ) -> list[EmitResult]:
         """Every new event and its deliveries in one transaction and two statements.
 
@@ -166,6 +171,8 @@ class Emitter:
         stored event. Should a concurrent call store one of these keys first, the transaction
         fails whole and the events go one by one, each finding its duplicate.
         """
+        requests = [request for request, _ in accepted]
+        payloads = [payload for _, payload in accepted]
         keys = {request.idempotency_key for request in requests if request.idempotency_key}
         known = {
             event.idempotency_key: event

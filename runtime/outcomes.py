@@ -22,6 +22,7 @@ from tortoise.connection import get_connection
 
 from models import Delivery
 from runtime.bulk_sql import chunks, db_value, dialect_of, marker
+from runtime.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -93,35 +94,28 @@ class OutcomeWriter:
     """
 
     def __init__(self) -> None:
-        self._pending: list[tuple[Delivery, asyncio.Future[bool]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._commits: GroupCommit[Delivery, bool] = GroupCommit(self._write_batch, MAX_BATCH)
 
     async def write(self, delivery: Delivery) -> bool:
         """Record `delivery`'s outcome; False when another process took its claim over."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((delivery, done))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush(), name="outcomes:flush")
-        return await asyncio.shield(done)
+        (written,) = await self._commits.submit([delivery])
+        return written
 
     async def drain(self) -> None:
         """Wait for every outcome handed in so far to be written (or given up)."""
-        while self._flushing is not None and not self._flushing.done():
-            await asyncio.shield(self._flushing)
+        await self._commits.drain()
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            written = await self._write_with_retries([delivery for delivery, _ in batch])
-            for delivery, done in batch:
-                stored = written is not None and delivery.id in written
-                if not done.done():
-                    done.set_result(stored)
-                if written is not None and not stored:
-                    log.warning(
-                        "a delivery's claim was taken over before its outcome was written",
-                        extra={"delivery": delivery.id, "plugin": delivery.plugin},
-                    )
+    async def _write_batch(self, deliveries: list[Delivery]) -> list[bool]:
+        written = await self._write_with_retries(deliveries)
+        if written is None:
+            return [False] * len(deliveries)
+        for delivery in deliveries:
+            if delivery.id not in written:
+                log.warning(
+                    "a delivery's claim was taken over before its outcome was written",
+                    extra={"delivery": delivery.id, "plugin": delivery.plugin},
+                )
+        return [delivery.id in written for delivery in deliveries]
 
     async def _write_with_retries(self, deliveries: list[Delivery]) -> set[int] | None:
         """The ids written, or None when the database stayed out of reach."""

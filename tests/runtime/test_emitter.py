@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,3 +71,18 @@ async def test_a_key_repeated_in_a_batch_or_from_before_is_one_event(db: Databas
     assert results[2].event.id == results[0].event.id
     assert [len(r.deliveries) for r in results] == [1, 1, 1, 1]
     assert await Event.all().count() == 3
+
+
+async def test_concurrent_emits_share_one_transaction(
+    db: Database, sql_counter: QueryCounter
+) -> None:
+    async with running_host({"a": Quiet}) as host:
+        for plugin in host.loaded.values():
+            await plugin.worker.stop()
+        sql_counter.statements.clear()
+        results = await asyncio.gather(*(host.emitter.emit(session(n)) for n in range(20)))
+    inserts = [s for s in sql_counter.statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 2  # the events, then their deliveries
+    assert sorted(r.event.payload["id"] for r in results) == sorted(f"s-{n}" for n in range(20))
+    assert all(r.event.payload["id"] == f"s-{n}" for n, r in enumerate(results))
+    assert all(len(r.deliveries) == 1 and not r.duplicate for r in results)
