@@ -41,6 +41,14 @@ class CatalogPlugin(Model):
     class Meta:
         table = "catalog_plugins"
         unique_together = (("repository", "name"),)
+        # One per catalog sort: a page walks its index in order and stops after `first` rows
+        # instead of sorting every match.
+        indexes = (
+            ("available", "install_count", "id"),
+            ("available", "avg_rating", "rating_count", "id"),
+            ("available", "created_at", "id"),
+            ("available", "name", "id"),
+        )
 
 
 class CatalogTag(Model):
