@@ -11,14 +11,17 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
+from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
+    SchemaExtension,
     ValidationCache,
     max_aliases,
     query_depth_limiter,
 )
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -79,6 +82,33 @@ class Schema(strawberry.Schema):
         if result.errors:
             result.errors = [coded(error, debug=self.debug) for error in result.errors]
         return result
+
+
+    async def _handle_execution_result(
+        self,
+        context: ExecutionContext,
+        result: Any,
+        extensions_runner: SchemaExtensionsRunner,
+        *,
+        skip_process_errors: bool = False,
+    ) -> ExecutionResult:
+        # Every subscription message of every subscriber comes through here. None of our
+        # extensions reports results, so a clean result skips asking each of them for some.
+        if (
+            isinstance(result, GraphQLExecutionResult)
+            and not result.errors
+            and not any(_reports(extension) for extension in extensions_runner.extensions)
+        ):
+            handled = ExecutionResult(data=result.data, errors=None)
+            context.result = handled
+            return handled
+        return await super()._handle_execution_result(
+            context, result, extensions_runner, skip_process_errors=skip_process_errors
+        )
+
+
+def _reports(extension: SchemaExtension) -> bool:
+    return type(extension).get_results is not SchemaExtension.get_results
 
 
 def schema_extensions(*, debug: bool = False) -> list[Any]:

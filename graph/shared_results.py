@@ -57,6 +57,15 @@ def shared_root(data: dict[str, Any], convert: Callable[[dict[str, Any]], T]) ->
 class SharedResultExecution(StrawberryGraphQLCoreExecutionContext):
     """Executes a subscription event once per (root, document, operation, variables)."""
 
+    def build_per_event_executor(self, payload: Any) -> Any:
+        # A result already made for this root needs no executor of its own (building one
+        # copies this one): hand back the result.
+        if payload is not None and _shared.get(id(payload)) is payload:
+            cached = _results.get((id(payload), self._operation_key()))
+            if cached is not None and cached[0] is payload:
+                return _Made(cached[1], self)
+        return super().build_per_event_executor(payload)
+
     def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         root = self.root_value
         if root is None or _shared.get(id(root)) is not root:
@@ -76,6 +85,17 @@ class SharedResultExecution(StrawberryGraphQLCoreExecutionContext):
         source = location.source.body if location is not None else repr(self.operation)
         name = self.operation.name.value if self.operation.name else None
         return source, name, repr(sorted(self.variable_values.coerced.items()))
+
+
+class _Made:
+    """Stands for a per-event executor whose result another subscriber's execution made."""
+
+    def __init__(self, outcome: Any, parent: SharedResultExecution) -> None:
+        self._outcome = outcome
+        self.is_awaitable = parent.is_awaitable
+
+    def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        return _reuse(self._outcome)
 
 
 def _reuse(outcome: Any) -> Any:
