@@ -1,5 +1,6 @@
 """Bearer tokens: issuing, verifying, roles, durations and the Authorization header."""
 
+import time
 from datetime import timedelta
 
 import jwt
@@ -32,6 +33,15 @@ def test_a_user_is_not_an_admin() -> None:
 
 def test_an_expired_token_is_refused_as_expired() -> None:
     token = ISSUER_OF_TESTS.issue(Role.ADMIN, "alice", ttl=timedelta(seconds=-10))
+    with pytest.raises(Unauthenticated, match="expired"):
+        ISSUER_OF_TESTS.verify(token)
+
+
+def test_a_remembered_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = ISSUER_OF_TESTS.issue(Role.ADMIN, "alice", ttl=timedelta(seconds=60))
+    assert ISSUER_OF_TESTS.verify(token).subject == "alice"
+    later = time.time() + 61
+    monkeypatch.setattr("runtime.auth.time.time", lambda: later)
     with pytest.raises(Unauthenticated, match="expired"):
         ISSUER_OF_TESTS.verify(token)
 
