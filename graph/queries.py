@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from graph.context import Info
 from graph.permissions import IsAnyone, IsUser
@@ -47,11 +49,50 @@ def _catalog_query(filter: CatalogFilter | None, sort: CatalogSort) -> catalog.C
     )
 
 
+# The catalog node fields whose rows a page joins rather than loads separately.
+RELATION_OF_FIELD = {"repository": "repository", "viewCount": "stats"}
+
+
+def _joined_relations(info: Info) -> tuple[str, ...]:
+    """Relations the page's nodes show: edges { node { repository … viewCount } }."""
+    wanted: set[str] = set()
+    for edges in _children(info.selected_fields, "edges"):
+        for node in _children(edges.selections, "node"):
+            for name in _names(node.selections):
+                if name in RELATION_OF_FIELD:
+                    wanted.add(RELATION_OF_FIELD[name])
+    return tuple(sorted(wanted))
+
+
+def _children(selections: Sequence[Selection], name: str) -> list[SelectedField]:
+    found = []
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name == name:
+                found.append(selection)
+            elif selection.name == "catalog":
+                found.extend(_children(selection.selections, name))
+        else:  # a fragment: its selections count as ours
+            found.extend(_children(selection.selections, name))
+    return found
+
+
+def _names(selections: Sequence[Selection]) -> set[str]:
+    names: set[str] = set()
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            names.add(selection.name)
+        else:
+            names |= _names(selection.selections)
+    return names
+
+
 @strawberry.type
 class CatalogQuery:
     @field(permission_classes=[IsUser], description="Browse the catalog.")
     async def catalog(
         self,
+        info: Info,
         filter: CatalogFilter | None = None,
         sort: CatalogSort = CatalogSort.POPULAR,
         first: int | None = 20,
@@ -59,7 +100,7 @@ class CatalogQuery:
     ) -> CatalogPluginConnection:
         query = _catalog_query(filter, sort)
         size = page_size(first)
-        rows = await query.page(size, after)
+        rows = await query.page(size, after, _joined_relations(info))
         edges = [
             CatalogPluginEdge(cursor=query.cursor_of(row), node=CatalogPlugin.from_row(row))
             for row in rows[:size]

@@ -109,17 +109,21 @@ class CatalogQuery:
             values.append(value.isoformat() if isinstance(value, datetime) else value)
         return encode_cursor(values)
 
-    def page(self, first: int, after: str | None) -> QuerySet[CatalogPlugin]:
+    def page(
+        self, first: int, after: str | None, related: Sequence[str] = ("repository", "stats")
+    ) -> QuerySet[CatalogPlugin]:
         """The rows of one page plus one more, which tells whether a next page exists.
 
-        The repository and the view statistics come in the same statement, so a page costs
-        one query for them whatever its size.
+        The `related` rows (repository, view statistics) come in the same statement, so a
+        page costs one query for them whatever its size; a page that shows neither skips the
+        joins and the objects they would build.
         """
         query = self.filtered()
         if after:
             query = query.filter(after_q(self.keys, decode_after(CatalogPlugin, self.keys, after)))
         ordering = [key.ordering for key in self.keys]
-        return query.order_by(*ordering).limit(first + 1).select_related("repository", "stats")
+        query = query.order_by(*ordering).limit(first + 1)
+        return query.select_related(*related) if related else query
 
 
 def _cursor_value(field: Field[Any], value: Any) -> Any:

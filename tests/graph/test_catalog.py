@@ -236,6 +236,40 @@ async def test_a_page_costs_the_same_statements_whatever_its_size(
     assert large <= 5
 
 
+@pytest.mark.parametrize(
+    ("selection", "joined"),
+    [
+        ("id name avgRating", set()),
+        ("id repository { name }", {"repositories"}),
+        ("id viewCount", {"plugin_stats"}),
+        ("...F", {"repositories", "plugin_stats"}),
+    ],
+    ids=["scalars", "repository", "view-count", "fragment"],
+)
+async def test_a_page_joins_only_the_relations_it_shows(
+    gql: Execute,
+    make_plugin: Catalog,
+    sql_counter: QueryCounter,
+    selection: str,
+    joined: set[str],
+) -> None:
+    await make_plugin("streamspace-slack")
+    query = (
+        f"{{ catalog {{ edges {{ node {{ {selection} }} }} }} }} "
+        "fragment F on CatalogPlugin { repository { id } viewCount }"
+        if selection == "...F"
+        else f"{{ catalog {{ edges {{ node {{ {selection} }} }} }} }}"
+    )
+    sql_counter.statements.clear()
+    data = (await gql(query, role=Role.USER)).ok()
+    assert len(data["catalog"]["edges"]) == 1
+    (page,) = [sql for sql in sql_counter.statements if "ORDER BY" in sql]
+    assert {table for table in ("repositories", "plugin_stats") if f'JOIN "{table}"' in page} == (
+        joined
+    )
+    assert len(sql_counter.statements) == 1
+
+
 DETAIL = "query($id: ID!) { catalogPlugin(id: $id) { id name viewCount } }"
 
 
