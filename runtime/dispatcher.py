@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 FINAL = frozenset({"SUCCEEDED", "DEAD", "SKIPPED"})
 MAX_BACKOFF_SECONDS = 3600.0
+# How long a cancelled worker waits for a claim in flight to answer, to give it back; past
+# that, the claim's lease returns it.
+CLAIM_SETTLE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,19 @@ async def claim(plugin: str, limit: int, lease: float) -> list[Delivery]:
     values = [_db_time(now + timedelta(seconds=lease)), _db_time(now), plugin, limit]
     rows = await connection.execute_query_dict(sql, values)
     return sorted((Delivery._init_from_db(**row) for row in rows), key=lambda d: d.id)
+
+
+async def _claim_with_events(plugin: str, limit: int, lease: float) -> list[tuple[Delivery, Event]]:
+    """Claim due deliveries and read their events; a failed read gives the claims back."""
+    deliveries = await claim(plugin, limit, lease)
+    if not deliveries:
+        return []
+    try:
+        events = await Event.in_bulk({d.event_id for d in deliveries}, "id")
+    except Exception:
+        await _hand_back(deliveries)
+        raise
+    return [(delivery, events[delivery.event_id]) for delivery in deliveries]
 
 
 async def _hand_back(deliveries: list[Delivery]) -> None:
@@ -257,16 +273,17 @@ class PluginWorker:
 
     async def _claim_and_run(self) -> None:
         allowance = self.breaker.allowance(self._concurrency - len(self._running))
-        deliveries = await claim(self.plugin, allowance, self.lease)
-        if not deliveries:
-            return
+        claiming = asyncio.ensure_future(_claim_with_events(self.plugin, allowance, self.lease))
         try:
-            events = await Event.in_bulk({d.event_id for d in deliveries}, "id")
-        except Exception:
-            await _hand_back(deliveries)
+            claimed = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # A stop that cannot wait: the claim may be committed already, and what it took
+            # goes back rather than staying RUNNING until its lease runs out.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLAIM_SETTLE_SECONDS):
+                    await _hand_back([delivery for delivery, _ in await claiming])
             raise
-        for delivery in deliveries:
-            event = events[delivery.event_id]
+        for delivery, event in claimed:
             task = asyncio.create_task(self._run(delivery, event), name=f"delivery:{delivery.id}")
             self._running.add(task)
             task.add_done_callback(self._finished)
