@@ -134,6 +134,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     parser.add_argument("--ready-timeout", type=float, default=90.0)
     parser.add_argument("--batch", type=int, default=100, help="emitEvents batch size")
+    parser.add_argument(
+        "--noop-plugins", type=int, default=5, help="scenario 1: plugins whose hooks return at once"
+    )
     parser.add_argument("--dispatch-events", type=int, default=1000)
     parser.add_argument("--catalog-plugins", type=int, default=10000)
     parser.add_argument("--rate", type=float, default=200.0, help="scenario 2 events/s")
