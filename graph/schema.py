@@ -83,7 +83,6 @@ class Schema(strawberry.Schema):
             result.errors = [coded(error, debug=self.debug) for error in result.errors]
         return result
 
-
     async def _handle_execution_result(
         self,
         context: ExecutionContext,
