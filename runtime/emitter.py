@@ -167,10 +167,26 @@ class Emitter:
     ) -> list[EmitResult]:
         """Every new event and its deliveries in one transaction and two statements.
 
-        Repeated idempotency keys (earlier calls, or earlier in this batch) answer with the
-        stored event. Should a concurrent call store one of these keys first, the transaction
-        fails whole and the events go one by one, each finding its duplicate.
+        Should a concurrent call (another replica) store one of these idempotency keys first,
+        the transaction fails whole and the events go one by one, each finding its duplicate.
         """
+        try:
+            return await self._insert_all(accepted)
+        except IntegrityError:
+            return [await self._store_one(item) for item in accepted]
+
+    async def _store_one(self, item: tuple[EmitRequest, dict[str, Any]]) -> EmitResult:
+        try:
+            return (await self._insert_all([item]))[0]
+        except IntegrityError:
+            # The concurrent emit with this key won the race: its event is the one.
+            return await self._duplicate(await Event.get(idempotency_key=item[0].idempotency_key))
+
+    async def _insert_all(
+        self, accepted: Sequence[tuple[EmitRequest, dict[str, Any]]]
+    ) -> list[EmitResult]:
+        """Insert what is new; repeated idempotency keys (stored before, or earlier in this
+        batch) answer with the stored event."""
         requests = [request for request, _ in accepted]
         payloads = [payload for _, payload in accepted]
         keys = {request.idempotency_key for request in requests if request.idempotency_key}
@@ -188,45 +204,39 @@ class Emitter:
                 claimed.add(key)
             fresh.append(index)
         now = datetime.now(UTC)
-        try:
-            async with in_transaction() as connection:
-                events = await insert_returning(
-                    Event,
-                    [
-                        {
-                            "type": requests[i].type,
-                            "payload": payloads[i],
-                            "idempotency_key": requests[i].idempotency_key,
-                            "occurred_at": requests[i].occurred_at or now,
-                            "received_at": now,
-                        }
-                        for i in fresh
-                    ],
-                    connection,
-                )
-                deliveries = await insert_returning(
-                    Delivery,
-                    [
-                        {
-                            "event_id": event.id,
-                            "plugin": plugin,
-                            "hook": hook,
-                            "status": "PENDING",
-                            "attempts": 0,
-                            "next_attempt_at": now,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for event in events
-                        for plugin, hook in self._targets(event.type)
-                    ],
-                    connection,
-                )
-        except IntegrityError:
-            return [
-                await self._store(request, payload)
-                for request, payload in zip(requests, payloads, strict=True)
-            ]
+        async with in_transaction() as connection:
+            events = await insert_returning(
+                Event,
+                [
+                    {
+                        "type": requests[i].type,
+                        "payload": payloads[i],
+                        "idempotency_key": requests[i].idempotency_key,
+                        "occurred_at": requests[i].occurred_at or now,
+                        "received_at": now,
+                    }
+                    for i in fresh
+                ],
+                connection,
+            )
+            deliveries = await insert_returning(
+                Delivery,
+                [
+                    {
+                        "event_id": event.id,
+                        "plugin": plugin,
+                        "hook": hook,
+                        "status": "PENDING",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for event in events
+                    for plugin, hook in self._targets(event.type)
+                ],
+                connection,
+            )
         by_event: dict[int, list[Delivery]] = {event.id: [] for event in events}
         for delivery in deliveries:
             by_event[delivery.event_id].append(delivery)
@@ -244,34 +254,6 @@ class Emitter:
                 )
                 results.append(await self._duplicate(original))
         return results
-
-    async def _store(self, request: EmitRequest, payload: dict[str, Any]) -> EmitResult:
-        key = request.idempotency_key
-        if key:
-            existing = await Event.get_or_none(idempotency_key=key)
-            if existing is not None:
-                return await self._duplicate(existing)
-        now = datetime.now(UTC)
-        try:
-            async with in_transaction():
-                event = await Event.create(
-                    type=request.type,
-                    payload=payload,
-                    idempotency_key=key,
-                    occurred_at=request.occurred_at or now,
-                )
-                deliveries = [
-                    Delivery(event_id=event.id, plugin=plugin, hook=hook, next_attempt_at=now)
-                    for plugin, hook in self._targets(request.type)
-                ]
-                if deliveries:
-                    await Delivery.bulk_create(deliveries)
-        except IntegrityError:
-            # A concurrent emit with the same key won the race: that event is the one.
-            return await self._duplicate(await Event.get(idempotency_key=key))
-        stored = list(await Delivery.filter(event_id=event.id).order_by("id")) if deliveries else []
-        self._accepted(request.type)
-        return EmitResult(event=event, duplicate=False, deliveries=stored)
 
     async def _duplicate(self, event: Event) -> EmitResult:
         deliveries = list(await Delivery.filter(event_id=event.id).order_by("id"))

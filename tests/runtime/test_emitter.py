@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from models import Delivery, Event
 from runtime.emitter import EmitRequest
@@ -86,3 +89,37 @@ async def test_concurrent_emits_share_one_transaction(
     assert sorted(r.event.payload["id"] for r in results) == sorted(f"s-{n}" for n in range(20))
     assert all(r.event.payload["id"] == f"s-{n}" for n, r in enumerate(results))
     assert all(len(r.deliveries) == 1 and not r.duplicate for r in results)
+
+
+async def test_a_key_stored_elsewhere_meanwhile_answers_with_that_event(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = await Event.create(
+        type="session.created",
+        payload={"id": "elsewhere"},
+        idempotency_key="race",
+        occurred_at=datetime.now(UTC),
+    )
+    real_filter = Event.filter
+    looked: list[bool] = []
+
+    def stored_after_our_lookup(*args: Any, **kwargs: Any) -> Any:
+        # Another replica stores the key between our lookup and our insert.
+        if "idempotency_key__in" in kwargs and not looked:
+            looked.append(True)
+            return real_filter(id=-1)
+        return real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(Event, "filter", stored_after_our_lookup)
+    async with running_host({"a": Quiet}) as host:
+        for plugin in host.loaded.values():
+            await plugin.worker.stop()
+        results = await host.emitter.emit_many(
+            [session(1), session(2, idempotency_key="race"), session(3)]
+        )
+    assert looked
+    assert [r.duplicate for r in results] == [False, True, False]
+    assert results[1].event.id == elsewhere.id
+    assert [r.event.payload["id"] for r in results] == ["s-1", "elsewhere", "s-3"]
+    assert [len(r.deliveries) for r in results] == [1, 0, 1]
+    assert await Event.all().count() == 3
