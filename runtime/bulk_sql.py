@@ -31,8 +31,9 @@ def dialect_of(connection: BaseDBAsyncClient | None = None) -> str:
 
 
 def marker(dialect: str, index: int) -> str:
-    """The `index`-th (from 1) bound parameter in this dialect's syntax."""
-    return f"${index}" if dialect == "postgres" else "?"
+    """The `index`-th (from 1) bound parameter in this dialect's syntax: numbered in both, so
+    one parameter may appear several times in a statement."""
+    return f"${index}" if dialect == "postgres" else f"?{index}"
 
 
 def db_value(model: type[Model], field: str, value: Any) -> Any:

@@ -23,6 +23,7 @@ import orjson
 from tortoise.connection import get_connection
 
 from models import Delivery, Event
+from runtime.bulk_sql import db_value, dialect_of, marker
 from runtime.outcomes import OutcomeWriter
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import PermanentFailure, RetryLater, Skip
@@ -87,24 +88,14 @@ Publisher = Callable[[dict[str, Any]], Awaitable[None]]
 HookCaller = Callable[[str, Mapping[str, Any], SdkEvent], Awaitable[Any]]
 
 
-def _placeholders(dialect: str, count: int) -> list[str]:
-    marker = "$" if dialect == "postgres" else "?"
-    return [f"{marker}{index}" for index in range(1, count + 1)]
-
-
-def _db_time(moment: datetime) -> Any:
-    """A datetime as the ORM stores it (SQLite compares the text)."""
-    return Delivery._meta.fields_map["next_attempt_at"].to_db_value(moment, Delivery)
-
-
 async def claim(plugin: str, limit: int, lease: float) -> list[Delivery]:
     """Mark up to `limit` due deliveries of `plugin` RUNNING under a lease, and return them."""
     if limit <= 0:
         return []
     connection = get_connection("default")
-    dialect = connection.capabilities.dialect
+    dialect = dialect_of(connection)
     now = datetime.now(UTC)
-    p = _placeholders(dialect, 4)
+    p = [marker(dialect, index) for index in range(1, 5)]
     locking = " FOR UPDATE SKIP LOCKED" if dialect == "postgres" else ""
     sql = (
         f"UPDATE deliveries SET status = 'RUNNING', attempts = attempts + 1, "
@@ -118,7 +109,12 @@ async def claim(plugin: str, limit: int, lease: float) -> list[Delivery]:
     if dialect == "postgres":
         # Tortoise's asyncpg client returns no rows for a statement starting with UPDATE.
         sql = f"WITH claimed AS ({sql}) SELECT * FROM claimed"
-    values = [_db_time(now + timedelta(seconds=lease)), _db_time(now), plugin, limit]
+    values = [
+        db_value(Delivery, "lease_expires_at", now + timedelta(seconds=lease)),
+        db_value(Delivery, "next_attempt_at", now),
+        plugin,
+        limit,
+    ]
     rows = await connection.execute_query_dict(sql, values)
     return sorted((Delivery._init_from_db(**row) for row in rows), key=lambda d: d.id)
 
