@@ -56,7 +56,8 @@ RELATION_OF_FIELD = {"repository": "repository", "viewCount": "stats"}
 def _joined_relations(info: Info) -> tuple[str, ...]:
     """Relations the page's nodes show: edges { node { repository … viewCount } }."""
     wanted: set[str] = set()
-    for edges in _children(info.selected_fields, "edges"):
+    catalog = [selection for field in info.selected_fields for selection in field.selections]
+    for edges in _children(catalog, "edges"):
         for node in _children(edges.selections, "node"):
             for name in _names(node.selections):
                 if name in RELATION_OF_FIELD:
@@ -70,8 +71,6 @@ def _children(selections: Sequence[Selection], name: str) -> list[SelectedField]
         if isinstance(selection, SelectedField):
             if selection.name == name:
                 found.append(selection)
-            elif selection.name == "catalog":
-                found.extend(_children(selection.selections, name))
         else:  # a fragment: its selections count as ours
             found.extend(_children(selection.selections, name))
     return found
