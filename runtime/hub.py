@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -31,6 +31,9 @@ from broadcaster import Broadcast
 log = logging.getLogger(__name__)
 
 DEFAULT_BUFFER = 256
+
+# Takes a message for a subscriber: True, done; False, the reader's; a future, ask again then.
+Direct = Callable[[dict[str, Any]], "bool | asyncio.Future[Any]"]
 
 
 @dataclass(frozen=True)
@@ -54,21 +57,90 @@ class Inbox:
         self._size = size
         self._dropped = 0
         self._ready = asyncio.Event()
+        self._direct: Direct | None = None
+        # True while the reader waits in get() and nothing was handed to it since.
+        self._idle = False
+        # What direct delivery of the first buffered message waits for.
+        self._deferred_on: asyncio.Future[Any] | None = None
         self.closed = False
 
+    def deliver_directly(self, deliver: Direct | None) -> None:
+        """Let `deliver` take messages at once, in the publisher's task, while the reader idles.
+
+        With many subscribers, waking each one's task for every message costs more than the
+        message itself. `deliver` returns True when it has dealt with the message, a future
+        when it can once that future is done (the message waits in the buffer, the reader is
+        not woken, and `deliver` is asked again then), and False (or raises) when the reader
+        must handle the message itself, as without `deliver`. It is only asked while the
+        reader waits with nothing else to handle, so it never overtakes a message or a gap
+        notice the reader has yet to see.
+        """
+        self._direct = deliver
+
     def offer(self, data: dict[str, Any]) -> None:
-        if len(self._buffer) >= self._size:
-            self._dropped += 1
+        if self._deferred_on is not None:
+            self._put(data)  # behind the deferred one; it goes on when that does
+            return
+        if self._idle and self._direct is not None and not (self._buffer or self._dropped):
+            outcome = self._try_direct(data)
+            if outcome is True:
+                return
+            self._put(data)
+            if outcome is not False:
+                self._defer(outcome)
+                return
         else:
-            self._close_gap()
-            self._buffer.append(data)
-        self._ready.set()
+            self._put(data)
+        self._wake()
 
     def report_gap(self, missed: int = 1) -> None:
         """Messages were lost before reaching this process (the broadcast link was down)."""
         self._dropped += missed
         self._close_gap()
+        self._wake()
+
+    def _put(self, data: dict[str, Any]) -> None:
+        if len(self._buffer) >= self._size:
+            self._dropped += 1
+        else:
+            self._close_gap()
+            self._buffer.append(data)
+
+    def _wake(self) -> None:
+        self._idle = False
         self._ready.set()
+
+    def _try_direct(self, data: dict[str, Any]) -> bool | asyncio.Future[Any]:
+        assert self._direct is not None
+        try:
+            return self._direct(data)
+        except Exception:
+            log.exception("direct delivery failed; the subscriber reads the message itself")
+            return False
+
+    def _defer(self, until: asyncio.Future[Any]) -> None:
+        self._deferred_on = until
+        until.add_done_callback(self._resume_direct)
+
+    def _resume_direct(self, until: asyncio.Future[Any]) -> None:
+        if self._deferred_on is not until:
+            return
+        self._deferred_on = None
+        if not self._idle or self.closed:
+            return  # the reader was woken meanwhile (a gap): it reads the buffer itself
+        while self._buffer:
+            first = self._buffer[0]
+            if isinstance(first, int):
+                break
+            outcome = self._try_direct(first)
+            if outcome is False:
+                break
+            if outcome is not True:
+                self._defer(outcome)
+                return
+            self._buffer.popleft()
+        if self._buffer or self._dropped:
+            self._wake()
 
     def _close_gap(self) -> None:
         if self._dropped:
@@ -85,7 +157,11 @@ class Inbox:
                     return Message(data=None, missed=item)
                 return Message(data=item)
             self._ready.clear()
-            await self._ready.wait()
+            self._idle = True
+            try:
+                await self._ready.wait()
+            finally:
+                self._idle = False
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()

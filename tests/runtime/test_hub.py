@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from runtime.hub import Hub, Message
+from runtime.hub import Hub, Inbox, Message
 
 
 async def test_every_subscriber_of_a_channel_receives_each_message() -> None:
@@ -50,3 +50,80 @@ async def test_a_subscriber_after_the_pump_ended_gets_a_new_one() -> None:
         async with hub.subscribe("c") as inbox:
             await hub.publish("c", {"n": 1})
             assert await inbox.get() == Message({"n": 1})
+
+
+async def _idle_reader(inbox: Inbox) -> asyncio.Future[Message]:
+    reader = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)  # it waits in get()
+    return reader
+
+
+async def test_an_idle_reader_s_messages_go_to_direct_delivery() -> None:
+    taken: list[dict[str, object]] = []
+
+    def deliver(data: dict[str, object]) -> bool:
+        taken.append(data)
+        return data["n"] != 2  # the reader handles this one itself
+
+    inbox = Inbox(8)
+    inbox.deliver_directly(deliver)
+    inbox.offer({"n": 0})  # nobody waits in get() yet: buffered
+    assert await inbox.get() == Message({"n": 0})
+    reader = await _idle_reader(inbox)
+    inbox.offer({"n": 1})
+    inbox.offer({"n": 2})
+    inbox.offer({"n": 3})  # behind n=2, which the reader has yet to see
+    assert await reader == Message({"n": 2})
+    assert await inbox.get() == Message({"n": 3})
+    assert taken == [{"n": 1}, {"n": 2}]
+
+
+async def test_direct_delivery_that_must_wait_holds_the_message_in_order() -> None:
+    made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    taken: list[object] = []
+
+    def deliver(data: dict[str, object]) -> bool | asyncio.Future[None]:
+        if not made.done():
+            return made
+        taken.append(data["n"])
+        return True
+
+    inbox = Inbox(8)
+    inbox.deliver_directly(deliver)
+    reader = await _idle_reader(inbox)
+    inbox.offer({"n": 1})
+    inbox.offer({"n": 2})
+    await asyncio.sleep(0)
+    assert taken == [] and not reader.done()  # held, and the reader not woken
+    made.set_result(None)
+    await asyncio.sleep(0)
+    assert taken == [1, 2] and not reader.done()
+    inbox.offer({"n": 3})
+    assert taken == [1, 2, 3]
+    reader.cancel()
+
+
+async def test_a_gap_while_direct_delivery_waits_goes_to_the_reader_in_order() -> None:
+    made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    inbox = Inbox(8)
+    inbox.deliver_directly(lambda data: made)
+    reader = await _idle_reader(inbox)
+    inbox.offer({"n": 1})
+    inbox.report_gap(2)
+    inbox.offer({"n": 2})
+    assert await reader == Message({"n": 1})
+    assert await inbox.get() == Message(None, missed=2)
+    assert await inbox.get() == Message({"n": 2})
+    made.set_result(None)  # too late to matter: the reader took them
+    await asyncio.sleep(0)
+
+
+async def test_direct_delivery_that_raises_leaves_the_message_to_the_reader() -> None:
+    def deliver(data: dict[str, object]) -> bool:
+        raise RuntimeError("broken")
+
+    inbox = Inbox(8)
+    inbox.deliver_directly(deliver)
+    reader = await _idle_reader(inbox)
+    inbox.offer({"n": 1})
+    assert await reader == Message({"n": 1})
