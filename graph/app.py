@@ -28,6 +28,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
 
 from graph.context import Context, Services
+from graph.fanout import TransportWSHandler, WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
 from graph.schema import build_schema
 from models import (
@@ -67,6 +68,10 @@ def _token_from_params(params: dict[str, Any] | None) -> str | None:
 
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context and authentication."""
+
+    # Subscription messages to many subscribers cost a frame each (graph/fanout.py).
+    websocket_adapter_class = WebSocketAdapter
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, services: Services) -> None:
         super().__init__(build_schema(debug=services.settings.debug))

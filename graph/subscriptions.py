@@ -15,6 +15,7 @@ import strawberry
 from graphql import GraphQLError
 
 from graph.context import Info
+from graph.fanout import direct_delivery
 from graph.permissions import IsAdmin
 from graph.shared_results import shared_root
 from graph.types.common import subscription
@@ -45,9 +46,15 @@ def missed_notice(count: int) -> GraphQLError:
 
 
 async def _stream(
-    info: Info, channel: str, keep: Callable[[dict[str, Any]], bool]
+    info: Info,
+    channel: str,
+    keep: Callable[[dict[str, Any]], bool],
+    convert: Callable[[dict[str, Any]], Any],
 ) -> AsyncGenerator[Message, None]:
+    """The channel's messages that `keep` keeps, and gap notices; while this waits, messages
+    may go straight to a WebSocket subscriber instead (graph/fanout.py)."""
     async with info.context.services.host.hub.subscribe(channel) as inbox:
+        inbox.deliver_directly(direct_delivery(info, keep, convert))
         async for message in inbox:
             if message.data is None or keep(message.data):
                 yield message
@@ -72,7 +79,10 @@ class Subscription:
     async def plugin_status(
         self, info: Info, plugin: str | None = None
     ) -> AsyncGenerator[PluginStatusChange, None]:
-        async for message in _stream(info, STATUS_CHANNEL, lambda d: plugin in (None, d["plugin"])):
+        def keep(data: dict[str, Any]) -> bool:
+            return plugin in (None, data["plugin"])
+
+        async for message in _stream(info, STATUS_CHANNEL, keep, _status_change):
             if message.data is None:
                 yield missed_notice(message.missed)  # type: ignore[misc]
                 continue
@@ -92,7 +102,7 @@ class Subscription:
                 and (given.status is None or given.status.value == delivery["status"])
             )
 
-        async for message in _stream(info, DELIVERY_CHANNEL, keep):
+        async for message in _stream(info, DELIVERY_CHANNEL, keep, DeliveryOutcome.from_message):
             if message.data is None:
                 yield missed_notice(message.missed)  # type: ignore[misc]
                 continue
@@ -147,7 +157,7 @@ class Subscription:
         def keep(data: dict[str, Any]) -> bool:
             return plugin in (None, data["plugin"]) and data["level"] in allowed
 
-        async for message in _stream(info, LOG_CHANNEL, keep):
+        async for message in _stream(info, LOG_CHANNEL, keep, PluginLogEntry.from_message):
             if message.data is None:
                 yield missed_notice(message.missed)  # type: ignore[misc]
                 continue
