@@ -47,6 +47,62 @@ def chunks(rows: Sequence[T], columns: int) -> list[Sequence[T]]:
     return [rows[start : start + size] for start in range(0, len(rows), size)]
 
 
+def bound_values(
+    model: type[Model], columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> list[Any]:
+    """The rows' values as the ORM binds them, row after row.
+
+    A batch repeats most values (one timestamp, one plugin name, one hook), so each column
+    converts a value once and reuses it; unhashable values (JSON) are converted each time.
+    """
+    fields = [model._meta.fields_map[column] for column in columns]
+    memos: list[dict[tuple[type, Any], Any]] = [{} for _ in columns]
+    values: list[Any] = []
+    for row in rows:
+        for column, field, memo in zip(columns, fields, memos, strict=True):
+            value = row[column]
+            try:
+                key = (type(value), value)
+                converted = memo[key]
+            except KeyError:
+                converted = memo[key] = field.to_db_value(value, model)
+            except TypeError:
+                converted = field.to_db_value(value, model)
+            values.append(converted)
+    return values
+
+
+def _values_clause(dialect: str, rows: int, columns: int) -> str:
+    if dialect == "postgres":
+        tuples = (
+            "(" + ", ".join(f"${row * columns + column + 1}" for column in range(columns)) + ")"
+            for row in range(rows)
+        )
+        return ", ".join(tuples)
+    return ", ".join(["(" + ", ".join("?" * columns) + ")"] * rows)
+
+
+async def _insert(
+    model: type[Model],
+    rows: Sequence[Mapping[str, Any]],
+    returning: str,
+    connection: BaseDBAsyncClient | None,
+) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    client = connection or get_connection("default")
+    dialect = dialect_of(client)
+    columns = list(rows[0])
+    records: list[dict[str, Any]] = []
+    for chunk in chunks(rows, len(columns)):
+        sql = (
+            f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
+            f"VALUES {_values_clause(dialect, len(chunk), len(columns))} RETURNING {returning}"
+        )
+        records.extend(await client.execute_query_dict(sql, bound_values(model, columns, chunk)))
+    return records
+
+
 async def insert_returning(
     model: type[M],
     rows: Sequence[Mapping[str, Any]],
@@ -54,26 +110,18 @@ async def insert_returning(
 ) -> list[M]:
     """Insert `rows` (dicts of column values, the same keys in each) and return the stored
     instances in id order, which is the order of `rows`: ids are drawn row by row."""
-    if not rows:
-        return []
-    client = connection or get_connection("default")
-    dialect = dialect_of(client)
-    columns = list(rows[0])
-    stored: list[M] = []
-    for chunk in chunks(rows, len(columns)):
-        values: list[Any] = []
-        tuples = []
-        for row in chunk:
-            places = []
-            for column in columns:
-                values.append(db_value(model, column, row[column]))
-                places.append(marker(dialect, len(values)))
-            tuples.append(f"({', '.join(places)})")
-        sql = (
-            f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
-            f"VALUES {', '.join(tuples)} RETURNING *"
-        )
-        for record in await client.execute_query_dict(sql, values):
-            stored.append(model._init_from_db(**record))
+    records = await _insert(model, rows, "*", connection)
+    stored = [model._init_from_db(**record) for record in records]
     stored.sort(key=lambda instance: instance.pk)
     return stored
+
+
+async def insert_ids(
+    model: type[Model],
+    rows: Sequence[Mapping[str, Any]],
+    connection: BaseDBAsyncClient | None = None,
+) -> list[int]:
+    """Insert `rows` and return their ids in the order of `rows`, reading nothing else back
+    (for callers that hold every other value already)."""
+    records = await _insert(model, rows, "id", connection)
+    return sorted(int(record["id"]) for record in records)

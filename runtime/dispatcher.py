@@ -2,9 +2,14 @@
 
 Each active plugin has its own worker with its own concurrency limit, timeout and circuit
 breaker, so a plugin that hangs or fails only ever delays its own deliveries. Deliveries are
-claimed with a lease (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas share the work); a lease
-that runs out means its process died, and the delivery is claimed again. Attempts are counted
-at claim time, so a hook that kills the process still runs out of attempts.
+claimed with a lease (`runtime.claims`); attempts are counted at claim time, so a hook that
+kills the process still runs out of attempts.
+
+A worker claims ahead of its hooks: as many deliveries as it expects to finish in about
+PREFETCH_SECONDS at the pace its hooks have shown (never fewer than its concurrency), and
+claims again while half of them are still queued, so hooks never wait for a round trip. A
+queued delivery whose lease would no longer cover a full run is given back, not run.
+Outcomes are written behind the hooks, many in one statement (`runtime.outcomes`).
 """
 
 from __future__ import annotations
@@ -14,17 +19,18 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from tortoise.connection import get_connection
 
-from models import Delivery, Event
-from runtime.bulk_sql import db_value, dialect_of, marker
+from runtime.claims import Claimed, claim, hand_back
+from runtime.event_cache import CachedEvent, EventCache
 from runtime.outcomes import OutcomeWriter
+from runtime.records import DeliveryFacts, EventFacts
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import PermanentFailure, RetryLater, Skip
 
@@ -35,6 +41,11 @@ MAX_BACKOFF_SECONDS = 3600.0
 # How long a cancelled worker waits for a claim in flight to answer, to give it back; past
 # that, the claim's lease returns it.
 CLAIM_SETTLE_SECONDS = 5.0
+# A claim takes about this many seconds of work at the pace the plugin's hooks have shown.
+PREFETCH_SECONDS = 1.0
+MAX_CLAIM = 500
+# Time a delivery's lease must still have, beyond the hook's timeout, for its hook to start.
+LEASE_MARGIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -84,66 +95,31 @@ class CircuitBreaker:
         return None
 
 
+class HookPace:
+    """A moving average of how long one plugin's hooks take, for sizing its claims."""
+
+    def __init__(self, weight: float = 0.2) -> None:
+        self._weight = weight
+        self.seconds: float | None = None
+
+    def record(self, seconds: float) -> None:
+        if self.seconds is None:
+            self.seconds = seconds
+        else:
+            self.seconds += self._weight * (seconds - self.seconds)
+
+    def rounds(self, window: float, most: int) -> int:
+        """How many rounds of hooks fit in `window` seconds (1 until a hook has run)."""
+        if self.seconds is None:
+            return 1
+        return max(1, min(most, int(window / max(self.seconds, 1e-6))))
+
+
 Publisher = Callable[[dict[str, Any]], Awaitable[None]]
 HookCaller = Callable[[str, Mapping[str, Any], SdkEvent], Awaitable[Any]]
 
 
-async def claim(plugin: str, limit: int, lease: float) -> list[Delivery]:
-    """Mark up to `limit` due deliveries of `plugin` RUNNING under a lease, and return them."""
-    if limit <= 0:
-        return []
-    connection = get_connection("default")
-    dialect = dialect_of(connection)
-    now = datetime.now(UTC)
-    p = [marker(dialect, index) for index in range(1, 5)]
-    locking = " FOR UPDATE SKIP LOCKED" if dialect == "postgres" else ""
-    sql = (
-        f"UPDATE deliveries SET status = 'RUNNING', attempts = attempts + 1, "
-        f"lease_expires_at = {p[0]}, updated_at = {p[1]} "
-        f"WHERE id IN (SELECT id FROM deliveries WHERE plugin = {p[2]} AND ("
-        f"(status IN ('PENDING', 'RETRYING') AND next_attempt_at <= {p[1]}) OR "
-        f"(status = 'RUNNING' AND lease_expires_at < {p[1]})) "
-        f"ORDER BY next_attempt_at, id LIMIT {p[3]}{locking}) "
-        f"RETURNING *"
-    )
-    if dialect == "postgres":
-        # Tortoise's asyncpg client returns no rows for a statement starting with UPDATE.
-        sql = f"WITH claimed AS ({sql}) SELECT * FROM claimed"
-    values = [
-        db_value(Delivery, "lease_expires_at", now + timedelta(seconds=lease)),
-        db_value(Delivery, "next_attempt_at", now),
-        plugin,
-        limit,
-    ]
-    rows = await connection.execute_query_dict(sql, values)
-    return sorted((Delivery._init_from_db(**row) for row in rows), key=lambda d: d.id)
-
-
-async def _claim_with_events(plugin: str, limit: int, lease: float) -> list[tuple[Delivery, Event]]:
-    """Claim due deliveries and read their events; a failed read gives the claims back."""
-    deliveries = await claim(plugin, limit, lease)
-    if not deliveries:
-        return []
-    try:
-        events = await Event.in_bulk({d.event_id for d in deliveries}, "id")
-    except Exception:
-        await _hand_back(deliveries)
-        raise
-    return [(delivery, events[delivery.event_id]) for delivery in deliveries]
-
-
-async def _hand_back(deliveries: list[Delivery]) -> None:
-    """Give claimed deliveries back unrun: due now, and the claim's attempt not counted."""
-    for delivery in deliveries:
-        await Delivery.filter(id=delivery.id, status="RUNNING", attempts=delivery.attempts).update(
-            status="RETRYING",
-            next_attempt_at=datetime.now(UTC),
-            lease_expires_at=None,
-            attempts=max(0, delivery.attempts - 1),
-        )
-
-
-def outcome_message(delivery: Delivery, event: Event) -> dict[str, Any]:
+def outcome_message(delivery: DeliveryFacts, event: EventFacts) -> dict[str, Any]:
     """What subscribers receive about a delivery: enough to answer without a database read."""
     return {
         "delivery": {
@@ -187,6 +163,18 @@ def _jsonable(result: Any) -> Any:
     return {"value": value} if isinstance(value, str) else value
 
 
+Work = tuple[Claimed, CachedEvent]
+
+
+@dataclass(slots=True)
+class _Report:
+    delivery: Claimed
+    event: CachedEvent
+    # A vendor's "slow down" is the vendor working as designed: it does not count towards
+    # the breaker.
+    counts_for_breaker: bool
+
+
 class PluginWorker:
     """Runs one plugin's deliveries: at most `concurrency` at once, each under `timeout`."""
 
@@ -203,6 +191,7 @@ class PluginWorker:
         poll_interval: float,
         breaker: CircuitBreaker | None = None,
         outcomes: OutcomeWriter | None = None,
+        events: EventCache | None = None,
     ) -> None:
         self.plugin = plugin
         self._call_hook = call_hook
@@ -213,15 +202,21 @@ class PluginWorker:
         self._concurrency = concurrency
         self._poll = poll_interval
         self._wake = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.breaker = breaker or CircuitBreaker()
         self._outcomes = outcomes or OutcomeWriter()
+        self._events = events if events is not None else EventCache()
+        self._pace = HookPace()
+        self._queue: deque[Work] = deque()
+        self._runners: set[asyncio.Task[None]] = set()
+        self._busy = 0
+        self._reports: list[_Report] = []
+        self._reporter: asyncio.Task[None] | None = None
 
     @property
     def lease(self) -> float:
-        return self._timeout * 2 + 5
+        return self._timeout * 2 + LEASE_MARGIN_SECONDS
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name=f"worker:{self.plugin}")
@@ -230,7 +225,8 @@ class PluginWorker:
         self._wake.set()
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop claiming; let running deliveries finish within `grace`, then hand them back.
+        """Stop claiming; give back what is queued; let running deliveries finish within
+        `grace`, then hand them back; write every outcome produced.
 
         The loop is asked to stop rather than only cancelled: on Python 3.11 a cancellation
         that arrives as `wait_for` completes is swallowed, and the loop would go on for ever.
@@ -243,8 +239,9 @@ class PluginWorker:
                 self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
-        if self._running:
-            _, pending = await asyncio.wait(self._running, timeout=grace)
+        await self._give_back(self._take_queue())
+        if self._runners:
+            _, pending = await asyncio.wait(self._runners, timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -253,13 +250,26 @@ class PluginWorker:
                     "handed back deliveries still running at stop",
                     extra={"plugin": self.plugin, "deliveries": len(pending)},
                 )
+        if self._reporter is not None:
+            await asyncio.gather(self._reporter, return_exceptions=True)
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def _depth(self) -> int:
+        """How many deliveries to hold (queued and running) at the hooks' current pace."""
+        rounds = self._pace.rounds(PREFETCH_SECONDS, MAX_CLAIM // max(1, self._concurrency))
+        return max(self._concurrency, min(MAX_CLAIM, self._concurrency * rounds))
+
+    def _wants_more(self) -> bool:
+        return len(self._queue) <= self._depth() // 2
 
     async def _loop(self) -> None:
         while not self._stopping:
             try:
-                await self._claim_and_run()
+                await self._top_up()
             except Exception:
                 log.exception("claiming deliveries failed", extra={"plugin": self.plugin})
+            self._start_runners()
             if self._stopping:
                 return
             with contextlib.suppress(TimeoutError):
@@ -267,9 +277,12 @@ class PluginWorker:
                     await self._wake.wait()
             self._wake.clear()
 
-    async def _claim_and_run(self) -> None:
-        allowance = self.breaker.allowance(self._concurrency - len(self._running))
-        claiming = asyncio.ensure_future(_claim_with_events(self.plugin, allowance, self.lease))
+    async def _top_up(self) -> None:
+        if not self._wants_more():
+            return
+        room = self._depth() - len(self._queue) - self._busy
+        allowance = self.breaker.allowance(room)
+        claiming = asyncio.ensure_future(self._claim_with_events(allowance))
         try:
             claimed = await asyncio.shield(claiming)
         except asyncio.CancelledError:
@@ -277,22 +290,87 @@ class PluginWorker:
             # goes back rather than staying RUNNING until its lease runs out.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLAIM_SETTLE_SECONDS):
-                    await _hand_back([delivery for delivery, _ in await claiming])
+                    await hand_back([delivery for delivery, _ in await claiming])
             raise
-        for delivery, event in claimed:
-            task = asyncio.create_task(self._run(delivery, event), name=f"delivery:{delivery.id}")
-            self._running.add(task)
-            task.add_done_callback(self._finished)
+        if self._stopping:
+            await self._give_back([delivery for delivery, _ in claimed])
+            return
+        self._queue.extend(claimed)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+    async def _claim_with_events(self, limit: int) -> list[Work]:
+        """Claim due deliveries with their events; a failed read gives the claims back, and
+        a delivery whose event is gone meanwhile (retention) is given back to go with it."""
+        deliveries = await claim(self.plugin, limit, self.lease)
+        if not deliveries:
+            return []
+        try:
+            events = await self._events.get_many(d.event_id for d in deliveries)
+        except Exception:
+            await hand_back(deliveries)
+            raise
+        orphans = [d for d in deliveries if d.event_id not in events]
+        if orphans:
+            await hand_back(orphans)
+        return [(d, events[d.event_id]) for d in deliveries if d.event_id in events]
+
+    def _take_queue(self) -> list[Claimed]:
+        taken = [delivery for delivery, _ in self._queue]
+        self._queue.clear()
+        return taken
+
+    async def _give_back(self, deliveries: list[Claimed]) -> None:
+        if not deliveries:
+            return
+        try:
+            await hand_back(deliveries)
+        except Exception:
+            # Their leases give them back when they run out.
+            log.exception(
+                "giving deliveries back failed",
+                extra={"plugin": self.plugin, "deliveries": len(deliveries)},
+            )
+
+    # -- running -------------------------------------------------------------------------
+
+    def _start_runners(self) -> None:
+        wanted = min(self._concurrency - len(self._runners), len(self._queue))
+        for _ in range(wanted):
+            task = asyncio.create_task(self._runner(), name=f"runner:{self.plugin}")
+            self._runners.add(task)
+            task.add_done_callback(self._runner_done)
+
+    def _runner_done(self, task: asyncio.Task[None]) -> None:
+        self._runners.discard(task)
         self._wake.set()
 
-    async def _run(self, delivery: Delivery, event: Event) -> None:
+    async def _runner(self) -> None:
+        while self._queue and not self._stopping:
+            delivery, event = self._queue.popleft()
+            if time.monotonic() + self._timeout + LEASE_MARGIN_SECONDS > delivery.lease_until:
+                await self._give_back([delivery, *self._stale()])
+                continue
+            self._busy += 1
+            try:
+                await self._run(delivery, event)
+            finally:
+                self._busy -= 1
+            if self._wants_more():
+                self._wake.set()
+
+    def _stale(self) -> list[Claimed]:
+        """Queued deliveries whose leases would run out during a run (the oldest first)."""
+        horizon = time.monotonic() + self._timeout + LEASE_MARGIN_SECONDS
+        stale: list[Claimed] = []
+        while self._queue and self._queue[0][0].lease_until < horizon:
+            stale.append(self._queue.popleft()[0])
+        return stale
+
+    async def _run(self, delivery: Claimed, event: CachedEvent) -> None:
+        payload = event.payload()
         sdk_event = SdkEvent(
             id=str(event.id),
             type=event.type,
-            payload=event.payload,
+            payload=payload,
             occurred_at=event.occurred_at,
             attributes={"deliveryId": str(delivery.id), "attempt": delivery.attempts},
         )
@@ -303,10 +381,10 @@ class PluginWorker:
         retry_after: float | None = None
         try:
             async with asyncio.timeout(self._timeout):
-                result = _jsonable(await self._call_hook(delivery.hook, event.payload, sdk_event))
+                result = _jsonable(await self._call_hook(delivery.hook, payload, sdk_event))
         except asyncio.CancelledError:
             # Shutdown: hand the delivery back for this or another process to run.
-            await _hand_back([delivery])
+            await hand_back([delivery])
             raise
         except TimeoutError:
             status, error = "RETRYING", f"timed out after {self._timeout:g}s"
@@ -318,23 +396,38 @@ class PluginWorker:
             status, error, retry_after = "RETRYING", str(later) or "retry later", later.after
         except Exception as failure:
             status, error = "RETRYING", f"{type(failure).__name__}: {failure}"
-        delivery.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        seconds = time.perf_counter() - started
+        self._pace.record(seconds)
         if status == "RETRYING" and delivery.attempts >= self._policy.max_attempts:
             status = "DEAD"
-        delivery.status, delivery.result = status, result
-        # The model types the nullable TextField as `str`.
-        delivery.error = error  # type: ignore[assignment,unused-ignore]
-        delivery.lease_expires_at = None
+        now = datetime.now(UTC)
+        delivery.duration_ms = round(seconds * 1000, 3)
+        delivery.status, delivery.result, delivery.error = status, result, error
         if status == "RETRYING":
             delay = self._policy.delay(delivery.attempts, retry_after)
-            delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
-        delivery.updated_at = datetime.now(UTC)
-        if not await self._outcomes.write(delivery):
-            return
-        # A skipped event is an answer, and a vendor's "slow down" (a Retry-After) is the
-        # vendor working as designed: neither counts towards the breaker.
-        if retry_after is None:
-            change = self.breaker.record(status in {"SUCCEEDED", "SKIPPED"})
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+        delivery.updated_at = now
+        self._reports.append(_Report(delivery, event, counts_for_breaker=retry_after is None))
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.create_task(self._report(), name=f"outcomes:{self.plugin}")
+
+    # -- reporting -----------------------------------------------------------------------
+
+    async def _report(self) -> None:
+        """Write the outcomes produced so far, then count them and publish them."""
+        while self._reports:
+            reports, self._reports = self._reports, []
+            written = await self._outcomes.write_many([report.delivery for report in reports])
+            for report, ok in zip(reports, written, strict=True):
+                if ok:
+                    await self._reported(report)
+
+    async def _reported(self, report: _Report) -> None:
+        if report.counts_for_breaker:
+            change = self.breaker.record(report.delivery.status in {"SUCCEEDED", "SKIPPED"})
+            if change == "opened":
+                # What is queued waits for the breaker's probe instead of failing in turn.
+                await self._give_back(self._take_queue())
             if change:
                 await self._on_breaker(change)
-        await self._publish(outcome_message(delivery, event))
+        await self._publish(outcome_message(report.delivery, report.event))

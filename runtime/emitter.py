@@ -19,12 +19,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import Delivery, Event
-from runtime.bulk_sql import insert_returning
+from runtime.bulk_sql import insert_ids, insert_returning
 from runtime.dispatcher import FINAL
 from runtime.errors import BadUserInput, FieldProblem
+from runtime.event_cache import EventCache
 from runtime.events import check_type, normalise_payload
 from runtime.group_commit import GroupCommit
 from runtime.hub import Hub
+from runtime.records import DeliveryFacts, NewDelivery
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_BATCH = 500
@@ -46,7 +48,7 @@ class EmitRequest:
 class EmitResult:
     event: Event
     duplicate: bool
-    deliveries: list[Delivery]
+    deliveries: Sequence[DeliveryFacts]
 
 
 # (plugin, hook) pairs that want an event type; the host answers from its loaded plugins.
@@ -96,12 +98,15 @@ class Emitter:
         published: PublishedTypes,
         wake: Wake,
         accepted: Callable[[str], None] = lambda _type: None,
+        *,
+        events: EventCache | None = None,
     ) -> None:
         self._hub = hub
         self._targets = targets
         self._published = published
         self._wake = wake
         self._accepted = accepted
+        self._events = events
         # Concurrent emits share a transaction (and its commit); each answers once committed.
         self._commits: GroupCommit[tuple[EmitRequest, dict[str, Any]], EmitResult] = GroupCommit(
             self._store_all, MAX_BATCH
@@ -219,11 +224,16 @@ class Emitter:
                 ],
                 connection,
             )
-            deliveries = await insert_returning(
+            wanted = [
+                (event.id, plugin, hook)
+                for event in events
+                for plugin, hook in self._targets(event.type)
+            ]
+            ids = await insert_ids(
                 Delivery,
                 [
                     {
-                        "event_id": event.id,
+                        "event_id": event_id,
                         "plugin": plugin,
                         "hook": hook,
                         "status": "PENDING",
@@ -232,12 +242,18 @@ class Emitter:
                         "created_at": now,
                         "updated_at": now,
                     }
-                    for event in events
-                    for plugin, hook in self._targets(event.type)
+                    for event_id, plugin, hook in wanted
                 ],
                 connection,
             )
-        by_event: dict[int, list[Delivery]] = {event.id: [] for event in events}
+        deliveries = [
+            NewDelivery(id, event_id, plugin, hook, next_attempt_at=now, created_at=now)
+            for id, (event_id, plugin, hook) in zip(ids, wanted, strict=True)
+        ]
+        if self._events is not None:
+            for event in events:
+                self._events.add(event)
+        by_event: dict[int, list[DeliveryFacts]] = {event.id: [] for event in events}
         for delivery in deliveries:
             by_event[delivery.event_id].append(delivery)
         stored = {index: event for index, event in zip(fresh, events, strict=True)}

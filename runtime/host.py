@@ -23,6 +23,7 @@ from runtime.dependencies import dependency_order
 from runtime.dispatcher import CircuitBreaker, PluginWorker, RetryPolicy
 from runtime.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
 from runtime.errors import Conflict, NotFound, PlatformError
+from runtime.event_cache import EventCache
 from runtime.events import hook_for, permission_for, visible_payload
 from runtime.hub import Hub
 from runtime.installs import Installer, manifest_of
@@ -94,8 +95,15 @@ class PluginHost:
             self.code.reporter = self.report_progress
         self.sink = LogSink(self._publish_log)
         self.metrics = RuntimeMetrics()
+        # Events the workers run, kept from the emit that stored them.
+        self.events = EventCache()
         self.emitter = Emitter(
-            self.hub, self.targets, self.is_plugin_event, self.wake, self._count_accepted
+            self.hub,
+            self.targets,
+            self.is_plugin_event,
+            self.wake,
+            self._count_accepted,
+            events=self.events,
         )
         self._http: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
@@ -349,6 +357,7 @@ class PluginHost:
                 cooldown=self.settings.breaker_cooldown,
             ),
             outcomes=self.outcomes,
+            events=self.events,
         )
         # The status the row had is the previousStatus of the LOADING change.
         self.loaded[spec.name] = LoadedPlugin(

@@ -22,6 +22,7 @@ from tortoise.connection import get_connection
 
 from models import Delivery
 from runtime.bulk_sql import chunks, db_value, dialect_of, marker
+from runtime.claims import Claimed
 from runtime.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ COLUMNS = (
 )
 
 
-def _row(delivery: Delivery) -> list[Any]:
+def _row(delivery: Claimed) -> list[Any]:
     return [
         delivery.id,
         delivery.attempts,
@@ -74,7 +75,7 @@ def _statement(dialect: str, rows: int) -> str:
     )
 
 
-async def write_outcomes(deliveries: Sequence[Delivery]) -> set[int]:
+async def write_outcomes(deliveries: Sequence[Claimed]) -> set[int]:
     """Record these outcomes where their claims still hold; the ids that were written."""
     connection = get_connection("default")
     dialect = dialect_of(connection)
@@ -94,18 +95,22 @@ class OutcomeWriter:
     """
 
     def __init__(self) -> None:
-        self._commits: GroupCommit[Delivery, bool] = GroupCommit(self._write_batch, MAX_BATCH)
+        self._commits: GroupCommit[Claimed, bool] = GroupCommit(self._write_batch, MAX_BATCH)
 
-    async def write(self, delivery: Delivery) -> bool:
+    async def write(self, delivery: Claimed) -> bool:
         """Record `delivery`'s outcome; False when another process took its claim over."""
         (written,) = await self._commits.submit([delivery])
         return written
+
+    async def write_many(self, deliveries: Sequence[Claimed]) -> list[bool]:
+        """Record these outcomes; for each, False when its claim was taken over."""
+        return await self._commits.submit(deliveries)
 
     async def drain(self) -> None:
         """Wait for every outcome handed in so far to be written (or given up)."""
         await self._commits.drain()
 
-    async def _write_batch(self, deliveries: list[Delivery]) -> list[bool]:
+    async def _write_batch(self, deliveries: list[Claimed]) -> list[bool]:
         written = await self._write_with_retries(deliveries)
         if written is None:
             return [False] * len(deliveries)
@@ -117,7 +122,7 @@ class OutcomeWriter:
                 )
         return [delivery.id in written for delivery in deliveries]
 
-    async def _write_with_retries(self, deliveries: list[Delivery]) -> set[int] | None:
+    async def _write_with_retries(self, deliveries: list[Claimed]) -> set[int] | None:
         """The ids written, or None when the database stayed out of reach."""
         for attempt in range(WRITE_TRIES):
             try:

@@ -14,6 +14,7 @@ from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
 from models import Event as EventRow
 from models import PluginLog as PluginLogRow
+from runtime.records import DeliveryFacts
 
 
 @strawberry.enum
@@ -58,7 +59,7 @@ class Delivery:
     updated_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: DeliveryRow) -> Delivery:
+    def from_row(cls, row: DeliveryFacts) -> Delivery:
         return cls(
             id=strawberry.ID(str(row.id)),
             event_id=strawberry.ID(str(row.event_id)),

@@ -1,0 +1,73 @@
+"""What the runtime's layers read of a delivery and of an event, whatever holds them.
+
+A stored row (the ORM model), a claim the dispatcher holds and a delivery the emitter has
+just written all answer these, so outcome messages and API results are built the same way
+from each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class DeliveryFacts(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def event_id(self) -> int: ...
+    @property
+    def plugin(self) -> str: ...
+    @property
+    def hook(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def next_attempt_at(self) -> datetime | None: ...
+    @property
+    def duration_ms(self) -> float | None: ...
+    @property
+    def result(self) -> Any: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def updated_at(self) -> datetime | None: ...
+
+
+class EventFacts(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def received_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery just written as PENDING: built from the values written, not read back."""
+
+    id: int
+    event_id: int
+    plugin: str
+    hook: str
+    next_attempt_at: datetime
+    created_at: datetime
+    status: str = "PENDING"
+    attempts: int = 0
+    duration_ms: float | None = None
+    result: Any = None
+    error: str | None = None
+
+    @property
+    def updated_at(self) -> datetime:
+        return self.created_at
