@@ -11,6 +11,7 @@ from strawberry.types.nodes import SelectedField, Selection
 from graph.context import Info
 from graph.permissions import IsAnyone, IsUser
 from graph.types.catalog import (
+    COLUMNS_OF_FIELD,
     CatalogFilter,
     CatalogPlugin,
     CatalogPluginConnection,
@@ -53,16 +54,16 @@ def _catalog_query(filter: CatalogFilter | None, sort: CatalogSort) -> catalog.C
 RELATION_OF_FIELD = {"repository": "repository", "viewCount": "stats"}
 
 
-def _joined_relations(info: Info) -> tuple[str, ...]:
-    """Relations the page's nodes show: edges { node { repository … viewCount } }."""
-    wanted: set[str] = set()
+def _page_selection(info: Info) -> tuple[set[str], set[str]]:
+    """The fields a page selects on its edges and on their nodes: edges { cursor node { … } }."""
+    edge_fields: set[str] = set()
+    node_fields: set[str] = set()
     catalog = [selection for field in info.selected_fields for selection in field.selections]
     for edges in _children(catalog, "edges"):
+        edge_fields |= _names(edges.selections)
         for node in _children(edges.selections, "node"):
-            for name in _names(node.selections):
-                if name in RELATION_OF_FIELD:
-                    wanted.add(RELATION_OF_FIELD[name])
-    return tuple(sorted(wanted))
+            node_fields |= _names(node.selections)
+    return edge_fields, node_fields
 
 
 def _children(selections: Sequence[Selection], name: str) -> list[SelectedField]:
@@ -99,16 +100,27 @@ class CatalogQuery:
     ) -> CatalogPluginConnection:
         query = _catalog_query(filter, sort)
         size = page_size(first)
-        rows = await query.page(size, after, _joined_relations(info))
+        edge_fields, node_fields = _page_selection(info)
+        columns = {column for name in node_fields for column in COLUMNS_OF_FIELD.get(name, ())}
+        related = sorted({RELATION_OF_FIELD[n] for n in node_fields if n in RELATION_OF_FIELD})
+        rows = await query.page(size, after, ["id", *sorted(columns)], related)
+        page = rows[:size]
+        # An edge's cursor is never read unless selected: encoding it for nothing is a good
+        # part of a page's cost.
+        cursors = "cursor" in edge_fields
         edges = [
-            CatalogPluginEdge(cursor=query.cursor_of(row), node=CatalogPlugin.from_row(row))
-            for row in rows[:size]
+            CatalogPluginEdge(
+                cursor=query.cursor_of(row) if cursors else "",
+                node=CatalogPlugin.from_page_row(row),
+            )
+            for row in page
         ]
         return CatalogPluginConnection(
             query=query,
             edges=edges,
             page_info=PageInfo(
-                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+                has_next_page=len(rows) > size,
+                end_cursor=query.cursor_of(page[-1]) if page else None,
             ),
         )
 

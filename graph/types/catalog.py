@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -15,9 +16,7 @@ from graph.types.rating import PluginRating, PluginRatingConnection, PluginRatin
 from graph.types.repository import Repository
 from models import CatalogPlugin as CatalogPluginRow
 from models import PluginRating as PluginRatingRow
-from models import PluginStats as PluginStatsRow
 from models import PluginVersion as PluginVersionRow
-from models import Repository as RepositoryRow
 from runtime import catalog
 from runtime.config_schema import normalise_schema
 from runtime.pagination import SortKey, after_q, encode_cursor, page_size
@@ -70,6 +69,37 @@ class PluginVersion:
         )
 
 
+# The catalog_plugins columns each CatalogPlugin field reads: a catalog page selects only
+# those (and the id, which every relation keys on).
+COLUMNS_OF_FIELD: dict[str, tuple[str, ...]] = {
+    "id": (),
+    "name": ("name",),
+    "version": ("version",),
+    "displayName": ("display_name",),
+    "description": ("description",),
+    "category": ("category",),
+    "pluginType": ("plugin_type",),
+    "iconUrl": ("icon_url",),
+    "tags": ("tags",),
+    "manifest": ("manifest",),
+    "installCount": ("install_count",),
+    "avgRating": ("avg_rating",),
+    "ratingCount": ("rating_count",),
+    "available": ("available",),
+    "createdAt": ("created_at",),
+    "updatedAt": ("updated_at",),
+    "configSchema": ("manifest",),
+    "defaultConfig": ("manifest",),
+    "permissions": ("manifest",),
+    "repository": ("repository_id",),
+    "versions": (),
+    "installed": (),
+    "viewCount": (),
+    "myRating": (),
+    "ratings": (),
+}
+
+
 @strawberry.type
 class CatalogPlugin:
     """A plugin a repository offers; `version` is the newest it offers.
@@ -81,7 +111,11 @@ class CatalogPlugin:
         ```
     """
 
-    row: strawberry.Private[CatalogPluginRow]
+    plugin_id: strawberry.Private[int]
+    repository_id: strawberry.Private[int]
+    # Set when the page joined the row in; None: the resolver batches it through a loader.
+    joined_repository: strawberry.Private[Repository | None]
+    joined_view_count: strawberry.Private[int | None]
     id: strawberry.ID
     name: str
     version: str
@@ -102,7 +136,10 @@ class CatalogPlugin:
     @classmethod
     def from_row(cls, row: CatalogPluginRow) -> CatalogPlugin:
         return cls(
-            row=row,
+            plugin_id=row.id,
+            repository_id=row.repository_id,
+            joined_repository=None,
+            joined_view_count=None,
             id=strawberry.ID(str(row.id)),
             name=row.name,
             version=row.version,
@@ -121,30 +158,75 @@ class CatalogPlugin:
             updated_at=row.updated_at,
         )
 
+    @classmethod
+    def from_page_row(cls, row: Mapping[str, Any]) -> CatalogPlugin:
+        """An entry from a row of `catalog.CatalogQuery.page`.
+
+        The row holds only the columns the selection reads (`columns_of`); the fields it
+        lacks are never resolved, so they hold None instead of a value.
+        """
+
+        def get(column: str) -> Any:
+            return row.get(column)
+
+        repository: Repository | None = None
+        if "repository__id" in row:
+            repository = Repository.from_columns(
+                {c: row[f"repository__{c}"] for c in catalog.RELATED_COLUMNS["repository"]}
+            )
+        views: int | None = None
+        if "stats__view_count" in row:
+            views = row["stats__view_count"] or 0  # no statistics row yet: never viewed
+        return cls(
+            plugin_id=row["id"],
+            repository_id=get("repository_id"),
+            joined_repository=repository,
+            joined_view_count=views,
+            id=strawberry.ID(str(row["id"])),
+            name=get("name"),
+            version=get("version"),
+            display_name=get("display_name"),
+            description=get("description"),
+            category=get("category"),
+            plugin_type=get("plugin_type"),
+            icon_url=get("icon_url"),
+            tags=list(get("tags") or []),
+            manifest=get("manifest"),
+            install_count=get("install_count"),
+            avg_rating=get("avg_rating"),
+            rating_count=get("rating_count"),
+            available=get("available"),
+            created_at=get("created_at"),
+            updated_at=get("updated_at"),
+        )
+
+    @property
+    def _manifest(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self.manifest)
+
     @field(description="The configuration schema as standard JSON Schema.")
     def config_schema(self) -> JSON:
-        return cast(JSON, normalise_schema(self.row.manifest.get("configSchema")))
+        return cast(JSON, normalise_schema(self._manifest.get("configSchema")))
 
     @strawberry.field
     def default_config(self) -> JSON:
-        return cast(JSON, dict(self.row.manifest.get("defaultConfig") or {}))
+        return cast(JSON, dict(self._manifest.get("defaultConfig") or {}))
 
     @strawberry.field
     def permissions(self) -> list[str]:
-        return [str(p) for p in self.row.manifest.get("permissions") or []]
+        return [str(p) for p in self._manifest.get("permissions") or []]
 
     @strawberry.field
     async def repository(self, info: Info) -> Repository:
-        # A catalog page selects the repository in its own query; other paths batch it.
-        row = getattr(self.row, "_repository", None)
-        if not isinstance(row, RepositoryRow):
-            row = await info.context.loaders.repository.load(self.row.repository_id)
+        if self.joined_repository is not None:
+            return self.joined_repository
+        row = await info.context.loaders.repository.load(self.repository_id)
         assert row is not None  # the foreign key guarantees it
         return Repository.from_row(row)
 
     @strawberry.field
     async def versions(self, info: Info) -> list[PluginVersion]:
-        rows = await info.context.loaders.versions.load(self.row.id)
+        rows = await info.context.loaders.versions.load(self.plugin_id)
         return [PluginVersion.from_row(row) for row in rows]
 
     @strawberry.field
@@ -153,21 +235,19 @@ class CatalogPlugin:
     ) -> Annotated[InstalledPlugin, strawberry.lazy("graph.types.installed")] | None:
         from graph.types.installed import InstalledPlugin
 
-        row = await info.context.loaders.installed_by_catalog_id.load(self.row.id)
+        row = await info.context.loaders.installed_by_catalog_id.load(self.plugin_id)
         return InstalledPlugin.from_row(row) if row else None
 
     @strawberry.field
     async def view_count(self, info: Info) -> int:
-        # A catalog page joins the statistics in; a single entry batches them.
-        if "_stats" in vars(self.row):
-            stats: PluginStatsRow | None = vars(self.row)["_stats"]
-        else:
-            stats = await info.context.loaders.stats.load(self.row.id)
+        if self.joined_view_count is not None:
+            return self.joined_view_count
+        stats = await info.context.loaders.stats.load(self.plugin_id)
         return stats.view_count if stats else 0
 
     @field(description="The caller's own rating, if any.")
     async def my_rating(self, info: Info) -> PluginRating | None:
-        row = await info.context.loaders.my_rating.load(self.row.id)
+        row = await info.context.loaders.my_rating.load(self.plugin_id)
         return PluginRating.from_row(row) if row else None
 
     @field(description="Ratings with reviews, newest first.")
@@ -175,7 +255,7 @@ class CatalogPlugin:
         self, first: int | None = 20, after: str | None = None
     ) -> PluginRatingConnection:
         size = page_size(first)
-        query = PluginRatingRow.filter(plugin_id=self.row.id)
+        query = PluginRatingRow.filter(plugin_id=self.plugin_id)
         if after:
             values = catalog.decode_after(PluginRatingRow, _RATING_KEYS, after)
             query = query.filter(after_q(_RATING_KEYS, values))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
 
@@ -52,6 +54,22 @@ class Repository:
             last_sync_error=row.last_sync_error,
             created_at=row.created_at,
             updated_at=row.updated_at,
+        )
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Any]) -> Repository:
+        """From a row read as values (a catalog page joins its repository that way)."""
+        return cls(
+            id=strawberry.ID(str(columns["id"])),
+            name=columns["name"],
+            url=columns["url"],
+            type=RepositoryType(columns["type"]),
+            description=columns["description"],
+            enabled=columns["enabled"],
+            last_synced_at=columns["last_synced_at"],
+            last_sync_error=columns["last_sync_error"],
+            created_at=columns["created_at"],
+            updated_at=columns["updated_at"],
         )
 
 

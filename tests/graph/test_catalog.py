@@ -331,3 +331,79 @@ async def test_a_malformed_repository_id_filter_is_bad_user_input(gql: Execute) 
     result = await gql(NAMES, {"filter": {"repositoryId": "builtin"}}, role=Role.USER)
     assert result.codes == ["BAD_USER_INPUT"]
     assert result.errors[0]["extensions"]["fields"][0]["path"] == "filter.repositoryId"
+
+
+def test_every_catalog_plugin_field_names_the_columns_it_reads() -> None:
+    from graphql import GraphQLObjectType
+
+    from graph.schema import schema
+    from graph.types.catalog import COLUMNS_OF_FIELD
+
+    entry = schema._schema.get_type("CatalogPlugin")
+    assert isinstance(entry, GraphQLObjectType)
+    assert set(entry.fields) == set(COLUMNS_OF_FIELD)
+
+
+EVERY_FIELD = """id name version displayName description category pluginType iconUrl tags
+  manifest installCount avgRating ratingCount available createdAt updatedAt configSchema
+  defaultConfig permissions repository { id name url type description enabled lastSyncedAt
+  lastSyncError createdAt updatedAt } versions { version } installed { id } viewCount
+  myRating { rating } ratings { edges { node { rating } } }"""
+
+
+async def test_a_page_shows_every_field_as_the_entry_itself_does(
+    gql: Execute, make_plugin: Catalog
+) -> None:
+    await make_plugin(
+        "streamspace-slack",
+        tags=["notifications", "slack"],
+        avg_rating=4.5,
+        rating_count=2,
+        manifest={
+            "name": "streamspace-slack",
+            "version": "1.0.0",
+            "type": "extension",
+            "permissions": ["network"],
+            "defaultConfig": {"channel": "#general"},
+        },
+    )
+    page = (await gql(f"{{ catalog {{ edges {{ node {{ {EVERY_FIELD} }} }} }} }}")).ok()
+    (edge,) = page["catalog"]["edges"]
+    query = "query($id: ID!) { catalogPlugin(id: $id) { " + EVERY_FIELD + " } }"
+    alone = (await gql(query, {"id": edge["node"]["id"]})).ok()
+    assert edge["node"] == alone["catalogPlugin"]
+    assert edge["node"]["permissions"] == ["network"]
+    assert edge["node"]["tags"] == ["notifications", "slack"]
+
+
+async def test_a_page_reads_only_the_columns_it_shows(
+    gql: Execute, make_plugin: Catalog, sql_counter: QueryCounter
+) -> None:
+    await make_plugin("streamspace-slack")
+    sql_counter.statements.clear()
+    data = (await gql("{ catalog { edges { node { name } } } }", role=Role.USER)).ok()
+    assert [edge["node"]["name"] for edge in data["catalog"]["edges"]] == ["streamspace-slack"]
+    (page,) = sql_counter.statements
+    assert '"name"' in page
+    assert '"manifest"' not in page
+    assert '"description"' not in page
+
+
+@pytest.mark.parametrize("sort", ["POPULAR", "RATING", "NEWEST", "NAME"])
+async def test_end_cursors_walk_the_pages_when_edges_show_no_cursor(
+    gql: Execute, make_plugin: Catalog, sort: str
+) -> None:
+    for index in range(5):
+        await make_plugin(f"plugin-{index}", install_count=index % 2, avg_rating=index % 3)
+    query = """query($sort: CatalogSort, $after: String) {
+      catalog(sort: $sort, first: 2, after: $after) {
+        edges { node { name } } pageInfo { hasNextPage endCursor } } }"""
+    seen: list[str] = []
+    after = None
+    while True:
+        page = (await gql(query, {"sort": sort, "after": after}, role=Role.USER)).ok()["catalog"]
+        seen += [edge["node"]["name"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert sorted(seen) == [f"plugin-{index}" for index in range(5)]
