@@ -166,15 +166,6 @@ def _jsonable(result: Any) -> Any:
 Work = tuple[Claimed, CachedEvent]
 
 
-@dataclass(slots=True)
-class _Report:
-    delivery: Claimed
-    event: CachedEvent
-    # A vendor's "slow down" is the vendor working as designed: it does not count towards
-    # the breaker.
-    counts_for_breaker: bool
-
-
 class PluginWorker:
     """Runs one plugin's deliveries: at most `concurrency` at once, each under `timeout`."""
 
@@ -192,6 +183,7 @@ class PluginWorker:
         breaker: CircuitBreaker | None = None,
         outcomes: OutcomeWriter | None = None,
         events: EventCache | None = None,
+        pace: HookPace | None = None,
     ) -> None:
         self.plugin = plugin
         self._call_hook = call_hook
@@ -207,11 +199,11 @@ class PluginWorker:
         self.breaker = breaker or CircuitBreaker()
         self._outcomes = outcomes or OutcomeWriter()
         self._events = events if events is not None else EventCache()
-        self._pace = HookPace()
+        self._pace = pace or HookPace()
         self._queue: deque[Work] = deque()
         self._runners: set[asyncio.Task[None]] = set()
         self._busy = 0
-        self._reports: list[_Report] = []
+        self._reports: list[Work] = []
         self._reporter: asyncio.Task[None] | None = None
 
     @property
@@ -407,27 +399,29 @@ class PluginWorker:
             delay = self._policy.delay(delivery.attempts, retry_after)
             delivery.next_attempt_at = now + timedelta(seconds=delay)
         delivery.updated_at = now
-        self._reports.append(_Report(delivery, event, counts_for_breaker=retry_after is None))
+        self._reports.append((delivery, event))
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.create_task(self._report(), name=f"outcomes:{self.plugin}")
+        # A skipped event is an answer, and a vendor's "slow down" (a Retry-After) is the
+        # vendor working as designed: neither counts towards the breaker.
+        if retry_after is None:
+            await self._count(status in {"SUCCEEDED", "SKIPPED"})
 
     # -- reporting -----------------------------------------------------------------------
 
     async def _report(self) -> None:
-        """Write the outcomes produced so far, then count them and publish them."""
+        """Write the outcomes produced so far, then publish the ones written."""
         while self._reports:
             reports, self._reports = self._reports, []
-            written = await self._outcomes.write_many([report.delivery for report in reports])
-            for report, ok in zip(reports, written, strict=True):
+            written = await self._outcomes.write_many([delivery for delivery, _ in reports])
+            for (delivery, event), ok in zip(reports, written, strict=True):
                 if ok:
-                    await self._reported(report)
+                    await self._publish(outcome_message(delivery, event))
 
-    async def _reported(self, report: _Report) -> None:
-        if report.counts_for_breaker:
-            change = self.breaker.record(report.delivery.status in {"SUCCEEDED", "SKIPPED"})
-            if change == "opened":
-                # What is queued waits for the breaker's probe instead of failing in turn.
-                await self._give_back(self._take_queue())
-            if change:
-                await self._on_breaker(change)
-        await self._publish(outcome_message(report.delivery, report.event))
+    async def _count(self, success: bool) -> None:
+        change = self.breaker.record(success)
+        if change == "opened":
+            # What is queued waits for the breaker's probe instead of failing in turn.
+            await self._give_back(self._take_queue())
+        if change:
+            await self._on_breaker(change)

@@ -7,7 +7,6 @@ mutations call it after changing an installed plugin, and start-up calls it for 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -420,7 +419,7 @@ class PluginHost:
         async def call(hook: str, payload: Mapping[str, Any], event: SdkEvent) -> Any:
             # A plugin sees only the payload fields its permissions allow.
             seen = visible_payload(payload, permissions)
-            event = dataclasses.replace(event, payload=seen)
+            event = SdkEvent(event.id, event.type, seen, event.occurred_at, event.attributes)
             CURRENT_EVENT.set(event)
             if hook == "on_event":
                 return await instance.on_event(context, event)

@@ -38,6 +38,8 @@ class RuntimeMetrics:
             ["plugin", "status"],
             registry=self.registry,
         )
+        self._finished: dict[tuple[str, str], Counter] = {}
+        self._timers: dict[str, Histogram] = {}
         self.hook_seconds = Histogram(
             "streamspace_hook_duration_seconds",
             "Time plugin hooks took, by plugin.",
@@ -74,8 +76,15 @@ class RuntimeMetrics:
         )
 
     def delivery_finished(self, plugin: str, status: str, seconds: float) -> None:
-        self.deliveries.labels(plugin=plugin, status=status).inc()
-        self.hook_seconds.labels(plugin=plugin).observe(seconds)
+        # Called for every delivery: the labelled children are looked up once.
+        counter = self._finished.get((plugin, status))
+        if counter is None:
+            counter = self._finished[plugin, status] = self.deliveries.labels(plugin, status)
+        timer = self._timers.get(plugin)
+        if timer is None:
+            timer = self._timers[plugin] = self.hook_seconds.labels(plugin)
+        counter.inc()
+        timer.observe(seconds)
 
     async def render(self, live: Callable[[], dict[str, Any]]) -> bytes:
         """The exposition text; `live` supplies this process's gauges at scrape time."""

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 from tortoise.connection import get_connection
 
-from models import Delivery
-from runtime.bulk_sql import chunks, db_value, dialect_of, marker
+from runtime.bulk_sql import dialect_of
 from runtime.claims import Claimed
 from runtime.group_commit import GroupCommit
 
@@ -41,48 +41,59 @@ COLUMNS = (
 )
 
 
-def _row(delivery: Claimed) -> list[Any]:
-    return [
-        delivery.id,
-        delivery.attempts,
-        delivery.status,
-        None if delivery.result is None else orjson.dumps(delivery.result).decode(),
-        delivery.error,
-        delivery.duration_ms,
-        db_value(Delivery, "next_attempt_at", delivery.next_attempt_at),
-        db_value(Delivery, "updated_at", delivery.updated_at),
-    ]
+def _moment(dialect: str, moment: datetime | None) -> str | None:
+    """A time as the column holds it: SQLite compares times as text, so the text must be the
+    one the driver binds (`isoformat(" ")`); PostgreSQL parses the ISO form."""
+    if moment is None:
+        return None
+    return moment.isoformat(" ") if dialect == "sqlite" else moment.isoformat()
 
 
-def _statement(dialect: str, rows: int) -> str:
-    names = ", ".join(name for name, _ in COLUMNS)
-    tuples = []
-    for row in range(rows):
-        places = []
-        for column, (_, kind) in enumerate(COLUMNS):
-            place = marker(dialect, row * len(COLUMNS) + column + 1)
-            # PostgreSQL types a bare parameter in VALUES as text; say what each column is.
-            places.append(f"{place}::{kind}" if dialect == "postgres" else place)
-        tuples.append(f"({', '.join(places)})")
-    result = "v.result::jsonb" if dialect == "postgres" else "v.result"
-    return (
-        f"WITH v({names}) AS (VALUES {', '.join(tuples)}) "
-        f"UPDATE deliveries SET status = v.status, result = {result}, error = v.error, "
-        "duration_ms = v.duration_ms, lease_expires_at = NULL, "
-        "next_attempt_at = v.next_attempt_at, updated_at = v.updated_at "
-        "FROM v WHERE deliveries.id = v.id AND deliveries.status = 'RUNNING' "
-        "AND deliveries.attempts = v.attempts RETURNING deliveries.id"
-    )
+def _row(dialect: str, delivery: Claimed) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "attempts": delivery.attempts,
+        "status": delivery.status,
+        "result": None if delivery.result is None else orjson.dumps(delivery.result).decode(),
+        "error": delivery.error,
+        "duration_ms": delivery.duration_ms,
+        "next_attempt_at": _moment(dialect, delivery.next_attempt_at),
+        "updated_at": _moment(dialect, delivery.updated_at),
+    }
+
+
+# The outcomes travel as one JSON array bound to one parameter: the statement's text is the
+# same for any batch (so the database prepares it once), and SQLite compiles a long VALUES
+# list in time that grows with the square of its rows.
+_UPDATE = (
+    "UPDATE deliveries SET status = v.status, result = {result}, error = v.error, "
+    "duration_ms = v.duration_ms, lease_expires_at = NULL, "
+    "next_attempt_at = v.next_attempt_at, updated_at = v.updated_at "
+    "FROM v WHERE deliveries.id = v.id AND deliveries.status = 'RUNNING' "
+    "AND deliveries.attempts = v.attempts RETURNING deliveries.id"
+)
+STATEMENTS = {
+    "sqlite": "WITH v AS MATERIALIZED (SELECT "
+    + ", ".join(f"json_extract(value, '$.{name}') AS {name}" for name, _ in COLUMNS)
+    + " FROM json_each(?1)) "
+    + _UPDATE.format(result="v.result"),
+    "postgres": "WITH v AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS v("
+    + ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
+    + ")) "
+    + _UPDATE.format(result="v.result::jsonb"),
+}
 
 
 async def write_outcomes(deliveries: Sequence[Claimed]) -> set[int]:
     """Record these outcomes where their claims still hold; the ids that were written."""
     connection = get_connection("default")
     dialect = dialect_of(connection)
+    statement = STATEMENTS[dialect]
     written: set[int] = set()
-    for chunk in chunks(deliveries, len(COLUMNS)):
-        values = [value for delivery in chunk for value in _row(delivery)]
-        rows = await connection.execute_query_dict(_statement(dialect, len(chunk)), values)
+    for start in range(0, len(deliveries), MAX_BATCH):
+        chunk = deliveries[start : start + MAX_BATCH]
+        rows_json = orjson.dumps([_row(dialect, delivery) for delivery in chunk]).decode()
+        rows = await connection.execute_query_dict(statement, [rows_json])
         written.update(int(row["id"]) for row in rows)
     return written
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,8 +11,9 @@ import pytest
 
 from models import Delivery, Event
 from runtime import dispatcher
-from runtime.dispatcher import PluginWorker, RetryPolicy
+from runtime.dispatcher import CircuitBreaker, HookPace, PluginWorker, RetryPolicy
 from tests.conftest import Database
+from tests.runtime.hosting import until
 
 
 async def test_a_worker_stopped_while_claiming_hands_the_claim_back(
@@ -52,3 +54,143 @@ async def test_a_worker_stopped_while_claiming_hands_the_claim_back(
     assert {(row.status, row.attempts, row.lease_expires_at) for row in rows} == {
         ("RETRYING", 0, None)
     }
+
+
+async def due(count: int, plugin: str = "p") -> list[Delivery]:
+    now = datetime.now(UTC)
+    event = await Event.create(type="session.created", payload={"id": "s"}, occurred_at=now)
+    return [
+        await Delivery.create(event_id=event.id, plugin=plugin, hook="h", next_attempt_at=now)
+        for _ in range(count)
+    ]
+
+
+async def nothing(*_: Any) -> None:
+    return None
+
+
+def worker_for(call_hook: Any, **settings: Any) -> PluginWorker:
+    options: dict[str, Any] = {
+        "policy": RetryPolicy(),
+        "timeout": 5,
+        "concurrency": 2,
+        "poll_interval": 0.05,
+    }
+    options.update(settings)
+    return PluginWorker("p", call_hook, nothing, nothing, **options)
+
+
+async def test_a_worker_claims_ahead_of_fast_hooks_yet_runs_at_most_its_concurrency(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await due(200)
+    limits: list[int] = []
+    real_claim = dispatcher.claim
+
+    async def counted_claim(plugin: str, limit: int, lease: float) -> Any:
+        limits.append(limit)
+        return await real_claim(plugin, limit, lease)
+
+    running, most = 0, 0
+
+    async def hook(*_: Any) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0)
+        running -= 1
+
+    monkeypatch.setattr(dispatcher, "claim", counted_claim)
+    worker = worker_for(hook)
+    worker.start()
+    await until(lambda: _count_status("SUCCEEDED", 200))
+    await worker.stop()
+    assert most == 2
+    assert max(limits) > 2  # once the hooks showed their pace
+    assert len([limit for limit in limits if limit > 0]) < 100  # fewer claims than 2 at a time
+
+
+async def _count_status(status: str, expected: int) -> bool:
+    return await Delivery.filter(status=status).count() == expected
+
+
+async def test_a_queued_delivery_whose_lease_would_run_out_is_given_back_unrun(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = await due(3)
+    real_claim = dispatcher.claim
+    claims = 0
+
+    async def short_lease_first(plugin: str, limit: int, lease: float) -> Any:
+        nonlocal claims
+        taken = await real_claim(plugin, limit, lease)
+        claims += bool(taken)
+        if claims == 1:
+            for delivery in taken:  # as if they had waited in the queue for most of it
+                delivery.lease_until = time.monotonic() + 1
+        return taken
+
+    ran: list[str] = []
+
+    async def hook(hook: str, payload: Any, event: Any) -> None:
+        ran.append(event.attributes["deliveryId"])
+
+    monkeypatch.setattr(dispatcher, "claim", short_lease_first)
+    worker = worker_for(hook, concurrency=4)
+    worker.start()
+    await until(lambda: _count_status("SUCCEEDED", 3))
+    await worker.stop()
+    assert claims >= 2
+    assert sorted(ran) == sorted(str(row.id) for row in rows)  # each ran once
+    # The claim given back did not count: each succeeded at its first counted attempt.
+    assert {row.attempts for row in await Delivery.all()} == {1}
+
+
+async def test_stop_gives_back_queued_deliveries_unrun(db: Database) -> None:
+    await due(5)
+    started = asyncio.Event()
+    calls = 0
+
+    async def blocking(*_: Any) -> None:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await asyncio.sleep(60)
+
+    pace = HookPace()
+    pace.record(0.0001)  # fast hooks: the worker claims all five ahead
+    worker = worker_for(blocking, concurrency=1, pace=pace)
+    worker.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await worker.stop(grace=0.05)
+    assert calls == 1
+    rows = await Delivery.all()
+    assert {(row.status, row.attempts, row.lease_expires_at) for row in rows} == {
+        ("RETRYING", 0, None)
+    }
+
+
+async def test_a_breaker_that_opens_gives_the_queue_back(db: Database) -> None:
+    await due(6)
+    calls = 0
+
+    async def failing(*_: Any) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("vendor down")
+
+    pace = HookPace()
+    pace.record(0.0001)
+    worker = worker_for(
+        failing,
+        concurrency=1,
+        pace=pace,
+        breaker=CircuitBreaker(threshold=2, cooldown=60),
+    )
+    worker.start()
+    await until(lambda: _count_status("RETRYING", 6))
+    await worker.stop()
+    assert calls == 2
+    assert worker.breaker.open
+    rows = await Delivery.all()
+    assert sorted(row.attempts for row in rows) == [0, 0, 0, 0, 1, 1]

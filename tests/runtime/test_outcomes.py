@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from tortoise.connection import get_connection
 
 from models import Delivery, Event
 from runtime.dispatcher import claim
-from runtime.outcomes import OutcomeWriter, write_outcomes
+from runtime.outcomes import STATEMENTS, OutcomeWriter, write_outcomes
 from tests.conftest import Database, QueryCounter
 
 
@@ -87,3 +88,33 @@ async def test_a_failed_write_is_retried(db: Database, monkeypatch: pytest.Monke
     monkeypatch.setattr("runtime.outcomes.write_outcomes", flaky)
     assert await OutcomeWriter().write(succeeded(delivery))
     assert (await Delivery.get(id=delivery.id)).status == "SUCCEEDED"
+
+
+async def test_a_large_batch_is_one_statement_that_finds_each_row_by_its_id(
+    db: Database, sql_counter: QueryCounter
+) -> None:
+    deliveries = await claimed(300)
+    sql_counter.statements.clear()
+    written = await write_outcomes([succeeded(d, {"n": d.id}) for d in deliveries])
+    assert written == {d.id for d in deliveries}
+    assert len(sql_counter.statements) == 1
+    if db.backend == "sqlite":
+        # The outcomes are scanned and each row found by its key, never the other way round
+        # (a scan of the table per outcome).
+        plan = await get_connection("default").execute_query_dict(
+            "EXPLAIN QUERY PLAN " + STATEMENTS["sqlite"], ["[]"]
+        )
+        details = [row["detail"] for row in plan]
+        assert any("USING INTEGER PRIMARY KEY" in detail for detail in details), details
+
+
+async def test_a_retry_written_as_an_outcome_is_claimed_again_once_due(db: Database) -> None:
+    (delivery,) = await claimed(1)
+    delivery.status, delivery.error = "RETRYING", "503 from the vendor"
+    delivery.next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
+    delivery.updated_at = datetime.now(UTC)
+    assert await write_outcomes([delivery]) == {delivery.id}
+    (again,) = await claim("p", 10, lease=60)
+    assert (again.id, again.attempts) == (delivery.id, 2)
+    stored = await Delivery.get(id=delivery.id)
+    assert stored.error == "503 from the vendor"
