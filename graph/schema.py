@@ -134,7 +134,9 @@ class Execution(SharedResultExecution):
     ) -> Any:
         field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
         plain = _plain_scalar(field_def) if field_def is not None else None
-        if plain is not None and self.middleware_manager is None:
+        # Strawberry hands every operation a manager, empty unless an extension resolves.
+        manager = self.middleware_manager
+        if plain is not None and (manager is None or not manager.middlewares):
             name, scalar = plain
             value = getattr(source, name, _MISSING)
             if value is not None and value is not _MISSING:

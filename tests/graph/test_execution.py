@@ -104,3 +104,21 @@ async def test_a_missing_attribute_gives_the_general_path_error() -> None:
     fast, general = await _both(thing)
     assert fast == general
     assert fast[1]
+
+
+async def test_plain_fields_skip_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphql.execution.executor import Executor
+
+    general: list[str] = []
+    original = Executor.execute_field
+
+    def spy(self: Executor, parent_type: Any, source: Any, fields: Any, *rest: Any) -> Any:
+        general.append(fields[0].node.name.value)
+        return original(self, parent_type, source, fields, *rest)
+
+    monkeypatch.setattr(Executor, "execute_field", spy)
+    fast, _ = _schemas(_thing())
+    result = await fast.execute(QUERY)
+    assert not result.errors
+    # The root field has a resolver, `shout` too, `tags` is a list and `maybe` is null.
+    assert sorted(general) == ["maybe", "shout", "tags", "thing"]
