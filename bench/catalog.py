@@ -4,15 +4,16 @@
 
 Issue 8, scenario 4. Before the server starts, its database (the one `serve --data-dir D`
 uses, or a fresh PostgreSQL database) is migrated and seeded directly through the models:
-`--plugins` catalog entries in the builtin repository (`bench-plugin-<n>`, tags, one version,
-stats) with ratings (`--ratings-per-plugin` PluginRating rows each, avg_rating/rating_count
-filled in). Then:
+`--plugins` catalog entries in an index repository of their own, `bench` (`bench-plugin-<n>`,
+tags, one version, stats; never synced, so they stay available) with ratings
+(`--ratings-per-plugin` PluginRating rows each, avg_rating/rating_count filled in). Then:
 
 - SQL statements per request, in-process: the production schema executes the catalog query
   at page sizes 5 and 20 with the QueryCounter approach of tests/conftest.py (a handler on the
   `tortoise.db_client` logger at DEBUG) - constant in the page size is the target;
-- the server is started exactly as `serve` runs it, and the load generator (`bench.load`, its
-  own process, concurrency `--concurrency`, 1 by default so that p50 is a service time) times
+- the server is started exactly as `serve` runs it and must serve a page of 20 entries;
+  the load generator (`bench.load`, its own process, concurrency `--concurrency`, 1 by
+  default so that p50 is a service time) times
   `catalog(filter:{search:"bench"}, sort:RATING, first:20)` and `{ viewer { subject } }`,
   alternating their order; figures are medians of the repetitions.
 """
@@ -93,13 +94,19 @@ async def seed(database_url: str, plugins: int, ratings_per_plugin: int) -> None
         migrate_database,
     )
     from runtime.catalog import search_text
-    from runtime.repositories import ensure_builtin_repository
+    from runtime.repositories import RepositoryType
 
     await migrate_database(database_url)
     await init_database(database_url)
     try:
-        await ensure_builtin_repository()
-        repository = await Repository.get(name="builtin")
+        # Not the builtin repository: the server's start makes that one list exactly the
+        # plugins it can run, which would mark every seeded entry unavailable.
+        repository = await Repository.create(
+            name="bench",
+            url="file:///nonexistent/bench-index.json",
+            type=RepositoryType.INDEX.value,
+            description="catalog benchmark entries",
+        )
         rng = random.Random(8)
         chunk = 1000
         for start in range(0, plugins, chunk):
@@ -195,6 +202,20 @@ async def statements_per_request(database_url: str, data_dir: Path) -> dict[int,
     return counts
 
 
+async def check_page(session: aiohttp.ClientSession, url: str, token: str) -> None:
+    """The served page must hold 20 entries: timing an empty search would measure nothing."""
+    async with session.post(
+        url,
+        json={"query": PAGE_QUERY, "variables": {"first": 20}},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:
+        body = await response.json()
+    edges = ((body.get("data") or {}).get("catalog") or {}).get("edges")
+    if not isinstance(edges, list) or len(edges) != 20:
+        found = len(edges) if isinstance(edges, list) else body.get("errors")
+        raise BenchError(f"the served catalog page holds {found} entries, not 20")
+
+
 async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> dict[str, Any]:
     async with contextlib.AsyncExitStack() as stack:
         database_url: str | None = None
@@ -224,6 +245,7 @@ async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> d
         server = processes.start("catalog-server", [*serve_command(), "serve", *flags])
         await wait_ready(session, server, f"{base}/readyz", args.ready_timeout)
         token = mint_token("user", "bench-user", data_dir)
+        await check_page(session, f"{base}/graphql", token)
 
         runs: dict[str, list[dict[str, Any]]] = {"catalog": [], "viewer": []}
         for repetition in range(args.repetitions):
