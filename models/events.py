@@ -51,7 +51,8 @@ class Delivery(Model):
 
     class Meta:
         table = "deliveries"
-        indexes = (("status", "plugin", "next_attempt_at"),)
+        # By event: an event's outcomes, duplicates, retention and the cascade from events.
+        indexes = (("status", "plugin", "next_attempt_at"), ("event_id",))
 
 
 class PluginLog(Model):
