@@ -94,7 +94,7 @@ async def seed(database_url: str, plugins: int, ratings_per_plugin: int) -> None
         migrate_database,
     )
     from runtime.catalog import search_text
-    from runtime.repositories import RepositoryType
+    from runtime.repositories import RepositoryType, refresh_catalog_statistics
 
     await migrate_database(database_url)
     await init_database(database_url)
@@ -165,6 +165,8 @@ async def seed(database_url: str, plugins: int, ratings_per_plugin: int) -> None
                         PluginRating(plugin_id=c["id"], user_id=f"user-{user}", rating=3)
                     )
             await PluginRating.bulk_create(ratings)
+        # As a sync of this size does: the database plans from fresh statistics.
+        await refresh_catalog_statistics()
     finally:
         await close_database()
 

@@ -344,6 +344,10 @@ class PluginWorker:
             self._busy += 1
             try:
                 await self._run(delivery, event)
+            except Exception:
+                # The hook's own failures are outcomes; this is the worker's (its breaker's
+                # status change, say): the delivery's lease returns it if nothing recorded it.
+                log.exception("running a delivery failed", extra={"plugin": self.plugin})
             finally:
                 self._busy -= 1
             if self._wants_more():
@@ -413,10 +417,14 @@ class PluginWorker:
         """Write the outcomes produced so far, then publish the ones written."""
         while self._reports:
             reports, self._reports = self._reports, []
-            written = await self._outcomes.write_many([delivery for delivery, _ in reports])
-            for (delivery, event), ok in zip(reports, written, strict=True):
-                if ok:
-                    await self._publish(outcome_message(delivery, event))
+            try:
+                written = await self._outcomes.write_many([d for d, _ in reports])
+                for (delivery, event), ok in zip(reports, written, strict=True):
+                    if ok:
+                        await self._publish(outcome_message(delivery, event))
+            except Exception:
+                # Unwritten outcomes are not lost work: their leases run out and they run again.
+                log.exception("recording outcomes failed", extra={"plugin": self.plugin})
 
     async def _count(self, success: bool) -> None:
         change = self.breaker.record(success)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from packaging.version import InvalidVersion, Version
+from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -29,6 +30,7 @@ from models import (
     PluginVersion,
     Repository,
 )
+from runtime.bulk_sql import dialect_of
 from runtime.catalog import search_text
 from runtime.errors import BadUserInput, Conflict, FieldProblem, NotFound
 from runtime.fetch import Fetcher, UrlFetcher, resolve
@@ -40,6 +42,9 @@ BUILTIN = "builtin"
 INDEX_FILE = "index.json"
 MAX_INDEX_BYTES = 8 * 1024 * 1024
 URL_SCHEMES = {"http", "https", "file"}
+# A sync that changes this many entries has the database refresh the catalog's statistics.
+ANALYZE_AFTER_CHANGES = 100
+CATALOG_TABLES = ("catalog_plugins", "plugin_versions", "catalog_plugin_tags", "plugin_stats")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -137,6 +142,19 @@ async def get_repository(repository_id: int) -> Repository:
     if repository is None:
         raise NotFound(f"repository {repository_id} does not exist")
     return repository
+
+
+async def refresh_catalog_statistics() -> None:
+    """Have the database read the catalog tables' statistics again.
+
+    PostgreSQL plans from statistics that autovacuum refreshes some time after a large change;
+    until then a catalog one sync filled is planned as if it were nearly empty: a page of a
+    10,000-entry catalog scanned and sorted the table (4.7 ms) instead of walking its sort's
+    index (0.24 ms). SQLite's planner needs none here.
+    """
+    connection = get_connection("default")
+    if dialect_of(connection) == "postgres":
+        await connection.execute_script("ANALYZE " + ", ".join(CATALOG_TABLES))
 
 
 async def remove_repository(repository_id: int) -> int:
@@ -392,6 +410,8 @@ async def sync_repository(
         ) from None
     result = SyncResult(repository=repository, errors=errors)
     await apply_offer(repository, offered, result)
+    if result.added + result.updated + result.removed >= ANALYZE_AFTER_CHANGES:
+        await refresh_catalog_statistics()
     await repository.refresh_from_db()
     log.info(
         "repository synced",

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from tortoise.connection import get_connection
 
 from models import (
     CatalogPlugin,
@@ -490,3 +491,30 @@ async def test_removing_a_repository_deletes_its_entries(db: Database, tmp_path:
     assert not await CatalogTag.filter(plugin_id=slack.id).exists()
     assert not await PluginStats.filter(plugin_id=slack.id).exists()
     assert not await PluginRating.filter(plugin_id=slack.id).exists()
+
+
+async def test_a_large_sync_refreshes_the_catalog_statistics(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refreshed: list[bool] = []
+    real = repositories.refresh_catalog_statistics
+
+    async def spy() -> None:
+        refreshed.append(True)
+        await real()
+
+    monkeypatch.setattr(repositories, "refresh_catalog_statistics", spy)
+    monkeypatch.setattr(repositories, "ANALYZE_AFTER_CHANGES", 3)
+    repository = await add(write_index(tmp_path / "small", [entry("one"), entry("two")]))
+    await sync_repository(repository.id)
+    assert refreshed == []  # two changes: left to the database's own schedule
+    repository = await add(
+        write_index(tmp_path / "large", [entry(f"p{n}") for n in range(3)]), name="large"
+    )
+    await sync_repository(repository.id)
+    assert refreshed == [True]
+    if db.backend == "postgres":
+        rows = await get_connection("default").execute_query_dict(
+            "SELECT reltuples FROM pg_class WHERE relname = 'catalog_plugins'"
+        )
+        assert rows[0]["reltuples"] == await CatalogPlugin.all().count()
