@@ -46,6 +46,10 @@ PREFETCH_SECONDS = 1.0
 MAX_CLAIM = 500
 # Time a delivery's lease must still have, beyond the hook's timeout, for its hook to start.
 LEASE_MARGIN_SECONDS = 5.0
+# Outcomes published at once: each is a round trip to the broadcast server (Redis).
+PUBLISH_AT_ONCE = 16
+# Outcomes run but not yet recorded past which a worker's runners wait for the recording.
+MAX_UNRECORDED = MAX_CLAIM
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,12 @@ class PluginWorker:
 
     async def _runner(self) -> None:
         while self._queue and not self._stopping:
+            reporter = self._reporter
+            if len(self._reports) >= MAX_UNRECORDED and reporter and not reporter.done():
+                # The database or the broadcast is slower than the hooks: wait for them rather
+                # than run ahead of what is recorded.
+                await asyncio.wait({reporter})
+                continue
             delivery, event = self._queue.popleft()
             if time.monotonic() + self._timeout + LEASE_MARGIN_SECONDS > delivery.lease_until:
                 await self._give_back([delivery, *self._stale()])
@@ -419,9 +429,14 @@ class PluginWorker:
             reports, self._reports = self._reports, []
             try:
                 written = await self._outcomes.write_many([d for d, _ in reports])
-                for (delivery, event), ok in zip(reports, written, strict=True):
-                    if ok:
-                        await self._publish(outcome_message(delivery, event))
+                messages = [
+                    outcome_message(delivery, event)
+                    for (delivery, event), ok in zip(reports, written, strict=True)
+                    if ok
+                ]
+                for start in range(0, len(messages), PUBLISH_AT_ONCE):
+                    chunk = messages[start : start + PUBLISH_AT_ONCE]
+                    await asyncio.gather(*(self._publish(message) for message in chunk))
             except Exception:
                 # Unwritten outcomes are not lost work: their leases run out and they run again.
                 log.exception("recording outcomes failed", extra={"plugin": self.plugin})

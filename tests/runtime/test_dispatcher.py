@@ -194,3 +194,72 @@ async def test_a_breaker_that_opens_gives_the_queue_back(db: Database) -> None:
     assert worker.breaker.open
     rows = await Delivery.all()
     assert sorted(row.attempts for row in rows) == [0, 0, 0, 0, 1, 1]
+
+
+async def test_outcomes_are_published_several_at_once(db: Database) -> None:
+    await due(12)
+    in_flight, most = 0, 0
+
+    async def publish(message: dict[str, Any]) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)  # a round trip to the broadcast server
+        in_flight -= 1
+
+    pace = HookPace()
+    pace.record(0.0001)
+    worker = PluginWorker(
+        "p",
+        nothing,
+        publish,
+        nothing,
+        policy=RetryPolicy(),
+        timeout=5,
+        concurrency=4,
+        poll_interval=0.05,
+        pace=pace,
+    )
+    worker.start()
+    await until(lambda: _count_status("SUCCEEDED", 12))
+    await worker.stop()
+    assert most > 1
+
+
+async def test_runners_wait_for_outcomes_to_be_recorded_past_a_limit(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await due(10)
+    monkeypatch.setattr(dispatcher, "MAX_UNRECORDED", 3)
+    released = asyncio.Event()
+    calls = 0
+
+    async def hook(*_: Any) -> None:
+        nonlocal calls
+        calls += 1
+
+    async def stuck_publish(message: dict[str, Any]) -> None:
+        await released.wait()  # the broadcast server does not answer
+
+    pace = HookPace()
+    pace.record(0.0001)
+    worker = PluginWorker(
+        "p",
+        hook,
+        stuck_publish,
+        nothing,
+        policy=RetryPolicy(),
+        timeout=5,
+        concurrency=1,
+        poll_interval=0.05,
+        pace=pace,
+    )
+    worker.start()
+    await until(lambda: calls >= 1)
+    await asyncio.sleep(0.3)
+    # One batch is being recorded (stuck publishing), at most the limit waits behind it.
+    assert calls <= 1 + 3
+    released.set()
+    await until(lambda: _count_status("SUCCEEDED", 10))
+    await worker.stop()
+    assert calls == 10
