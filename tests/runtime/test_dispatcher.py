@@ -69,7 +69,7 @@ async def nothing(*_: Any) -> None:
     return None
 
 
-def worker_for(call_hook: Any, **settings: Any) -> PluginWorker:
+def worker_for(call_hook: Any, publish: Any = nothing, **settings: Any) -> PluginWorker:
     options: dict[str, Any] = {
         "policy": RetryPolicy(),
         "timeout": 5,
@@ -77,7 +77,7 @@ def worker_for(call_hook: Any, **settings: Any) -> PluginWorker:
         "poll_interval": 0.05,
     }
     options.update(settings)
-    return PluginWorker("p", call_hook, nothing, nothing, **options)
+    return PluginWorker("p", call_hook, publish, nothing, **options)
 
 
 async def test_a_worker_claims_ahead_of_fast_hooks_yet_runs_at_most_its_concurrency(
@@ -209,17 +209,7 @@ async def test_outcomes_are_published_several_at_once(db: Database) -> None:
 
     pace = HookPace()
     pace.record(0.0001)
-    worker = PluginWorker(
-        "p",
-        nothing,
-        publish,
-        nothing,
-        policy=RetryPolicy(),
-        timeout=5,
-        concurrency=4,
-        poll_interval=0.05,
-        pace=pace,
-    )
+    worker = worker_for(nothing, publish, concurrency=4, pace=pace)
     worker.start()
     await until(lambda: _count_status("SUCCEEDED", 12))
     await worker.stop()
@@ -243,17 +233,7 @@ async def test_runners_wait_for_outcomes_to_be_recorded_past_a_limit(
 
     pace = HookPace()
     pace.record(0.0001)
-    worker = PluginWorker(
-        "p",
-        hook,
-        stuck_publish,
-        nothing,
-        policy=RetryPolicy(),
-        timeout=5,
-        concurrency=1,
-        poll_interval=0.05,
-        pace=pace,
-    )
+    worker = worker_for(hook, stuck_publish, concurrency=1, pace=pace)
     worker.start()
     await until(lambda: calls >= 1)
     await asyncio.sleep(0.3)
