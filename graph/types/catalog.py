@@ -135,28 +135,8 @@ class CatalogPlugin:
 
     @classmethod
     def from_row(cls, row: CatalogPluginRow) -> CatalogPlugin:
-        return cls(
-            plugin_id=row.id,
-            repository_id=row.repository_id,
-            joined_repository=None,
-            joined_view_count=None,
-            id=strawberry.ID(str(row.id)),
-            name=row.name,
-            version=row.version,
-            display_name=row.display_name,
-            description=row.description,
-            category=row.category,
-            plugin_type=row.plugin_type,
-            icon_url=row.icon_url,
-            tags=list(row.tags or []),
-            manifest=row.manifest,
-            install_count=row.install_count,
-            avg_rating=row.avg_rating,
-            rating_count=row.rating_count,
-            available=row.available,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        columns = CatalogPluginRow._meta.fields_db_projection  # repository_id included
+        return cls.from_page_row({column: getattr(row, column) for column in columns})
 
     @classmethod
     def from_page_row(cls, row: Mapping[str, Any]) -> CatalogPlugin:
