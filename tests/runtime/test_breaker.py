@@ -31,6 +31,10 @@ class Picky(Plugin):
         raise Skip("not for me")
 
 
+async def stored_status_is(name: str, status: str) -> bool:
+    return (await InstalledPlugin.get(name=name)).status == status
+
+
 async def test_failures_degrade_the_plugin_and_a_probe_restores_it(db: Database) -> None:
     Unstable.failing = True
     async with (
@@ -44,6 +48,8 @@ async def test_failures_degrade_the_plugin_and_a_probe_restores_it(db: Database)
             for i in range(3)
         ]
         await until(lambda: host.loaded["unstable"].status == "DEGRADED")
+        # The host marks the plugin in memory, then writes the row: wait for the row.
+        await until(partial(stored_status_is, "unstable", "DEGRADED"))
         assert (await InstalledPlugin.get(name="unstable")).status == "DEGRADED"
         Unstable.failing = False
         await until(lambda: host.loaded["unstable"].status == "ACTIVE")
