@@ -60,6 +60,12 @@ SUBSCRIPTION = (
 )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -173,6 +179,10 @@ async def broadcaster(args: argparse.Namespace) -> None:
 # -- the orchestrator -----------------------------------------------------------------------
 
 
+def per_message(cpu: float, result: dict[str, Any]) -> float:
+    return cpu * 1e6 / result["received"] if result["received"] else 0.0
+
+
 async def subscriber_gauge(session: aiohttp.ClientSession, base: str) -> int:
     async with session.get(f"{base}/metrics") as response:
         text = await response.text()
@@ -278,6 +288,7 @@ async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> d
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(0.5)
                 rss_after = rss_kb(server.process.pid)
+                cpu_before = cpu_seconds(server.process.pid)
                 for start in range(0, args.events, 100):
                     inputs = [
                         {
@@ -292,6 +303,9 @@ async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> d
                     )
                 result = await finish(
                     process, args.events * args.subscribers, args.drain_timeout + 60
+                )
+                result["cpu_us_per_message"] = per_message(
+                    cpu_seconds(server.process.pid) - cpu_before, result
                 )
             result["rss_before_kb"], result["rss_after_kb"] = rss_before, rss_after
             result["kb_per_subscriber"] = (rss_after - rss_before) / args.subscribers
@@ -319,17 +333,23 @@ async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> d
                 async with child(command) as process:
                     await expect_line(process, b"subscribed", 180)
                     assert bproc.stdin is not None
+                    bcpu_before = cpu_seconds(bproc.pid)
                     bproc.stdin.write(f"{args.events}\n".encode())
                     await bproc.stdin.drain()
                     bare = await finish(
                         process, args.events * args.subscribers, args.drain_timeout + 60
+                    )
+                    bare["cpu_us_per_message"] = per_message(
+                        cpu_seconds(bproc.pid) - bcpu_before, bare
                     )
             runs["websockets"].append(bare)
             print(
                 f"  rep {repetition + 1} server {result['rate']:10.1f} msg/s "
                 f"({result['received']}/{result['expected']})  "
                 f"{result['kb_per_subscriber']:.1f} KB/subscriber  "
-                f"websockets {bare['rate']:10.1f} msg/s ({bare['received']}/{bare['expected']})",
+                f"websockets {bare['rate']:10.1f} msg/s ({bare['received']}/{bare['expected']})  "
+                f"CPU/message {result['cpu_us_per_message']:.1f} us vs "
+                f"{bare['cpu_us_per_message']:.1f} us",
                 flush=True,
             )
 
@@ -340,6 +360,8 @@ async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> d
     bare_rate = med(r["rate"] for r in runs["websockets"])
     # The largest: later repetitions reuse memory the first one's subscribers left behind.
     kb = max(r["kb_per_subscriber"] for r in runs["server"])
+    cpu = med(r["cpu_us_per_message"] for r in runs["server"])
+    bare_cpu = med(r["cpu_us_per_message"] for r in runs["websockets"])
     lost = sum(r["expected"] - r["received"] for r in runs["server"])
     expected = sum(r["expected"] for r in runs["server"])
     return {
@@ -359,6 +381,14 @@ async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> d
                 "baseline_value": 100.0,
                 "ratio": kb / 100.0,
                 "target": "<= 1",
+            },
+            {
+                "scenario": "server CPU per message delivered (us, emits and dispatch included)",
+                "value": cpu,
+                "baseline": "bare websockets broadcaster CPU per message (us)",
+                "baseline_value": bare_cpu,
+                "ratio": cpu / bare_cpu if bare_cpu else 0.0,
+                "target": "informative",
             },
             {
                 "scenario": "fan-out messages not received (dropped or after the timeout)",
