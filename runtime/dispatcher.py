@@ -10,6 +10,11 @@ PREFETCH_SECONDS at the pace its hooks have shown (never fewer than its concurre
 claims again while half of them are still queued, so hooks never wait for a round trip. A
 queued delivery whose lease would no longer cover a full run is given back, not run.
 Outcomes are written behind the hooks, many in one statement (`runtime.outcomes`).
+
+A worker with room and no backlog in the table takes new deliveries as they are written: the
+emitter reserves room (`PluginWorker.reserve`), writes those rows already claimed by this
+process (RUNNING, attempt 1, under a lease) and fills the reservation once they are committed.
+They are never read back or claimed, and a crash leaves them to their leases like any claim.
 """
 
 from __future__ import annotations
@@ -170,6 +175,39 @@ def _jsonable(result: Any) -> Any:
 Work = tuple[Claimed, CachedEvent]
 
 
+class Reservation:
+    """Room a worker keeps for deliveries the emitter is writing as claimed by this process.
+
+    Example:
+        reservation = worker.reserve(40)       # None: no room, or older deliveries wait
+        ... write reservation.count rows RUNNING, attempt 1, leased for reservation.lease s ...
+        await reservation.fill(works)          # once committed; or reservation.cancel()
+    """
+
+    def __init__(self, worker: PluginWorker, count: int) -> None:
+        self._worker = worker
+        self.count = count
+        self.lease = worker.lease
+        # On the monotonic clock, taken before the rows are written: never later than theirs.
+        self.lease_until = time.monotonic() + self.lease
+        self._open = True
+
+    async def fill(self, works: list[Work]) -> None:
+        """Queue the committed deliveries (at most `count`) to run."""
+        if self._close():
+            await self._worker._take(works)
+
+    def cancel(self) -> None:
+        """The rows were not written: give the room back."""
+        self._close()
+
+    def _close(self) -> bool:
+        was_open, self._open = self._open, False
+        if was_open:
+            self._worker._reserved -= self.count
+        return was_open
+
+
 class PluginWorker:
     """Runs one plugin's deliveries: at most `concurrency` at once, each under `timeout`."""
 
@@ -209,6 +247,12 @@ class PluginWorker:
         self._busy = 0
         self._reports: list[Work] = []
         self._reporter: asyncio.Task[None] | None = None
+        self._reserved = 0
+        # Whether due deliveries may wait in the table: new ones then wait their turn behind
+        # them instead of being taken as they are written. `_wakes` counts the notices of new
+        # rows, so a claim that ran meanwhile does not clear it.
+        self._backlog = True
+        self._wakes = 0
 
     @property
     def lease(self) -> float:
@@ -218,6 +262,9 @@ class PluginWorker:
         self._loop_task = asyncio.create_task(self._loop(), name=f"worker:{self.plugin}")
 
     def wake(self) -> None:
+        """New due deliveries are in the table."""
+        self._wakes += 1
+        self._backlog = True
         self._wake.set()
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -276,8 +323,9 @@ class PluginWorker:
     async def _top_up(self) -> None:
         if not self._wants_more():
             return
-        room = self._depth() - len(self._queue) - self._busy
+        room = self._depth() - len(self._queue) - self._busy - self._reserved
         allowance = self.breaker.allowance(room)
+        wakes = self._wakes
         claiming = asyncio.ensure_future(self._claim_with_events(allowance))
         try:
             claimed = await asyncio.shield(claiming)
@@ -291,6 +339,8 @@ class PluginWorker:
         if self._stopping:
             await self._give_back([delivery for delivery, _ in claimed])
             return
+        if allowance > 0 and len(claimed) < allowance and wakes == self._wakes:
+            self._backlog = False
         self._queue.extend(claimed)
 
     async def _claim_with_events(self, limit: int) -> list[Work]:
@@ -308,6 +358,28 @@ class PluginWorker:
         if orphans:
             await hand_back(orphans)
         return [(d, events[d.event_id]) for d in deliveries if d.event_id in events]
+
+    # -- deliveries written as claimed ----------------------------------------------------
+
+    def reserve(self, wanted: int) -> Reservation | None:
+        """Room for up to `wanted` deliveries about to be written as claimed by this worker;
+        None when it is not running, its breaker is open, due deliveries may be waiting in
+        the table (they go first) or it holds a claim's worth already."""
+        if self._loop_task is None or self._stopping or self._backlog or self.breaker.open:
+            return None
+        room = self._depth() - len(self._queue) - self._busy - self._reserved
+        count = min(wanted, room)
+        if count <= 0:
+            return None
+        self._reserved += count
+        return Reservation(self, count)
+
+    async def _take(self, works: list[Work]) -> None:
+        if self._stopping:
+            await self._give_back([delivery for delivery, _ in works])
+            return
+        self._queue.extend(works)
+        self._start_runners()
 
     def _take_queue(self) -> list[Claimed]:
         taken = [delivery for delivery, _ in self._queue]

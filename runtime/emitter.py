@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,9 +21,10 @@ from tortoise.transactions import in_transaction
 
 from models import Delivery, Event
 from runtime.bulk_sql import insert_ids, insert_returning
-from runtime.dispatcher import FINAL
+from runtime.claims import Claimed
+from runtime.dispatcher import FINAL, Reservation, Work
 from runtime.errors import BadUserInput, FieldProblem
-from runtime.event_cache import EventCache
+from runtime.event_cache import CachedEvent, EventCache
 from runtime.events import check_type, normalise_payload
 from runtime.group_commit import GroupCommit
 from runtime.hub import Hub
@@ -55,6 +57,8 @@ class EmitResult:
 Targets = Callable[[str], list[tuple[str, str]]]
 PublishedTypes = Callable[[str], bool]
 Wake = Callable[[set[str]], None]
+# Room a local worker keeps for a plugin's new deliveries, which are then written claimed.
+Reserve = Callable[[str, int], Reservation | None]
 
 
 def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
@@ -100,6 +104,7 @@ class Emitter:
         accepted: Callable[[str], None] = lambda _type: None,
         *,
         events: EventCache | None = None,
+        reserve: Reserve | None = None,
     ) -> None:
         self._hub = hub
         self._targets = targets
@@ -107,6 +112,7 @@ class Emitter:
         self._wake = wake
         self._accepted = accepted
         self._events = events
+        self._reserve = reserve
         # Concurrent emits share a transaction (and its commit); each answers once committed.
         self._commits: GroupCommit[tuple[EmitRequest, dict[str, Any]], EmitResult] = GroupCommit(
             self._store_all, MAX_BATCH
@@ -144,7 +150,13 @@ class Emitter:
             )
             results = await self._commits.submit(list(zip(requests, payloads, strict=True)))
             self._wake(
-                {d.plugin for result in results if not result.duplicate for d in result.deliveries}
+                {
+                    d.plugin
+                    for result in results
+                    if not result.duplicate
+                    for d in result.deliveries
+                    if d.status == "PENDING"
+                }
             )
             if inbox is not None:
                 budget = max(request.wait_timeout_ms for request in requests if request.wait) / 1000
@@ -209,50 +221,66 @@ class Emitter:
                 claimed.add(key)
             fresh.append(index)
         now = datetime.now(UTC)
-        async with in_transaction() as connection:
-            events = await insert_returning(
-                Event,
-                [
-                    {
-                        "type": requests[i].type,
-                        "payload": payloads[i],
-                        "idempotency_key": requests[i].idempotency_key,
-                        "occurred_at": requests[i].occurred_at or now,
-                        "received_at": now,
-                    }
-                    for i in fresh
-                ],
-                connection,
+        reservations: dict[str, Reservation] = {}
+        try:
+            async with in_transaction() as connection:
+                events = await insert_returning(
+                    Event,
+                    [
+                        {
+                            "type": requests[i].type,
+                            "payload": payloads[i],
+                            "idempotency_key": requests[i].idempotency_key,
+                            "occurred_at": requests[i].occurred_at or now,
+                            "received_at": now,
+                        }
+                        for i in fresh
+                    ],
+                    connection,
+                )
+                wanted = [
+                    (event.id, plugin, hook)
+                    for event in events
+                    for plugin, hook in self._targets(event.type)
+                ]
+                reservations = self._reservations(wanted)
+                taken = _taken_by(wanted, reservations)
+                ids = await insert_ids(
+                    Delivery,
+                    [
+                        _delivery_row(event_id, plugin, hook, now, reservations[plugin])
+                        if handed
+                        else _delivery_row(event_id, plugin, hook, now, None)
+                        for (event_id, plugin, hook), handed in zip(wanted, taken, strict=True)
+                    ],
+                    connection,
+                )
+        except BaseException:
+            for reservation in reservations.values():
+                reservation.cancel()
+            raise
+        cached = {event.id: self._cached(event) for event in events}
+        deliveries: list[NewDelivery] = []
+        handed_over: dict[str, list[Work]] = {plugin: [] for plugin in reservations}
+        for id, (event_id, plugin, hook), handed in zip(ids, wanted, taken, strict=True):
+            if handed:
+                held = Claimed(id, event_id, plugin, hook, 1, now, now)
+                held.lease_until = reservations[plugin].lease_until
+                handed_over[plugin].append((held, cached[event_id]))
+            deliveries.append(
+                NewDelivery(
+                    id,
+                    event_id,
+                    plugin,
+                    hook,
+                    now,
+                    now,
+                    status="RUNNING" if handed else "PENDING",
+                    attempts=int(handed),
+                )
             )
-            wanted = [
-                (event.id, plugin, hook)
-                for event in events
-                for plugin, hook in self._targets(event.type)
-            ]
-            ids = await insert_ids(
-                Delivery,
-                [
-                    {
-                        "event_id": event_id,
-                        "plugin": plugin,
-                        "hook": hook,
-                        "status": "PENDING",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for event_id, plugin, hook in wanted
-                ],
-                connection,
-            )
-        deliveries = [
-            NewDelivery(id, event_id, plugin, hook, next_attempt_at=now, created_at=now)
-            for id, (event_id, plugin, hook) in zip(ids, wanted, strict=True)
-        ]
-        if self._events is not None:
-            for event in events:
-                self._events.add(event)
+        for plugin, reservation in reservations.items():
+            await reservation.fill(handed_over[plugin])
         by_event: dict[int, list[DeliveryFacts]] = {event.id: [] for event in events}
         for delivery in deliveries:
             by_event[delivery.event_id].append(delivery)
@@ -271,9 +299,55 @@ class Emitter:
                 results.append(await self._duplicate(original))
         return results
 
+    def _reservations(self, wanted: Sequence[tuple[int, str, str]]) -> dict[str, Reservation]:
+        if self._reserve is None:
+            return {}
+        counts = Counter(plugin for _, plugin, _ in wanted)
+        reservations = {plugin: self._reserve(plugin, count) for plugin, count in counts.items()}
+        return {plugin: r for plugin, r in reservations.items() if r is not None}
+
+    def _cached(self, event: Event) -> CachedEvent:
+        if self._events is None:
+            return CachedEvent.of(event)
+        return self._events.add(event)
+
     async def _duplicate(self, event: Event) -> EmitResult:
         deliveries = list(await Delivery.filter(event_id=event.id).order_by("id"))
         return EmitResult(event=event, duplicate=True, deliveries=deliveries)
+
+
+def _taken_by(
+    wanted: Sequence[tuple[int, str, str]], reservations: Mapping[str, Reservation]
+) -> list[bool]:
+    """Which of the wanted deliveries are written claimed: each plugin's first ones, as many
+    as its reservation holds (the rest wait in the table, in order, to be claimed)."""
+    left = {plugin: reservation.count for plugin, reservation in reservations.items()}
+    taken = []
+    for _, plugin, _ in wanted:
+        handed = left.get(plugin, 0) > 0
+        if handed:
+            left[plugin] -= 1
+        taken.append(handed)
+    return taken
+
+
+def _delivery_row(
+    event_id: int, plugin: str, hook: str, now: datetime, reservation: Reservation | None
+) -> dict[str, Any]:
+    """A new delivery's row: due now, or claimed by a local worker under its lease."""
+    return {
+        "event_id": event_id,
+        "plugin": plugin,
+        "hook": hook,
+        "status": "PENDING" if reservation is None else "RUNNING",
+        "attempts": 0 if reservation is None else 1,
+        "next_attempt_at": now,
+        "lease_expires_at": None
+        if reservation is None
+        else now + timedelta(seconds=reservation.lease),
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 async def _reread_deliveries(results: Sequence[EmitResult]) -> None:

@@ -65,8 +65,8 @@ class EventCache:
     def __len__(self) -> int:
         return len(self._events)
 
-    def add(self, event: Event) -> None:
-        self._keep(CachedEvent.of(event))
+    def add(self, event: Event) -> CachedEvent:
+        return self._keep(CachedEvent.of(event))
 
     async def get_many(self, ids: Iterable[int]) -> dict[int, CachedEvent]:
         """These events by id; the ones not kept are read in one query. An id with no row

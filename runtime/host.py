@@ -19,7 +19,7 @@ from tortoise.connection import get_connection
 
 from models import Delivery, InstalledPlugin
 from runtime.dependencies import dependency_order
-from runtime.dispatcher import CircuitBreaker, PluginWorker, RetryPolicy
+from runtime.dispatcher import CircuitBreaker, PluginWorker, Reservation, RetryPolicy
 from runtime.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
 from runtime.errors import Conflict, NotFound, PlatformError
 from runtime.event_cache import EventCache
@@ -103,6 +103,7 @@ class PluginHost:
             self.wake,
             self._count_accepted,
             events=self.events,
+            reserve=self.reserve,
         )
         self._http: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
@@ -165,6 +166,11 @@ class PluginHost:
             elif "on_event" in plugin.spec.hooks:
                 wanted.append((name, "on_event"))
         return wanted
+
+    def reserve(self, plugin: str, wanted: int) -> Reservation | None:
+        """Room the plugin's worker here keeps for new deliveries written claimed by it."""
+        loaded = self.loaded.get(plugin)
+        return None if loaded is None else loaded.worker.reserve(wanted)
 
     def is_plugin_event(self, event_type: str) -> bool:
         """`<plugin>.<name>` types are accepted for every plugin this process knows."""

@@ -1,4 +1,5 @@
-"""Accepting events: a batch is one transaction of a constant number of statements."""
+"""Accepting events: a batch is one transaction of a constant number of statements, and new
+deliveries go straight to a local worker with room for them, written claimed by it."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import Any
 import pytest
 
 from models import Delivery, Event
+from runtime import dispatcher, emitter
+from runtime.claims import Claimed
 from runtime.emitter import EmitRequest
+from runtime.event_cache import CachedEvent
 from runtime.host import PluginHost
 from runtime.sdk import Plugin, PluginContext
 from tests.conftest import Database, QueryCounter
-from tests.runtime.hosting import running_host
+from tests.runtime.hosting import all_final, running_host, until
 
 
 class Quiet(Plugin):
@@ -123,3 +127,125 @@ async def test_a_key_stored_elsewhere_meanwhile_answers_with_that_event(
     assert [r.event.payload["id"] for r in results] == ["s-1", "elsewhere", "s-3"]
     assert [len(r.deliveries) for r in results] == [1, 0, 1]
     assert await Event.all().count() == 3
+
+
+# -- deliveries written claimed by a local worker -----------------------------------------------
+
+
+class Held(Plugin):
+    """Its hook waits until the test lets it go."""
+
+    release: asyncio.Event
+    runs = 0
+
+    async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> None:
+        Held.runs += 1
+        await Held.release.wait()
+
+
+def takes_new_deliveries(host: PluginHost, plugin: str) -> bool:
+    reservation = host.reserve(plugin, 1)
+    if reservation is None:
+        return False
+    reservation.cancel()
+    return True
+
+
+async def test_a_worker_with_room_runs_new_deliveries_written_claimed_without_claiming_them(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Held.release, Held.runs = asyncio.Event(), 0
+    claimed_ids: list[int] = []
+    real_claim = dispatcher.claim
+
+    async def watched_claim(plugin: str, limit: int, lease: float) -> Any:
+        taken = await real_claim(plugin, limit, lease)
+        claimed_ids.extend(delivery.id for delivery in taken)
+        return taken
+
+    monkeypatch.setattr(dispatcher, "claim", watched_claim)
+    async with running_host({"held": Held}) as host:
+        await until(lambda: takes_new_deliveries(host, "held"))
+        result = await host.emitter.emit(session(1))
+        (delivery,) = result.deliveries
+        assert (delivery.status, delivery.attempts) == ("RUNNING", 1)
+        await until(lambda: Held.runs == 1)
+        # Claimed in the row as a claim would: a crash leaves it to its lease.
+        row = await Delivery.get(id=delivery.id)
+        lease = host.loaded["held"].worker.lease
+        assert (row.status, row.attempts) == ("RUNNING", 1)
+        assert row.lease_expires_at is not None
+        left = (row.lease_expires_at - datetime.now(UTC)).total_seconds()
+        assert lease - 5 < left <= lease
+        Held.release.set()
+        await until(lambda: all_final(result.event.id))
+    row = await Delivery.get(id=delivery.id)
+    assert (row.status, row.attempts, Held.runs) == ("SUCCEEDED", 1, 1)
+    assert delivery.id not in claimed_ids
+
+
+async def test_new_deliveries_wait_their_turn_behind_due_ones_in_the_table(db: Database) -> None:
+    async with running_host({"a": Quiet}) as host:
+        await until(lambda: takes_new_deliveries(host, "a"))
+        host.loaded["a"].worker.wake()  # due rows written elsewhere (a replica, a retry)
+        result = await host.emitter.emit(session(1))
+        assert [(d.status, d.attempts) for d in result.deliveries] == [("PENDING", 0)]
+        await until(lambda: all_final(result.event.id))
+        # The claim found the table drained: new deliveries are taken as written again.
+        await until(lambda: takes_new_deliveries(host, "a"))
+
+
+async def test_a_batch_beyond_the_room_leaves_the_rest_in_the_table_in_order(
+    db: Database,
+) -> None:
+    async with running_host({"a": Quiet}, default_concurrency=2) as host:
+        await until(lambda: takes_new_deliveries(host, "a"))
+        results = await host.emitter.emit_many([session(n) for n in range(10)])
+        statuses = [d.status for r in results for d in r.deliveries]
+        assert statuses[:2] == ["RUNNING", "RUNNING"]
+        assert set(statuses[2:]) == {"PENDING"}
+        for result in results:
+            await until(lambda r=result: all_final(r.event.id))
+        rows = await Delivery.filter(event_id__in=[r.event.id for r in results])
+    assert {(row.status, row.attempts) for row in rows} == {("SUCCEEDED", 1)}
+
+
+async def test_a_failed_write_gives_the_reserved_room_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing_insert(*_: Any) -> list[int]:
+        raise ConnectionError("the database went away")
+
+    async with running_host({"a": Quiet}, default_concurrency=3) as host:
+        await until(lambda: takes_new_deliveries(host, "a"))
+        monkeypatch.setattr(emitter, "insert_ids", failing_insert)
+        with pytest.raises(ConnectionError):
+            await host.emitter.emit(session(1))
+        monkeypatch.undo()
+        reservation = host.reserve("a", 10)
+        assert reservation is not None and reservation.count == 3
+        reservation.cancel()
+
+
+async def test_deliveries_handed_to_a_stopping_worker_are_given_back_unrun(db: Database) -> None:
+    async with running_host({"a": Quiet}) as host:
+        await until(lambda: takes_new_deliveries(host, "a"))
+        worker = host.loaded["a"].worker
+        reservation = host.reserve("a", 1)
+        assert reservation is not None
+        event = await Event.create(
+            type="session.created", payload={}, occurred_at=datetime.now(UTC)
+        )
+        row = await Delivery.create(
+            event_id=event.id,
+            plugin="a",
+            hook="on_session_created",
+            status="RUNNING",
+            attempts=1,
+            next_attempt_at=datetime.now(UTC),
+        )
+        await worker.stop()
+        held = Claimed(row.id, event.id, "a", row.hook, 1, row.created_at, row.next_attempt_at)
+        await reservation.fill([(held, CachedEvent.of(event))])
+        row = await Delivery.get(id=row.id)
+        assert (row.status, row.attempts, row.lease_expires_at) == ("RETRYING", 0, None)
