@@ -29,11 +29,12 @@ from graph.types.events import (
 from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
 from models import Event as EventRow
-from runtime.dispatcher import FINAL, outcome_message
+from runtime.dispatcher import FINAL
 from runtime.emitter import DELIVERY_CHANNEL
 from runtime.errors import NotFound
 from runtime.host import LOG_CHANNEL, STATUS_CHANNEL
 from runtime.hub import Message
+from runtime.messages import outcome_message
 
 LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -54,7 +55,9 @@ async def _stream(
     """The channel's messages that `keep` keeps, and gap notices; while this waits, messages
     may go straight to a WebSocket subscriber instead (graph/fanout.py)."""
     async with info.context.services.host.hub.subscribe(channel) as inbox:
-        inbox.deliver_directly(direct_delivery(info, keep, convert))
+        direct = direct_delivery(info, keep, convert)
+        if direct is not None:
+            inbox.deliver_directly(direct.deliver, direct.prepare)
         async for message in inbox:
             if message.data is None or keep(message.data):
                 yield message

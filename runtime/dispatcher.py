@@ -34,8 +34,9 @@ import orjson
 
 from runtime.claims import Claimed, claim, hand_back
 from runtime.event_cache import CachedEvent, EventCache
+from runtime.messages import delivery_message
+from runtime.messages import outcome_message as outcome_message
 from runtime.outcomes import OutcomeWriter
-from runtime.records import DeliveryFacts, EventFacts
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import PermanentFailure, RetryLater, Skip
 
@@ -126,35 +127,6 @@ class HookPace:
 
 Publisher = Callable[[dict[str, Any]], Awaitable[None]]
 HookCaller = Callable[[str, Mapping[str, Any], SdkEvent], Awaitable[Any]]
-
-
-def outcome_message(delivery: DeliveryFacts, event: EventFacts) -> dict[str, Any]:
-    """What subscribers receive about a delivery: enough to answer without a database read."""
-    return {
-        "delivery": {
-            "id": delivery.id,
-            "eventId": delivery.event_id,
-            "plugin": delivery.plugin,
-            "hook": delivery.hook,
-            "status": delivery.status,
-            "attempts": delivery.attempts,
-            "nextAttemptAt": delivery.next_attempt_at.isoformat()
-            if delivery.next_attempt_at
-            else None,
-            "durationMs": delivery.duration_ms,
-            "result": delivery.result,
-            "error": delivery.error,
-            "createdAt": delivery.created_at.isoformat() if delivery.created_at else None,
-            "updatedAt": delivery.updated_at.isoformat() if delivery.updated_at else None,
-        },
-        "event": {
-            "id": event.id,
-            "type": event.type,
-            "idempotencyKey": event.idempotency_key,
-            "occurredAt": event.occurred_at.isoformat(),
-            "receivedAt": event.received_at.isoformat() if event.received_at else None,
-        },
-    }
 
 
 def _jsonable(result: Any) -> Any:
@@ -502,7 +474,7 @@ class PluginWorker:
             try:
                 written = await self._outcomes.write_many([d for d, _ in reports])
                 messages = [
-                    outcome_message(delivery, event)
+                    {"delivery": delivery_message(delivery), "event": event.message}
                     for (delivery, event), ok in zip(reports, written, strict=True)
                     if ok
                 ]

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from models import Event
+from runtime.messages import event_message
 
 DEFAULT_SIZE = 20_000
 
@@ -38,6 +39,8 @@ class CachedEvent:
     idempotency_key: str | None
     occurred_at: datetime
     received_at: datetime | None
+    # Its part of every outcome message, built once for all its deliveries; read only.
+    message: dict[str, Any]
 
     @classmethod
     def of(cls, event: Event) -> CachedEvent:
@@ -48,6 +51,7 @@ class CachedEvent:
             idempotency_key=event.idempotency_key,
             occurred_at=event.occurred_at,
             received_at=event.received_at,
+            message=event_message(event),
         )
 
     def payload(self) -> dict[str, Any]:

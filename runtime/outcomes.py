@@ -57,7 +57,10 @@ def _row(dialect: str, delivery: Claimed) -> dict[str, Any]:
         "result": None if delivery.result is None else orjson.dumps(delivery.result).decode(),
         "error": delivery.error,
         "duration_ms": delivery.duration_ms,
-        "next_attempt_at": _moment(dialect, delivery.next_attempt_at),
+        # Only a retry moves the time a delivery is due; the others keep the row's.
+        "next_attempt_at": _moment(dialect, delivery.next_attempt_at)
+        if delivery.status == "RETRYING"
+        else None,
         "updated_at": _moment(dialect, delivery.updated_at),
     }
 
@@ -68,7 +71,8 @@ def _row(dialect: str, delivery: Claimed) -> dict[str, Any]:
 _UPDATE = (
     "UPDATE deliveries SET status = v.status, result = {result}, error = v.error, "
     "duration_ms = v.duration_ms, lease_expires_at = NULL, "
-    "next_attempt_at = v.next_attempt_at, updated_at = v.updated_at "
+    "next_attempt_at = COALESCE(v.next_attempt_at, deliveries.next_attempt_at), "
+    "updated_at = v.updated_at "
     "FROM v WHERE deliveries.id = v.id AND deliveries.status = 'RUNNING' "
     "AND deliveries.attempts = v.attempts RETURNING deliveries.id"
 )

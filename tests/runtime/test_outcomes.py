@@ -45,6 +45,16 @@ async def test_outcomes_ready_together_go_in_one_statement(
     assert [r.result for r in rows] == [{"n": r.id} for r in rows]
 
 
+async def test_a_final_outcome_keeps_the_time_the_delivery_was_due(db: Database) -> None:
+    deliveries = await claimed(2)
+    due = {d.id: d.next_attempt_at for d in deliveries}
+    for delivery in deliveries:
+        delivery.next_attempt_at = datetime.now(UTC) + timedelta(days=1)  # not a retry's
+    await write_outcomes([succeeded(d) for d in deliveries])
+    rows = await Delivery.filter(id__in=list(due))
+    assert {r.id: r.next_attempt_at for r in rows} == due
+
+
 async def test_an_outcome_whose_claim_was_taken_over_is_not_written(
     db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:

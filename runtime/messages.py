@@ -1,0 +1,57 @@
+"""What subscribers receive about a delivery and its event: enough to answer without a read.
+
+An event's part is the same for every delivery of it, so a cached event keeps its own
+(`CachedEvent.message`) and the dispatcher builds only the delivery's part per outcome.
+
+Example:
+    outcome_message(delivery, event)
+    # {"delivery": {"id": 7, "status": "SUCCEEDED", ...}, "event": {"id": 3, "type": ...}}
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from runtime.records import DeliveryFacts, EventFacts
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def event_message(event: EventFacts) -> dict[str, Any]:
+    """The event's part of an outcome message."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "idempotencyKey": event.idempotency_key,
+        "occurredAt": event.occurred_at.isoformat(),
+        "receivedAt": _iso(event.received_at),
+    }
+
+
+def delivery_message(delivery: DeliveryFacts) -> dict[str, Any]:
+    """The delivery's part of an outcome message."""
+    created = _iso(delivery.created_at)
+    due = delivery.next_attempt_at
+    return {
+        "id": delivery.id,
+        "eventId": delivery.event_id,
+        "plugin": delivery.plugin,
+        "hook": delivery.hook,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        # A first attempt is due when it was created: one text for both.
+        "nextAttemptAt": created if due is not None and due == delivery.created_at else _iso(due),
+        "durationMs": delivery.duration_ms,
+        "result": delivery.result,
+        "error": delivery.error,
+        "createdAt": created,
+        "updatedAt": _iso(delivery.updated_at),
+    }
+
+
+def outcome_message(delivery: DeliveryFacts, event: EventFacts) -> dict[str, Any]:
+    """What subscribers receive about a delivery's outcome."""
+    return {"delivery": delivery_message(delivery), "event": event_message(event)}
