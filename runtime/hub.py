@@ -34,6 +34,8 @@ DEFAULT_BUFFER = 256
 
 # Takes a message for a subscriber: True, done; False, the reader's; a future, ask again then.
 Direct = Callable[[dict[str, Any]], "bool | asyncio.Future[Any]"]
+# Told of a message queued behind one a Direct could not take yet; what it returns is ignored.
+Prepare = Callable[[dict[str, Any]], object]
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,14 @@ class Inbox:
         self._dropped = 0
         self._ready = asyncio.Event()
         self._direct: Direct | None = None
+        self._prepare: Prepare | None = None
         # True while the reader waits in get() and nothing was handed to it since.
         self._idle = False
         # What direct delivery of the first buffered message waits for.
         self._deferred_on: asyncio.Future[Any] | None = None
         self.closed = False
 
-    def deliver_directly(self, deliver: Direct | None) -> None:
+    def deliver_directly(self, deliver: Direct | None, prepare: Prepare | None = None) -> None:
         """Let `deliver` take messages at once, in the publisher's task, while the reader idles.
 
         With many subscribers, waking each one's task for every message costs more than the
@@ -74,12 +77,23 @@ class Inbox:
         must handle the message itself, as without `deliver`. It is only asked while the
         reader waits with nothing else to handle, so it never overtakes a message or a gap
         notice the reader has yet to see.
+
+        `prepare` is told of each message that queues behind one `deliver` waits for, so that
+        what `deliver` will wait for on it can start meanwhile: once the first is done, the
+        queue then goes out in one go rather than one wait per message. It must not deliver
+        the message; what it returns is ignored, and what it raises is logged.
         """
         self._direct = deliver
+        self._prepare = prepare
 
     def offer(self, data: dict[str, Any]) -> None:
         if self._deferred_on is not None:
-            self._put(data)  # behind the deferred one; it goes on when that does
+            # Behind the deferred one; it goes on when that does.
+            if self._put(data) and self._prepare is not None:
+                try:
+                    self._prepare(data)
+                except Exception:
+                    log.exception("preparing a direct delivery failed")
             return
         if self._idle and self._direct is not None and not (self._buffer or self._dropped):
             outcome = self._try_direct(data)
@@ -99,12 +113,14 @@ class Inbox:
         self._close_gap()
         self._wake()
 
-    def _put(self, data: dict[str, Any]) -> None:
+    def _put(self, data: dict[str, Any]) -> bool:
+        """Buffer `data`; False when it was dropped (and counted) instead."""
         if len(self._buffer) >= self._size:
             self._dropped += 1
-        else:
-            self._close_gap()
-            self._buffer.append(data)
+            return False
+        self._close_gap()
+        self._buffer.append(data)
+        return True
 
     def _wake(self) -> None:
         self._idle = False

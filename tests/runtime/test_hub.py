@@ -127,3 +127,52 @@ async def test_direct_delivery_that_raises_leaves_the_message_to_the_reader() ->
     reader = await _idle_reader(inbox)
     inbox.offer({"n": 1})
     assert await reader == Message({"n": 1})
+
+
+async def test_messages_queued_behind_a_waiting_direct_delivery_are_prepared() -> None:
+    made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    prepared: list[object] = []
+    taken: list[object] = []
+
+    def deliver(data: dict[str, object]) -> bool | asyncio.Future[None]:
+        if not made.done():
+            return made
+        taken.append(data["n"])
+        return True
+
+    inbox = Inbox(2)
+    inbox.deliver_directly(deliver, lambda data: prepared.append(data["n"]))
+    reader = await _idle_reader(inbox)
+    inbox.offer({"n": 1})  # deliver was asked, and waits: nothing to prepare
+    inbox.offer({"n": 2})  # queued behind it
+    inbox.offer({"n": 3})  # dropped (the buffer holds two): never delivered, so not prepared
+    assert prepared == [2] and taken == []
+    made.set_result(None)
+    assert await reader == Message(None, missed=1)
+    assert taken == [1, 2]
+    inbox.offer({"n": 4})  # nothing waits: delivered, not prepared
+    assert prepared == [2]
+
+
+async def test_a_prepare_that_raises_changes_nothing_for_the_message() -> None:
+    made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    taken: list[object] = []
+
+    def deliver(data: dict[str, object]) -> bool | asyncio.Future[None]:
+        if not made.done():
+            return made
+        taken.append(data["n"])
+        return True
+
+    def prepare(data: dict[str, object]) -> None:
+        raise RuntimeError("broken")
+
+    inbox = Inbox(8)
+    inbox.deliver_directly(deliver, prepare)
+    reader = await _idle_reader(inbox)
+    inbox.offer({"n": 1})
+    inbox.offer({"n": 2})
+    made.set_result(None)
+    await asyncio.sleep(0)
+    assert taken == [1, 2] and not reader.done()
+    reader.cancel()
