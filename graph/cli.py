@@ -242,6 +242,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from graph.app import create_app
     from graph.logs import configure_logging
+    from graph.websocket_frames import FrameWritingProtocol
 
     settings = Settings.load(
         data_dir=args.data_dir,
@@ -284,6 +285,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         lifespan="on",
+        # uvicorn's default WebSocket protocol, letting subscriptions write prepared frames.
+        ws=FrameWritingProtocol,
         # WebSockets are closed (1012) at once; in-flight requests get this long to finish.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
