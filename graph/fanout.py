@@ -2,8 +2,8 @@
 
 Strawberry sends each subscriber's message from that subscriber's own task, through a chain of
 async generators, and encodes it to JSON there. With a thousand subscribers of a channel, that
-is a thousand task wake-ups, chains and encodings of the same payload for every message. Two
-things cut it down, without changing a byte of what a client receives:
+is a thousand task wake-ups, chains and encodings of the same payload for every message. This
+cuts it down, without changing a byte of what a client receives:
 
 - the payload of a `next` message carrying a shared result (graph/shared_results.py) is encoded
   once, and each subscriber's message is its id and type around that text;
@@ -12,7 +12,13 @@ things cut it down, without changing a byte of what a client receives:
   (executing it if this is the first subscriber to need it; when that waits on the database,
   the hub asks again once it is made) and writes the frame at once. The subscriber's task is
   not woken. Whatever cannot go that way (an error, a gap notice, a send that must wait for
-  the socket) goes through the subscriber's task, in order, as before.
+  the socket) goes through the subscriber's task, in order, as before;
+- messages that queue behind one being made are executed at once too (the hub's `prepare`),
+  so that once the first is made the rest are ready and go out with it;
+- served by `FrameWritingProtocol` (graph/websocket_frames.py), such a frame skips the ASGI
+  send path: subscribers handed a message one after another with the same operation id get
+  the same frame, built once, and the frames a connection gets during one turn of the loop
+  leave in one socket write.
 
 Example:
     class View(GraphQL):
@@ -27,7 +33,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
@@ -38,7 +44,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 
 from graph.shared_results import shared_payload, shared_root, subscription_executor
-from runtime.hub import Direct
+from graph.websocket_frames import frame_writer, text_frame
+from runtime.hub import Direct, Prepare
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,7 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unfinished: asyncio.Future[None] | None = None
+        self._write_frame = frame_writer(self.ws.scope)
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         await self._after_unfinished()
@@ -78,16 +86,20 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
         except WebSocketDisconnect as error:
             raise WebSocketDisconnected from error
 
-    def send_text_now(self, text: str) -> bool:
-        """Send a text frame from the calling task; False when it could not be sent from here.
+    def send_text_now(self, *parts: str) -> bool:
+        """Send the text `parts` make as one frame from the calling task; False when it could
+        not be sent from here.
 
         The frame is handed to the connection at once unless the socket asks the sender to
         wait; then the rest of the send goes on in a task, and every later send waits for it.
         """
         if self._unfinished is not None and not self._unfinished.done():
             return False
+        write = self._write_frame
+        if write is not None and write(_frame_of(parts)):
+            return True
         try:
-            self._unfinished = run_eagerly(self.ws.send_text(text))
+            self._unfinished = run_eagerly(self.ws.send_text("".join(parts)))
         except Exception:
             # Nothing was sent: the subscriber's task sends it and meets the same error there.
             return False
@@ -112,6 +124,23 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
         text = shared_payload(payload["data"], encode)  # type: ignore[arg-type]
         prefix = next_prefix(encode, operation_id) if text is not None else None
         return None if prefix is None or text is None else prefix + text + "}"
+
+
+_last_frame: tuple[tuple[str, ...], bytes] = ((), b"")
+
+
+def _frame_of(parts: tuple[str, ...]) -> bytes:
+    """The text frame of the text `parts` make.
+
+    Subscribers of one operation are handed the same message one after another, so the frame
+    made last is usually the one asked for next (the payload the same object, the id equal).
+    """
+    global _last_frame
+    if _last_frame[0] == parts:
+        return _last_frame[1]
+    frame = text_frame("".join(parts).encode())
+    _last_frame = (parts, frame)
+    return frame
 
 
 def run_eagerly(coroutine: Coroutine[Any, Any, T]) -> asyncio.Future[T] | None:
@@ -174,7 +203,7 @@ class NextSender:
         websocket = self._handler.websocket
         if self._prefix is None or not isinstance(websocket, WebSocketAdapter):
             return False
-        return websocket.send_text_now(self._prefix + payload + "}")
+        return websocket.send_text_now(self._prefix, payload, "}")
 
 
 _sender: ContextVar[NextSender | None] = ContextVar("graphql_transport_ws_sender", default=None)
@@ -189,9 +218,16 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         await super().run_operation(operation)
 
 
+class DirectDelivery(NamedTuple):
+    """What the hub may hand a subscriber's messages to (see `Inbox.deliver_directly`)."""
+
+    deliver: Direct
+    prepare: Prepare
+
+
 def direct_delivery(
     info: Any, keep: Callable[[dict[str, Any]], bool], convert: Callable[[dict[str, Any]], Any]
-) -> Direct | None:
+) -> DirectDelivery | None:
     """What the hub may hand this subscriber's messages to (see runtime/hub.py), or None.
 
     Only for a subscription run by `TransportWSHandler` with the shared-result executor;
@@ -217,4 +253,9 @@ def direct_delivery(
         payload = shared_payload(result.data, encode)
         return payload is not None and sender.send(payload)
 
-    return deliver
+    def prepare(data: dict[str, Any]) -> None:
+        # Executions of queued messages start now rather than each after the one before.
+        if keep(data):
+            executor.result_now(shared_root(data, convert))
+
+    return DirectDelivery(deliver, prepare)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -79,11 +79,15 @@ def shared_payload(data: Any, encode: Callable[[object], str]) -> str | None:
     return entry[1]  # type: ignore[no-any-return]
 
 
+async def _noted(made: Awaitable[Any]) -> Any:
+    # Noted before the future is done: whoever finds it done finds the payload noted too (a
+    # done callback would run only later, after those of futures that finished before it).
+    outcome = await made
+    _note_payload(outcome)
+    return outcome
+
+
 def _note_payload(outcome: Any) -> None:
-    if isinstance(outcome, asyncio.Future):
-        if outcome.cancelled() or outcome.exception() is not None:
-            return
-        outcome = outcome.result()
     # Only a clean result's payload is the data alone.
     if not isinstance(outcome, ExecutionResult) or outcome.errors or outcome.extensions:
         return
@@ -156,8 +160,7 @@ class SharedResultExecution(StrawberryGraphQLCoreExecutionContext):
             return _reuse(cached[1])
         outcome = super().execute_operation(*args, **kwargs)
         if self.is_awaitable(outcome):
-            outcome = asyncio.ensure_future(outcome)
-            outcome.add_done_callback(_note_payload)
+            outcome = asyncio.ensure_future(_noted(outcome))
         else:
             _note_payload(outcome)
         _results.remember(key, (root, outcome))

@@ -19,12 +19,13 @@ import pytest
 from graph.app import GraphQLApp
 from graph.context import Services
 from graph.fanout import next_prefix, run_eagerly
+from graph.websocket_frames import FRAMES_EXTENSION, FrameWriter, text_frame
 from models import Delivery, Event
 from runtime.auth import Role
 from runtime.dispatcher import outcome_message
 from runtime.emitter import DELIVERY_CHANNEL
 from runtime.host import STATUS_CHANNEL
-from tests.conftest import Database
+from tests.conftest import Database, QueryCounter
 
 EVENTS = (
     "subscription { pluginEvents(filter: {status: SUCCEEDED}) "
@@ -72,10 +73,15 @@ def token(services: Services) -> str:
 
 
 @asynccontextmanager
-async def connected(services: Services) -> AsyncIterator[Client]:
+async def connected(
+    services: Services, write_frame: FrameWriter | None = None
+) -> AsyncIterator[Client]:
+    """A connection; with `write_frame`, its server offers that frame writer in the scope."""
     app = GraphQLApp(services)
     client = Client()
+    extensions = {} if write_frame is None else {FRAMES_EXTENSION: {"write": write_frame}}
     scope = {
+        "extensions": extensions,
         "type": "websocket",
         "path": "/graphql",
         "raw_path": b"/graphql",
@@ -203,6 +209,88 @@ async def test_an_idle_subscriber_is_served_without_waking_its_task(
     plugins = [m["payload"]["data"]["pluginStatus"]["plugin"] for m in one.messages()[1:]]
     assert plugins == [f"p{index}" for index in range(5)]
     assert one.frames[1:] == two.frames[1:]  # the same operation id on both connections
+
+
+async def test_outcomes_queued_while_the_first_is_made_go_out_together_once_made(
+    db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime.hub import Inbox
+
+    read: list[object] = []
+    get = Inbox.get
+
+    async def counted_get(self: Inbox) -> Any:
+        message = await get(self)
+        read.append(message)
+        return message
+
+    monkeypatch.setattr(Inbox, "get", counted_get)
+    hub = services.host.hub
+    async with connected(services) as one, connected(services) as two:
+        await subscribed(one, EVENTS)
+        await subscribed(two, EVENTS)
+        messages = [await outcome(index) for index in range(5)]
+        for message in messages:
+            # As the emitter leaves them: every execution finishes in the same turn.
+            services.host.events.add(await Event.get(id=message["event"]["id"]))
+        for message in messages:
+            await hub.publish(DELIVERY_CHANNEL, message)
+        await one.wait_for(6)
+        await two.wait_for(6)
+    assert read == []  # none of them woke a subscriber's task
+    for client in (one, two):
+        events = [m["payload"]["data"]["pluginEvents"]["event"] for m in client.messages()[1:]]
+        assert [e["payload"] for e in events] == [{"n": index} for index in range(5)]
+
+
+async def test_an_outcome_s_event_payload_comes_from_the_host_s_event_cache(
+    db: Database, services: Services, sql_counter: QueryCounter
+) -> None:
+    hub = services.host.hub
+    async with connected(services) as client:
+        await subscribed(client, EVENTS)
+        cached, missed = await outcome(1), await outcome(2)
+        services.host.events.add(await Event.get(id=cached["event"]["id"]))
+        before = sql_counter.count
+        await hub.publish(DELIVERY_CHANNEL, cached)
+        await client.wait_for(2)
+        assert sql_counter.count == before
+        await hub.publish(DELIVERY_CHANNEL, missed)  # not kept: read from its row
+        await client.wait_for(3)
+    payloads = [
+        m["payload"]["data"]["pluginEvents"]["event"]["payload"] for m in client.messages()[1:]
+    ]
+    assert payloads == [{"n": 1}, {"n": 2}]
+
+
+async def test_next_messages_go_to_the_server_s_frame_writer_when_it_offers_one(
+    db: Database, services: Services
+) -> None:
+    written: list[bytes] = []
+    refuse = False
+
+    def write_frame(frame: bytes) -> bool:
+        if refuse:
+            return False
+        written.append(frame)
+        return True
+
+    hub = services.host.hub
+    async with connected(services, write_frame) as ann, connected(services, write_frame) as bob:
+        await subscribed(ann, STATUS)
+        await subscribed(bob, STATUS)
+        status = {"plugin": "p", "status": "ACTIVE", "at": "2026-01-01T00:00:00+00:00"}
+        await hub.publish(STATUS_CHANNEL, status)
+        await asyncio.sleep(0.1)
+        refuse = True  # e.g. the socket asks writers to wait: the ordinary send path
+        await hub.publish(STATUS_CHANNEL, {**status, "plugin": "q"})
+        await ann.wait_for(2)
+        await bob.wait_for(2)
+    message = {"id": "o", "type": "next", "payload": {"data": {"pluginStatus": {
+        "plugin": "p", "status": "ACTIVE"}}}}  # fmt: skip
+    assert written == [text_frame(encode(message).encode())] * 2
+    for client in (ann, bob):
+        assert client.messages()[1]["payload"]["data"]["pluginStatus"]["plugin"] == "q"
 
 
 async def test_completed_operation_gets_nothing_more(db: Database, services: Services) -> None:
