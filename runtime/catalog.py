@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from tortoise.expressions import F, Q, Subquery
 from tortoise.fields import DatetimeField, Field, FloatField, IntField
+from tortoise.filters import escape_like
 from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.queryset import QuerySet, ValuesQuery
@@ -27,6 +28,7 @@ from tortoise.queryset import QuerySet, ValuesQuery
 from models import CatalogPlugin, CatalogTag, InstalledPlugin, PluginStats, Repository
 from runtime.errors import BadUserInput, NotFound
 from runtime.pagination import SortKey, after_q, decode_cursor, encode_cursor
+from runtime.statement_cache import StatementCache
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,10 @@ RELATED_COLUMNS: dict[str, tuple[str, ...]] = {
     "repository": tuple(Repository._meta.fields_db_projection),
     "stats": ("view_count",),
 }
+
+
+# A page's SQL by shape: building it costs more than running it.
+PAGE_STATEMENTS = StatementCache()
 
 
 def search_text(name: str, display_name: str, description: str, tags: Sequence[str]) -> str:
@@ -108,6 +114,70 @@ class CatalogQuery:
             clause = Q(id__in=Subquery(installed_ids))
             query = query.filter(clause if self.installed else ~clause)
         return query
+
+    # `page_shape` and `page_parameters` follow `filtered` and `page` clause by clause: a
+    # filter added there needs its part here. The statement cache checks the parameters of
+    # each shape's first page against the built query's, and tests check every combination.
+
+    def page_shape(
+        self, after: str | None, columns: tuple[str, ...], related: tuple[str, ...]
+    ) -> Hashable:
+        """What decides the SQL text of `page`, not its bound values."""
+        return (
+            self.available is not None,
+            bool(self.category),
+            bool(self.plugin_type),
+            self.repository_id is not None,
+            bool(self.search and self.search.strip()),
+            len(set(self.tags)),
+            self.installed,
+            self.sort,
+            bool(after),
+            columns,
+            related,
+        )
+
+    def page_parameters(self, first: int, after: str | None) -> list[Any]:
+        """The values `page` binds, in its statement's order."""
+        fields = CatalogPlugin._meta.fields_map
+        values: list[Any] = []
+        if self.available is not None:
+            values.append(fields["available"].to_db_value(self.available, CatalogPlugin))
+        if self.category:
+            values.append(fields["category"].to_db_value(self.category, CatalogPlugin))
+        if self.plugin_type:
+            values.append(fields["plugin_type"].to_db_value(self.plugin_type, CatalogPlugin))
+        if self.repository_id is not None:
+            values.append(self.repository_id)
+        if self.search and self.search.strip():
+            values.append(f"%{escape_like(self.search.strip().lower())}%")
+        if self.tags:
+            wanted = sorted(set(self.tags))
+            values.extend(wanted)
+            values.append(len(wanted))
+        if after:
+            keys = self.keys
+            decoded = decode_after(CatalogPlugin, keys, after)
+            cursor = [
+                fields[key.field].to_db_value(value, CatalogPlugin)
+                for key, value in zip(keys, decoded, strict=True)
+            ]
+            for index in range(len(keys)):  # as after_q: the equal keys, then the one after
+                values.extend(cursor[: index + 1])
+        values.append(first + 1)
+        return values
+
+    async def fetch_page(
+        self, first: int, after: str | None, columns: Iterable[str], related: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The rows of `page`, from its statement built once per shape."""
+        selected, joined = tuple(columns), tuple(related)
+        return await PAGE_STATEMENTS.values(
+            CatalogPlugin,
+            self.page_shape(after, selected, joined),
+            self.page_parameters(first, after),
+            lambda: self.page(first, after, selected, joined),
+        )
 
     def cursor_of(self, row: Mapping[str, Any]) -> str:
         """The cursor of a row of `page`: its sort-key values."""
