@@ -232,7 +232,8 @@ def direct_delivery(
 
     Only for a subscription run by `TransportWSHandler` with the shared-result executor;
     `keep` filters hub messages and `convert` makes the shared root of one, as the resolver
-    does with what it reads.
+    does with what it reads. What `keep` decides may depend on the operation's arguments
+    only, as results are shared by operation.
     """
     sender = _sender.get()
     executor = subscription_executor()
@@ -253,9 +254,19 @@ def direct_delivery(
         payload = shared_payload(result.data, encode)
         return payload is not None and sender.send(payload)
 
+    key = executor.operation_key()
+
     def prepare(data: dict[str, Any]) -> None:
         # Executions of queued messages start now rather than each after the one before.
-        if keep(data):
+        global _last_prepared
+        if _last_prepared[0] is data and _last_prepared[1] == key:
+            return  # the subscriber before, of the same operation, started it
+        _last_prepared = (data, key)
+        if keep(data):  # keep depends on the operation's arguments only, so on the key
             executor.result_now(shared_root(data, convert))
 
     return DirectDelivery(deliver, prepare)
+
+
+# The hub prepares a message for all its subscribers one after another.
+_last_prepared: tuple[object, object] = (None, None)

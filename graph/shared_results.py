@@ -123,7 +123,7 @@ class SharedResultExecution(StrawberryGraphQLCoreExecutionContext):
         """
         if _shared.get(id(root)) is not root:
             return None
-        key = (id(root), self._operation_key())
+        key = (id(root), self.operation_key())
         cached = _results.get(key)
         if cached is None or cached[0] is not root:
             made = execute_subscription_event(super().build_per_event_executor(root))
@@ -145,7 +145,7 @@ class SharedResultExecution(StrawberryGraphQLCoreExecutionContext):
         # A result already made for this root needs no executor of its own (building one
         # copies this one): hand back the result.
         if payload is not None and _shared.get(id(payload)) is payload:
-            cached = _results.get((id(payload), self._operation_key()))
+            cached = _results.get((id(payload), self.operation_key()))
             if cached is not None and cached[0] is payload:
                 return _Made(cached[1], self)
         return super().build_per_event_executor(payload)
@@ -154,7 +154,7 @@ class SharedResultExecution(StrawberryGraphQLCoreExecutionContext):
         root = self.root_value
         if root is None or _shared.get(id(root)) is not root:
             return super().execute_operation(*args, **kwargs)
-        key = (id(root), self._operation_key())
+        key = (id(root), self.operation_key())
         cached = _results.get(key)
         if cached is not None and cached[0] is root:
             return _reuse(cached[1])
@@ -166,7 +166,8 @@ class SharedResultExecution(StrawberryGraphQLCoreExecutionContext):
         _results.remember(key, (root, outcome))
         return _reuse(outcome)
 
-    def _operation_key(self) -> tuple[str, str | None, str]:
+    def operation_key(self) -> tuple[str, str | None, str]:
+        """What its results are shared by: the document, the operation's name, the variables."""
         # Per-event executors are copies of the operation's: they inherit a key made once.
         key: tuple[str, str | None, str] | None = self.__dict__.get("_shared_key")
         if key is None:

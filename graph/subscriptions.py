@@ -96,13 +96,15 @@ class Subscription:
         self, info: Info, filter: PluginEventsFilter | None = None
     ) -> AsyncGenerator[DeliveryOutcome, None]:
         given = filter or PluginEventsFilter()
+        # Asked for every message and subscriber: the enum's value read once.
+        status = None if given.status is None else given.status.value
 
         def keep(data: dict[str, Any]) -> bool:
             delivery, event = data["delivery"], data["event"]
             return (
                 given.plugin in (None, delivery["plugin"])
                 and given.event_type in (None, event["type"])
-                and (given.status is None or given.status.value == delivery["status"])
+                and status in (None, delivery["status"])
             )
 
         async for message in _stream(info, DELIVERY_CHANNEL, keep, DeliveryOutcome.from_message):

@@ -243,6 +243,36 @@ async def test_outcomes_queued_while_the_first_is_made_go_out_together_once_made
         assert [e["payload"] for e in events] == [{"n": index} for index in range(5)]
 
 
+async def test_a_backlog_reaches_subscribers_of_different_operations_each_as_theirs(
+    db: Database, services: Services
+) -> None:
+    short = "subscription { pluginEvents(filter: {status: SUCCEEDED}) { plugin status } }"
+    elsewhere = 'subscription { pluginEvents(filter: {plugin: "other"}) { plugin } }'
+    hub = services.host.hub
+    async with connected(services) as one, connected(services) as two:
+        await subscribed(one, EVENTS, "full")
+        await subscribed(one, elsewhere, "none")
+        await subscribed(two, short, "short")
+        await subscribed(two, EVENTS, "full")
+        messages = [await outcome(index) for index in range(4)]
+        for message in messages:
+            services.host.events.add(await Event.get(id=message["event"]["id"]))
+        for message in messages:
+            await hub.publish(DELIVERY_CHANNEL, message)
+        await one.wait_for(5)
+        await two.wait_for(9)
+        await asyncio.sleep(0.1)
+    assert next_frames(one, "none") == []
+    for client in (one, two):
+        full = [
+            json.loads(f)["payload"]["data"]["pluginEvents"] for f in next_frames(client, "full")
+        ]
+        assert [f["event"]["payload"] for f in full] == [{"n": index} for index in range(4)]
+    assert [json.loads(f)["payload"] for f in next_frames(two, "short")] == [
+        {"data": {"pluginEvents": {"plugin": "echo", "status": "SUCCEEDED"}}}
+    ] * 4
+
+
 async def test_an_outcome_s_event_payload_comes_from_the_host_s_event_cache(
     db: Database, services: Services, sql_counter: QueryCounter
 ) -> None:
