@@ -12,13 +12,7 @@ from typing import Any
 import strawberry
 from graphql import (
     ASTValidationRule,
-    GraphQLEnumType,
     GraphQLError,
-    GraphQLField,
-    GraphQLObjectType,
-    GraphQLScalarType,
-    Undefined,
-    get_nullable_type,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import (
@@ -31,17 +25,15 @@ from strawberry.extensions import (
     query_depth_limiter,
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
-from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
-from strawberry.types.field import StrawberryField
 from strawberry.types.graphql import OperationType
 
 from graph.errors import ErrorCodes, coded
 from graph.events import EventMutation, EventQuery
 from graph.mutations import CatalogMutation
+from graph.plain_fields import PlainFieldsExecution
 from graph.queries import CatalogQuery
-from graph.shared_results import SharedResultExecution
 from graph.subscriptions import Subscription
 
 Query = merge_types("Query", (CatalogQuery, EventQuery))
@@ -117,67 +109,10 @@ class Schema(strawberry.Schema):
         )
 
 
-class Execution(SharedResultExecution):
-    """Completes a plain scalar field (no resolver, no arguments) without the per-field work
-    a resolver needs (its info object, argument coercion, awaitable checks): a page of 20
-    catalog entries is some 140 fields, most of them such attributes. Anything unusual on
-    the way (a missing attribute, a null, a value the scalar refuses) takes the general path,
-    which produces the same result or error it always did."""
-
-    def execute_field(
-        self,
-        parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: Any,
-        path: Any,
-        position_context: Any,
-    ) -> Any:
-        field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
-        plain = _plain_scalar(field_def) if field_def is not None else None
-        # Strawberry hands every operation a manager, empty unless an extension resolves.
-        manager = self.middleware_manager
-        if plain is not None and (manager is None or not manager.middlewares):
-            name, scalar = plain
-            value = getattr(source, name, _MISSING)
-            if value is not None and value is not _MISSING:
-                try:
-                    coerced = scalar.coerce_output_value(value)
-                except Exception:
-                    coerced = None
-                if coerced is not None and coerced is not Undefined:
-                    return coerced
-        return super().execute_field(
-            parent_type, source, field_details_list, path, position_context
-        )
-
-
-_MISSING = object()
-# id(field) -> (field, answer); the field is kept so that its id is never reused. Fields live
-# as long as their schema, so this holds a few hundred entries.
-_PLAIN: dict[int, tuple[GraphQLField, tuple[str, GraphQLScalarType | GraphQLEnumType] | None]] = {}
-
-
-def _plain_scalar(
-    field_def: GraphQLField,
-) -> tuple[str, GraphQLScalarType | GraphQLEnumType] | None:
-    """(attribute, leaf type) when the field only reads an attribute; None otherwise."""
-    known = _PLAIN.get(id(field_def))
-    if known is not None and known[0] is field_def:
-        return known[1]
-    plain: tuple[str, GraphQLScalarType | GraphQLEnumType] | None = None
-    definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    leaf = get_nullable_type(field_def.type)
-    if (
-        isinstance(definition, StrawberryField)
-        and definition.is_basic_field
-        and definition.default_resolver is getattr
-        and getattr(field_def.resolve, "_is_default", False)
-        and not field_def.args
-        and isinstance(leaf, GraphQLScalarType | GraphQLEnumType)
-    ):
-        plain = (definition.python_name, leaf)
-    _PLAIN[id(field_def)] = (field_def, plain)
-    return plain
+class Execution(PlainFieldsExecution):
+    """The execution context of every operation: subscribers of one operation share its
+    result per message (`shared_results`), and fields that only read an attribute complete
+    without a resolver's per-field work (`plain_fields`)."""
 
 
 def _reports(extension: SchemaExtension) -> bool:

@@ -1,5 +1,6 @@
-"""Plain scalar fields completed without a resolver's per-field work give what graphql-core
-gives: the same data, the same errors."""
+"""Plain fields (scalars, and objects and lists of objects made of plain fields) completed
+without a resolver's per-field work give what graphql-core gives: the same data, the same
+errors."""
 
 from __future__ import annotations
 
@@ -122,3 +123,153 @@ async def test_plain_fields_skip_the_general_path(monkeypatch: pytest.MonkeyPatc
     assert not result.errors
     # The root field has a resolver, `shout` too, `tags` is a list and `maybe` is null.
     assert sorted(general) == ["maybe", "shout", "tags", "thing"]
+
+
+# --- Objects and lists of objects built of plain fields ----------------------------------------
+
+
+@strawberry.type
+class Edge:
+    cursor: str
+    node: Thing
+    spare: Thing | None = None
+
+    @strawberry.field
+    def loud(self) -> str:
+        return self.cursor.upper()
+
+
+@strawberry.type
+class Page:
+    edges: list[Edge]
+    maybe_edges: list[Edge | None] | None
+    first: Edge | None
+
+
+def _page(things: list[Thing], **changes: Any) -> Page:
+    edges = [Edge(cursor=f"c{index}", node=thing) for index, thing in enumerate(things)]
+    values: dict[str, Any] = {"edges": edges, "maybe_edges": [None, *edges], "first": None}
+    values.update(changes)
+    return Page(**values)
+
+
+def _page_schemas(page: Page) -> tuple[strawberry.Schema, strawberry.Schema]:
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def page(self) -> Page:
+            return page
+
+    fast = Schema(query=Query, execution_context_class=Execution)
+    general = Schema(query=Query)
+    fast.debug = general.debug = True
+    return fast, general
+
+
+PAGE = """query($with: Boolean!) {
+  page {
+    __typename
+    edges { cursor n: node { ...F tags maybe } again: node { name } spare { name } }
+    maybeEdges { cursor node @include(if: $with) { colour at data } }
+    first { cursor }
+  }
+}
+fragment F on Thing { id name count ratio on __typename }"""
+
+
+async def _both_pages(page: Page, query: str = PAGE) -> tuple[Any, Any]:
+    fast, general = _page_schemas(page)
+    outcomes = []
+    for schema in (fast, general):
+        for flag in (True, False):
+            result = await schema.execute(query, variable_values={"with": flag})
+            outcomes.append((result.data, [e.formatted for e in result.errors or []]))
+    return outcomes[:2], outcomes[2:]
+
+
+async def test_plain_objects_and_lists_give_what_the_general_path_gives() -> None:
+    fast, general = await _both_pages(_page([_thing(), _thing(name="eight", tags=[])]))
+    assert fast == general
+    data, errors = fast[0]
+    assert not errors
+    assert data["page"]["edges"][1]["n"]["name"] == "eight"
+    assert data["page"]["edges"][0]["n"]["__typename"] == "Thing"
+    assert data["page"]["maybeEdges"][0] is None
+    assert "node" not in fast[1][0]["page"]["maybeEdges"][1]
+
+
+@pytest.mark.parametrize(
+    ("things", "changes"),
+    [
+        ([_thing(name=None)], {}),
+        ([_thing(count="many")], {}),
+        ([_thing(colour="green")], {}),
+        ([_thing(tags=["x", None])], {}),
+        ([_thing()], {"edges": [None]}),
+        ([_thing()], {"edges": "not a list"}),
+        ([_thing()], {"maybe_edges": [Edge(cursor="c", node=None)]}),  # type: ignore[arg-type]
+    ],
+    ids=[
+        "null-name",
+        "not-an-int",
+        "not-an-enum",
+        "null-in-a-list-of-non-null",
+        "null-edge",
+        "not-a-list",
+        "null-node-under-a-nullable-list",
+    ],
+)
+async def test_a_bad_value_deep_in_a_plain_object_gives_the_general_path_error(
+    things: list[Thing], changes: dict[str, Any]
+) -> None:
+    fast, general = await _both_pages(_page(things, **changes))
+    assert fast == general
+    assert fast[0][1], "the value must be refused"
+
+
+async def test_a_missing_attribute_deep_in_a_plain_object_gives_the_general_path_error() -> None:
+    thing = _thing()
+    del thing.count
+    fast, general = await _both_pages(_page([thing]))
+    assert fast == general
+    assert fast[0][1]
+
+
+async def test_an_attribute_that_raises_gives_the_general_path_error() -> None:
+    class Touchy(Edge):
+        @property  # type: ignore[misc]
+        def cursor(self) -> str:
+            raise RuntimeError("no cursor today")
+
+    edge = Touchy.__new__(Touchy)
+    edge.node = _thing()
+    edge.spare = None
+    fast, general = await _both_pages(_page([], edges=[edge]))
+    assert fast == general
+    assert "no cursor today" in str(fast[0][1])
+
+
+async def test_a_resolver_below_sends_the_object_down_the_general_path() -> None:
+    query = "{ page { edges { loud node { name shout } } } }"
+    fast, general = await _both_pages(_page([_thing(), _thing()]), query)
+    assert fast == general
+    assert fast[0][0]["page"]["edges"][0]["node"]["shout"] == "SEVEN!"
+
+
+async def test_plain_objects_skip_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphql.execution.executor import Executor
+
+    general: list[str] = []
+    original = Executor.execute_field
+
+    def spy(self: Executor, parent_type: Any, source: Any, fields: Any, *rest: Any) -> Any:
+        general.append(fields[0].node.name.value)
+        return original(self, parent_type, source, fields, *rest)
+
+    monkeypatch.setattr(Executor, "execute_field", spy)
+    fast, _ = _page_schemas(_page([_thing() for _ in range(5)]))
+    result = await fast.execute(PAGE, variable_values={"with": True})
+    assert not result.errors
+    # The root field has a resolver, `__typename` is graphql-core's and `first` is null; the
+    # edges, their nodes and everything in them complete in one pass.
+    assert sorted(general) == ["__typename", "first", "page"]
