@@ -407,3 +407,44 @@ async def test_end_cursors_walk_the_pages_when_edges_show_no_cursor(
             break
         after = page["pageInfo"]["endCursor"]
     assert sorted(seen) == [f"plugin-{index}" for index in range(5)]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"id": 7},
+        {"id": 7, "name": "x", "avg_rating": 4.5, "rating_count": 2, "version": "1.0.0"},
+        {"id": 7, "tags": ["a", "b"], "manifest": {"name": "x"}, "available": False},
+        {"id": 7, "repository_id": 3, "stats__view_count": None},
+        {"id": 7, "stats__view_count": 12, "created_at": datetime(2026, 1, 1, tzinfo=UTC)},
+    ],
+)
+def test_an_entry_from_a_page_row_is_the_one_its_constructor_builds(row: dict[str, Any]) -> None:
+    from graph.types.catalog import CatalogPlugin as Entry
+
+    built = Entry(
+        plugin_id=row["id"],
+        repository_id=row.get("repository_id"),  # type: ignore[arg-type]
+        joined_repository=None,
+        joined_view_count=(row["stats__view_count"] or 0) if "stats__view_count" in row else None,
+        id=str(row["id"]),  # type: ignore[arg-type]
+        name=row.get("name"),  # type: ignore[arg-type]
+        version=row.get("version"),  # type: ignore[arg-type]
+        display_name=None,
+        description=None,
+        category=None,
+        plugin_type=None,
+        icon_url=None,
+        tags=list(row.get("tags") or []),
+        manifest=row.get("manifest"),
+        install_count=None,  # type: ignore[arg-type]
+        avg_rating=row.get("avg_rating"),  # type: ignore[arg-type]
+        rating_count=row.get("rating_count"),  # type: ignore[arg-type]
+        available=row.get("available"),  # type: ignore[arg-type]
+        created_at=row.get("created_at"),  # type: ignore[arg-type]
+        updated_at=None,  # type: ignore[arg-type]
+    )
+    entry = Entry.from_page_row(row)
+    assert entry == built
+    assert vars(entry) == vars(built)
+    assert entry.tags is not row.get("tags")  # a copy: the row's list is never shared
