@@ -12,6 +12,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph.context import Info
+from graph.leaf_inputs import leaf_input
 from graph.types.common import PageInfo, field
 from graph.types.rating import PluginRating, PluginRatingConnection, PluginRatingEdge
 from graph.types.repository import Repository
@@ -36,6 +37,7 @@ class CatalogSort(Enum):
     NAME = "name"
 
 
+@leaf_input
 @strawberry.input
 class CatalogFilter:
     """Every field narrows the list; `tags` keeps entries carrying all of the given tags."""
