@@ -126,20 +126,21 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
         return None if prefix is None or text is None else prefix + text + "}"
 
 
-_last_frame: tuple[tuple[str, ...], bytes] = ((), b"")
+# Frames of the messages being fanned out now. A backlog goes to one subscriber after another,
+# each getting every queued message; subscribers of an operation with the same id (clients
+# often number theirs from 1) get the same frames.
+_frames: dict[tuple[str, ...], bytes] = {}
+FRAMES_KEPT = 512
 
 
 def _frame_of(parts: tuple[str, ...]) -> bytes:
-    """The text frame of the text `parts` make.
-
-    Subscribers of one operation are handed the same message one after another, so the frame
-    made last is usually the one asked for next (the payload the same object, the id equal).
-    """
-    global _last_frame
-    if _last_frame[0] == parts:
-        return _last_frame[1]
-    frame = text_frame("".join(parts).encode())
-    _last_frame = (parts, frame)
+    """The text frame of the text `parts` make."""
+    frame = _frames.get(parts)
+    if frame is None:
+        frame = text_frame("".join(parts).encode())
+        if len(_frames) >= FRAMES_KEPT:
+            _frames.clear()  # what is fanned out now is made again once, not kept forever
+        _frames[parts] = frame
     return frame
 
 
