@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import strawberry
 from strawberry.types.nodes import SelectedField, Selection
@@ -54,16 +55,37 @@ def _catalog_query(filter: CatalogFilter | None, sort: CatalogSort) -> catalog.C
 RELATION_OF_FIELD = {"repository": "repository", "viewCount": "stats"}
 
 
-def _page_selection(info: Info) -> tuple[set[str], set[str]]:
-    """The fields a page selects on its edges and on their nodes: edges { cursor node { … } }."""
+Names = frozenset[str]
+
+
+def _page_selection(info: Info) -> tuple[Names, Names, Names]:
+    """The fields a page selects on itself, on its edges and on their nodes:
+    pageInfo edges { cursor node { … } }."""
+    # Names only, from the document alone: the same for every request of the same text,
+    # whose parsed operation the parser cache hands back. The operation is kept with its
+    # entry so that its id is not reused while remembered.
+    key = (id(info.operation), tuple(info.path.as_list()))
+    known = _SELECTIONS.get(key)
+    if known is not None and known[0] is info.operation:
+        return known[1]
+    page_fields: set[str] = set()
     edge_fields: set[str] = set()
     node_fields: set[str] = set()
     catalog = [selection for field in info.selected_fields for selection in field.selections]
+    page_fields |= _names(catalog)
     for edges in _children(catalog, "edges"):
         edge_fields |= _names(edges.selections)
         for node in _children(edges.selections, "node"):
             node_fields |= _names(node.selections)
-    return edge_fields, node_fields
+    selection = (frozenset(page_fields), frozenset(edge_fields), frozenset(node_fields))
+    _SELECTIONS[key] = (info.operation, selection)
+    if len(_SELECTIONS) > MAX_SELECTIONS:
+        _SELECTIONS.pop(next(iter(_SELECTIONS)))
+    return selection
+
+
+MAX_SELECTIONS = 512
+_SELECTIONS: dict[tuple[int, tuple[str | int, ...]], tuple[Any, tuple[Names, Names, Names]]] = {}
 
 
 def _children(selections: Sequence[Selection], name: str) -> list[SelectedField]:
@@ -100,7 +122,7 @@ class CatalogQuery:
     ) -> CatalogPluginConnection:
         query = _catalog_query(filter, sort)
         size = page_size(first)
-        edge_fields, node_fields = _page_selection(info)
+        page_fields, edge_fields, node_fields = _page_selection(info)
         columns = {column for name in node_fields for column in COLUMNS_OF_FIELD.get(name, ())}
         related = sorted({RELATION_OF_FIELD[n] for n in node_fields if n in RELATION_OF_FIELD})
         rows = await query.fetch_page(size, after, ["id", *sorted(columns)], related)
@@ -120,7 +142,10 @@ class CatalogQuery:
             edges=edges,
             page_info=PageInfo(
                 has_next_page=len(rows) > size,
-                end_cursor=query.cursor_of(page[-1]) if page else None,
+                # Like an edge's cursor, encoded only when it can be read.
+                end_cursor=query.cursor_of(page[-1])
+                if page and "pageInfo" in page_fields
+                else None,
             ),
         )
 

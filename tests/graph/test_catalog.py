@@ -448,3 +448,29 @@ def test_an_entry_from_a_page_row_is_the_one_its_constructor_builds(row: dict[st
     assert entry == built
     assert vars(entry) == vars(built)
     assert entry.tags is not row.get("tags")  # a copy: the row's list is never shared
+
+
+async def test_a_documents_page_selection_is_its_own(gql: Execute, catalog: None) -> None:
+    """The selection a page reads is remembered per parsed document and field: the same text
+    again, another alias of the field, another document, each reads what it selects."""
+    both = """query($sort: CatalogSort) {
+      a: catalog(sort: $sort, first: 1) { edges { node { name } } }
+      b: catalog(sort: $sort, first: 1) {
+        ...P edges { node { installCount repository { name } } } } }
+    fragment P on CatalogPluginConnection { pageInfo { endCursor } }"""
+    for sort in ("POPULAR", "POPULAR", "NAME"):
+        data = (await gql(both, {"sort": sort}, role=Role.USER)).ok()
+        top = "streamspace-slack" if sort == "POPULAR" else "streamspace-datadog"
+        assert data["a"] == {"edges": [{"node": {"name": top}}]}
+        (edge,) = data["b"]["edges"]
+        assert edge["node"]["repository"] == {"name": "builtin"}
+        assert isinstance(edge["node"]["installCount"], int)
+        assert data["b"]["pageInfo"]["endCursor"]  # selected through a fragment
+        alone = (await gql("{ catalog { edges { node { displayName } } } }", role=Role.USER)).ok()
+        assert all(edge["node"]["displayName"] for edge in alone["catalog"]["edges"])
+
+
+async def test_the_end_cursor_is_the_last_edges_cursor(gql: Execute, catalog: None) -> None:
+    query = "{ catalog(first: 2) { pageInfo { endCursor } edges { cursor } } }"
+    page = (await gql(query, role=Role.USER)).ok()["catalog"]
+    assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
