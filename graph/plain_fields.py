@@ -46,9 +46,9 @@ class Plain:
     object_type: GraphQLObjectType | None
 
 
-# One entry of an object's plan: response name, how it completes (None: `__typename`), and the
-# field details its own selection is collected from.
-Step = tuple[str, Plain | None, Any]
+# One entry of an object's plan: response name, how it completes (None: `__typename`), and,
+# for an object, its own plan.
+Step = tuple[str, "Plain | None", "list[Step] | None"]
 
 _MISSING = object()
 # A value that does not complete in one pass; the field takes the general path.
@@ -122,18 +122,23 @@ class PlainFieldsExecution(SharedResultExecution):
             # A null here, and a list of leaves, are left to the general path: neither costs
             # more there than here.
             if value is not None and value is not _MISSING and not (plain.many and plain.leaf):
-                completed = self._complete(plain, value, field_details_list)
-                if completed is not _GENERAL:
-                    return completed
+                plan = None
+                if plain.object_type is not None:
+                    plan = self._plan(plain.object_type, field_details_list)
+                if plain.leaf is not None or plan is not None:
+                    completed = self._complete(plain, value, plan)
+                    if completed is not _GENERAL:
+                        return completed
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
 
-    def _complete(self, plain: Plain, value: Any, field_details_list: Any) -> Any:
+    def _complete(self, plain: Plain, value: Any, plan: list[Step] | None) -> Any:
+        """The value completed; `plan` is what an object's selection reads (None: a leaf)."""
         if value is None:
             return _GENERAL if plain.non_null else None
         if not plain.many:
-            return self._complete_one(plain, value, field_details_list)
+            return self._complete_one(plain, value, plan)
         if not isinstance(value, list | tuple):
             return _GENERAL
         items: list[Any] = []
@@ -143,28 +148,24 @@ class PlainFieldsExecution(SharedResultExecution):
                     return _GENERAL
                 items.append(None)
                 continue
-            completed = self._complete_one(plain, item, field_details_list)
+            completed = self._complete_one(plain, item, plan)
             if completed is _GENERAL:
                 return _GENERAL
             items.append(completed)
         return items
 
-    def _complete_one(self, plain: Plain, value: Any, field_details_list: Any) -> Any:
-        if plain.leaf is not None:
+    def _complete_one(self, plain: Plain, value: Any, plan: list[Step] | None) -> Any:
+        if plan is None:
+            assert plain.leaf is not None  # an object's plan is made before its value is read
             try:
                 coerced = plain.leaf.coerce_output_value(value)
             except Exception:
                 return _GENERAL
             return _GENERAL if coerced is None or coerced is Undefined else coerced
-        object_type = plain.object_type
-        assert object_type is not None  # a plain field is a leaf or an object
-        plan = self._plan(object_type, field_details_list)
-        if plan is None:
-            return _GENERAL
         result: dict[str, Any] = {}
-        for name, step, details in plan:
+        for name, step, below in plan:
             if step is None:
-                result[name] = object_type.name
+                result[name] = plain.object_type.name if plain.object_type else None
                 continue
             try:
                 attribute = getattr(value, step.attribute, _MISSING)
@@ -172,7 +173,7 @@ class PlainFieldsExecution(SharedResultExecution):
                 return _GENERAL
             if attribute is _MISSING:
                 return _GENERAL
-            completed = self._complete(step, attribute, details)
+            completed = self._complete(step, attribute, below)
             if completed is _GENERAL:
                 return _GENERAL
             result[name] = completed
@@ -197,15 +198,16 @@ class PlainFieldsExecution(SharedResultExecution):
         for name, details in grouped.items():
             field_name = details[0].node.name.value
             if field_name == "__typename":
-                steps.append((name, None, details))
+                steps.append((name, None, None))
                 continue
             field_def = self.schema.get_field(object_type, field_name)
             step = plain_field(field_def) if field_def is not None else None
-            if (
-                step is None
-                or any(detail.defer_usage is not None for detail in details)
-                or (step.object_type is not None and self._plan(step.object_type, details) is None)
-            ):
+            if step is None or any(detail.defer_usage is not None for detail in details):
                 return None
-            steps.append((name, step, details))
+            below = None
+            if step.object_type is not None:
+                below = self._plan(step.object_type, details)
+                if below is None:
+                    return None
+            steps.append((name, step, below))
         return steps
