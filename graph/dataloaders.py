@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import cached_property
 
 from strawberry.dataloader import DataLoader
 
@@ -65,22 +65,41 @@ def _ratings_of(subject: str | None) -> DataLoader[int, PluginRating | None]:
     return DataLoader(load_fn=load)
 
 
-@dataclass
 class Loaders:
-    repository: DataLoader[int, Repository | None]
-    catalog_plugin: DataLoader[int, CatalogPlugin | None]
-    versions: DataLoader[int, list[PluginVersion]]
-    installed_by_catalog_id: DataLoader[int, InstalledPlugin | None]
-    stats: DataLoader[int, PluginStats | None]
-    my_rating: DataLoader[int, PluginRating | None]
+    """One request's DataLoaders, each made when first used: most requests use none of them.
+
+    Example:
+        loaders = Loaders.for_subject("ann")
+        repository = await loaders.repository.load(3)   # batched with the other loads
+    """
+
+    def __init__(self, subject: str | None) -> None:
+        self.subject = subject
 
     @classmethod
     def for_subject(cls, subject: str | None) -> Loaders:
-        return cls(
-            repository=DataLoader(load_fn=_repositories),
-            catalog_plugin=DataLoader(load_fn=_catalog_plugins),
-            versions=DataLoader(load_fn=_versions),
-            installed_by_catalog_id=DataLoader(load_fn=_installed),
-            stats=DataLoader(load_fn=_stats),
-            my_rating=_ratings_of(subject),
-        )
+        return cls(subject)
+
+    @cached_property
+    def repository(self) -> DataLoader[int, Repository | None]:
+        return DataLoader(load_fn=_repositories)
+
+    @cached_property
+    def catalog_plugin(self) -> DataLoader[int, CatalogPlugin | None]:
+        return DataLoader(load_fn=_catalog_plugins)
+
+    @cached_property
+    def versions(self) -> DataLoader[int, list[PluginVersion]]:
+        return DataLoader(load_fn=_versions)
+
+    @cached_property
+    def installed_by_catalog_id(self) -> DataLoader[int, InstalledPlugin | None]:
+        return DataLoader(load_fn=_installed)
+
+    @cached_property
+    def stats(self) -> DataLoader[int, PluginStats | None]:
+        return DataLoader(load_fn=_stats)
+
+    @cached_property
+    def my_rating(self) -> DataLoader[int, PluginRating | None]:
+        return _ratings_of(self.subject)
