@@ -53,3 +53,16 @@ async def test_a_delivery_another_process_took_over_is_not_handed_back(db: Datab
     assert (await Delivery.get(id=ours.id)).status == "RETRYING"
     taken_over = await Delivery.get(id=theirs.id)
     assert (taken_over.status, taken_over.attempts) == ("RUNNING", 2)
+
+
+async def test_a_claim_gives_the_times_the_models_give(db: Database) -> None:
+    now = datetime.now(UTC)
+    event = await Event.create(type="session.created", payload={}, occurred_at=now)
+    row = await Delivery.create(
+        event_id=event.id, plugin="times", hook="h", next_attempt_at=now - timedelta(seconds=3)
+    )
+    (taken,) = await claim("times", 1, lease=60)
+    stored = await Delivery.get(id=row.id)
+    assert (taken.created_at, taken.next_attempt_at) == (stored.created_at, stored.next_attempt_at)
+    for moment in (taken.created_at, taken.next_attempt_at):
+        assert moment is not None and moment.utcoffset() == timedelta(0)
