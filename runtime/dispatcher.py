@@ -52,8 +52,6 @@ PREFETCH_SECONDS = 1.0
 MAX_CLAIM = 500
 # Time a delivery's lease must still have, beyond the hook's timeout, for its hook to start.
 LEASE_MARGIN_SECONDS = 5.0
-# Outcomes published at once: each is a round trip to the broadcast server (Redis).
-PUBLISH_AT_ONCE = 16
 # Outcomes run but not yet recorded past which a worker's runners wait for the recording.
 MAX_UNRECORDED = MAX_CLAIM
 
@@ -125,7 +123,8 @@ class HookPace:
         return max(1, min(most, int(window / max(self.seconds, 1e-6))))
 
 
-Publisher = Callable[[dict[str, Any]], Awaitable[None]]
+# Publishes outcome messages, several at once (`Hub.publish_many`).
+Publisher = Callable[[list[dict[str, Any]]], Awaitable[None]]
 HookCaller = Callable[[str, Mapping[str, Any], SdkEvent], Awaitable[Any]]
 
 
@@ -478,9 +477,8 @@ class PluginWorker:
                     for (delivery, event), ok in zip(reports, written, strict=True)
                     if ok
                 ]
-                for start in range(0, len(messages), PUBLISH_AT_ONCE):
-                    chunk = messages[start : start + PUBLISH_AT_ONCE]
-                    await asyncio.gather(*(self._publish(message) for message in chunk))
+                if messages:
+                    await self._publish(messages)
             except Exception:
                 # Unwritten outcomes are not lost work: their leases run out and they run again.
                 log.exception("recording outcomes failed", extra={"plugin": self.plugin})

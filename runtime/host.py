@@ -345,7 +345,7 @@ class PluginHost:
         worker = PluginWorker(
             spec.name,
             self._hook_caller(instance, context, list(spec.manifest.permissions)),
-            self._publish_outcome,
+            self._publish_outcomes,
             lambda change: self._breaker_changed(spec.name, change),
             policy=RetryPolicy(self.settings.max_attempts, self.settings.backoff_base),
             timeout=float(
@@ -450,12 +450,13 @@ class PluginHost:
             "plugins": plugins,
         }
 
-    async def _publish_outcome(self, message: dict[str, Any]) -> None:
-        delivery = message["delivery"]
-        self.metrics.delivery_finished(
-            delivery["plugin"], delivery["status"], (delivery.get("durationMs") or 0) / 1000
-        )
-        await self.hub.publish(DELIVERY_CHANNEL, message)
+    async def _publish_outcomes(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            delivery = message["delivery"]
+            self.metrics.delivery_finished(
+                delivery["plugin"], delivery["status"], (delivery.get("durationMs") or 0) / 1000
+            )
+        await self.hub.publish_many(DELIVERY_CHANNEL, messages)
 
     async def _publish_log(self, entry: dict[str, Any]) -> None:
         await self.hub.publish(LOG_CHANNEL, entry)

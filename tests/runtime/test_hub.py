@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from runtime.hub import Hub, Inbox, Message
+from broadcaster import Broadcast
+
+from runtime.hub import PUBLISH_AT_ONCE, Hub, Inbox, Message
 
 
 async def test_every_subscriber_of_a_channel_receives_each_message() -> None:
@@ -176,3 +178,42 @@ async def test_a_prepare_that_raises_changes_nothing_for_the_message() -> None:
     await asyncio.sleep(0)
     assert taken == [1, 2] and not reader.done()
     reader.cancel()
+
+
+class RoundTrips:
+    """A broadcast backend of a server elsewhere: each publish waits for its answer."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.most = 0
+        self.published: list[str] = []
+
+    async def connect(self) -> None:
+        return None
+
+    async def disconnect(self) -> None:
+        return None
+
+    async def publish(self, channel: str, message: str) -> None:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        self.published.append(message)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+
+
+async def test_through_a_broadcast_server_several_publishes_are_in_flight_at_once() -> None:
+    backend = RoundTrips()
+    hub = Hub(broadcast=Broadcast(backend=backend))  # type: ignore[arg-type]
+    assert hub.shared
+    await hub.publish_many("c", [{"n": n} for n in range(40)])
+    assert backend.most == PUBLISH_AT_ONCE
+    assert backend.published == [f'{{"n":{n}}}' for n in range(40)]
+
+
+async def test_in_process_several_publishes_go_in_turn() -> None:
+    async with Hub("memory://") as hub, hub.subscribe("c") as inbox:
+        tasks = len(asyncio.all_tasks())
+        await hub.publish_many("c", [{"n": n} for n in range(5)])
+        assert len(asyncio.all_tasks()) == tasks  # no task per message
+        assert [await inbox.get() for _ in range(5)] == [Message({"n": n}) for n in range(5)]
