@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types.arguments import InputContext
 from strawberry.types.base import (
     StrawberryList,
@@ -34,8 +36,9 @@ from strawberry.types.unset import UNSET
 
 T = TypeVar("T", bound=type)
 
-# Python types whose GraphQL values graphql-core hands over as they are to be stored.
-LEAVES: tuple[object, ...] = (str, int, float, bool, strawberry.ID)
+# Python types whose GraphQL values graphql-core hands over as they are to be stored (the
+# scalars' parsing done: a DateTime is a datetime, a JSON value what the JSON held).
+LEAVES: tuple[object, ...] = (str, int, float, bool, strawberry.ID, datetime, JSON)
 
 # (GraphQL name, Python name, whether the value is a list to copy)
 Row = tuple[str, str, bool]

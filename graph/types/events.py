@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph.context import Info
+from graph.leaf_inputs import leaf_input
 from graph.types.common import PageInfo, field
 from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
@@ -266,6 +267,7 @@ class EmitEventResult:
     deliveries: list[Delivery]
 
 
+@leaf_input
 @strawberry.input
 class EmitEventInput:
     type: str

@@ -1,13 +1,16 @@
 """Inputs of scalars built in one step are the inputs Strawberry's own conversion builds."""
 
+from datetime import datetime
 from typing import Any
 
 import pytest
 import strawberry
+from strawberry.scalars import JSON
 
 from graph.leaf_inputs import leaf_input
 from graph.schema import Schema
 from graph.types.catalog import CatalogFilter
+from graph.types.events import EmitEventInput
 
 
 def _filter_type(one_step: bool) -> type:
@@ -21,6 +24,8 @@ def _filter_type(one_step: bool) -> type:
         count: int
         ratio: float = 0.5
         available: bool | None = strawberry.field(default=True, description="offered now")
+        at: datetime | None = None
+        data: JSON | None = None
 
     return leaf_input(Filter) if one_step else Filter
 
@@ -51,6 +56,14 @@ DOCUMENTS = [
         {"f": {"count": 5, "tags": ["v"], "repositoryId": "9"}, "o": None},
     ),
     ("query($f: Filter!) { echo(filter: $f) }", {"f": {"count": 6, "available": False}}),
+    (
+        '{ echo(filter: {count: 7, at: "2026-11-25T10:00:00+00:00", data: {a: [1, "b"]}}) }',
+        None,
+    ),
+    (
+        "query($f: Filter!) { echo(filter: $f) }",
+        {"f": {"count": 8, "at": "2026-11-25T10:00:00Z", "data": {"nested": {"x": None}}}},
+    ),
 ]
 
 
@@ -100,6 +113,6 @@ def test_only_inputs_of_scalars_are_built_in_one_step() -> None:
             leaf_input(cls)
 
 
-def test_the_catalog_filter_is_built_in_one_step() -> None:
-    definition = CatalogFilter.__strawberry_definition__  # type: ignore[attr-defined]
-    assert definition.from_input is not None
+def test_the_catalog_filter_and_the_emit_input_are_built_in_one_step() -> None:
+    for cls in (CatalogFilter, EmitEventInput):
+        assert cls.__strawberry_definition__.from_input is not None  # type: ignore[attr-defined]
