@@ -219,6 +219,7 @@ class PluginWorker:
         self._reports: list[Work] = []
         self._reporter: asyncio.Task[None] | None = None
         self._reserved = 0
+        self._claiming = False
         # Whether due deliveries may wait in the table: new ones then wait their turn behind
         # them instead of being taken as they are written. `_wakes` counts the notices of new
         # rows, so a claim that ran meanwhile does not clear it.
@@ -298,6 +299,7 @@ class PluginWorker:
         allowance = self.breaker.allowance(room)
         wakes = self._wakes
         claiming = asyncio.ensure_future(self._claim_with_events(allowance))
+        claiming.add_done_callback(self._claim_done)
         try:
             claimed = await asyncio.shield(claiming)
         except asyncio.CancelledError:
@@ -314,9 +316,13 @@ class PluginWorker:
             self._backlog = False
         self._queue.extend(claimed)
 
+    def _claim_done(self, _: asyncio.Future[list[Work]]) -> None:
+        self._claiming = False
+
     async def _claim_with_events(self, limit: int) -> list[Work]:
         """Claim due deliveries with their events; a failed read gives the claims back, and
         a delivery whose event is gone meanwhile (retention) is given back to go with it."""
+        self._claiming = True
         deliveries = await claim(self.plugin, limit, self.lease)
         if not deliveries:
             return []
@@ -403,8 +409,11 @@ class PluginWorker:
                 log.exception("running a delivery failed", extra={"plugin": self.plugin})
             finally:
                 self._busy -= 1
-            if self._wants_more():
+            if self._backlog and not self._claiming and self._wants_more():
                 self._wake.set()
+                # Hooks that never wait never let the claim start: without these turns it
+                # would start only once the queue ran dry, and the hooks would wait for it.
+                await asyncio.sleep(0)
 
     def _stale(self) -> list[Claimed]:
         """Queued deliveries whose leases would run out during a run (the oldest first)."""

@@ -243,3 +243,31 @@ async def test_runners_wait_for_outcomes_to_be_recorded_past_a_limit(
     await until(lambda: _count_status("SUCCEEDED", 10))
     await worker.stop()
     assert calls == 10
+
+
+async def test_hooks_that_never_wait_still_let_the_next_claim_start_before_the_queue_is_empty(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await due(300)
+    queued_at_claim: list[int] = []
+    real_claim = dispatcher.claim
+    worker: PluginWorker
+
+    async def watched_claim(plugin: str, limit: int, lease: float) -> Any:
+        queued_at_claim.append(len(worker._queue))
+        return await real_claim(plugin, limit, lease)
+
+    def instant(*_: Any) -> Any:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future  # awaited, it never suspends
+
+    monkeypatch.setattr(dispatcher, "claim", watched_claim)
+    monkeypatch.setattr(dispatcher, "MAX_CLAIM", 100)
+    pace = HookPace()
+    pace.record(0.0001)
+    worker = worker_for(instant, concurrency=1, pace=pace)
+    worker.start()
+    await until(lambda: _count_status("SUCCEEDED", 300))
+    await worker.stop()
+    assert any(queued > 0 for queued in queued_at_claim), queued_at_claim
