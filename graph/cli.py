@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import shlex
 import signal
@@ -55,6 +56,8 @@ the secret `serve` uses with the same data directory. Send it as
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STARTUP_FAILURE = 3
 GRACEFUL_SHUTDOWN_SECONDS = 30
+# Allocations between young-generation collections (Python's default: 700).
+GC_YOUNG_THRESHOLD = 20_000
 
 FIRST_ADMIN_TTL = timedelta(hours=24)
 
@@ -237,6 +240,17 @@ def _exit_after_shutdown(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def tune_collector() -> None:
+    """Collect garbage as a server making many short-lived objects per request should.
+
+    At the default young-generation threshold (700 allocations) a catalog page is collected
+    several times over, about 3% of its time; and what start-up made (modules, schema) lives
+    as long as the process, so it is frozen out of the collector's full passes.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -291,6 +305,7 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     server = uvicorn.Server(config)
+    tune_collector()
     previous = signal.signal(signal.SIGTERM, _exit_after_shutdown)
     try:
         server.run()
