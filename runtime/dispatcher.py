@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +36,6 @@ import orjson
 from runtime.claims import Claimed, claim, hand_back
 from runtime.event_cache import CachedEvent, EventCache
 from runtime.messages import delivery_message
-from runtime.messages import outcome_message as outcome_message
 from runtime.outcomes import OutcomeWriter
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import PermanentFailure, RetryLater, Skip
@@ -151,22 +151,23 @@ class Reservation:
 
     Example:
         reservation = worker.reserve(40)       # None: no room, or older deliveries wait
-        ... write reservation.count rows RUNNING, attempt 1, leased for reservation.lease s ...
-        await reservation.fill(works)          # once committed; or reservation.cancel()
+        ... write reservation.count rows RUNNING, attempt 1, until reservation.lease_expires_at
+        reservation.fill(works)                # once committed; or reservation.cancel()
     """
 
     def __init__(self, worker: PluginWorker, count: int) -> None:
         self._worker = worker
         self.count = count
-        self.lease = worker.lease
-        # On the monotonic clock, taken before the rows are written: never later than theirs.
-        self.lease_until = time.monotonic() + self.lease
+        # The worker's clock first, the rows' second: the worker never counts on more lease
+        # than the rows hold.
+        self.lease_until = time.monotonic() + worker.lease
+        self.lease_expires_at = datetime.now(UTC) + timedelta(seconds=worker.lease)
         self._open = True
 
-    async def fill(self, works: list[Work]) -> None:
+    def fill(self, works: list[Work]) -> None:
         """Queue the committed deliveries (at most `count`) to run."""
         if self._close():
-            await self._worker._take(works)
+            self._worker._take(works)
 
     def cancel(self) -> None:
         """The rows were not written: give the room back."""
@@ -220,6 +221,10 @@ class PluginWorker:
         self._reporter: asyncio.Task[None] | None = None
         self._reserved = 0
         self._claiming = False
+        self._background: set[asyncio.Task[None]] = set()
+        # When retries written fall due (loop time, earliest first), and the timer for it.
+        self._retries_due: list[float] = []
+        self._retry_timer: asyncio.TimerHandle | None = None
         # Whether due deliveries may wait in the table: new ones then wait their turn behind
         # them instead of being taken as they are written. `_wakes` counts the notices of new
         # rows, so a claim that ran meanwhile does not clear it.
@@ -267,6 +272,9 @@ class PluginWorker:
                 )
         if self._reporter is not None:
             await asyncio.gather(self._reporter, return_exceptions=True)
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -346,17 +354,25 @@ class PluginWorker:
             return None
         room = self._depth() - len(self._queue) - self._busy - self._reserved
         count = min(wanted, room)
+        if count < wanted:
+            # The rest are written due: the deliveries after them wait behind them.
+            self._backlog = True
         if count <= 0:
             return None
         self._reserved += count
         return Reservation(self, count)
 
-    async def _take(self, works: list[Work]) -> None:
-        if self._stopping:
-            await self._give_back([delivery for delivery, _ in works])
+    def _take(self, works: list[Work]) -> None:
+        if self._stopping or self.breaker.open:
+            self._later(self._give_back([delivery for delivery, _ in works]))
             return
         self._queue.extend(works)
         self._start_runners()
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=f"give-back:{self.plugin}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _take_queue(self) -> list[Claimed]:
         taken = [delivery for delivery, _ in self._queue]
@@ -366,6 +382,7 @@ class PluginWorker:
     async def _give_back(self, deliveries: list[Claimed]) -> None:
         if not deliveries:
             return
+        self._backlog = True  # due again in the table, ahead of what comes next
         try:
             await hand_back(deliveries)
         except Exception:
@@ -481,6 +498,11 @@ class PluginWorker:
             reports, self._reports = self._reports, []
             try:
                 written = await self._outcomes.write_many([d for d, _ in reports])
+                self._wake_when_due(
+                    delivery
+                    for (delivery, _), ok in zip(reports, written, strict=True)
+                    if ok and delivery.status == "RETRYING"
+                )
                 messages = [
                     {"delivery": delivery_message(delivery), "event": event.message}
                     for (delivery, event), ok in zip(reports, written, strict=True)
@@ -491,6 +513,32 @@ class PluginWorker:
             except Exception:
                 # Unwritten outcomes are not lost work: their leases run out and they run again.
                 log.exception("recording outcomes failed", extra={"plugin": self.plugin})
+
+    def _wake_when_due(self, retries: Iterable[Claimed]) -> None:
+        """Wake the worker when each retry written falls due: it is then due in the table,
+        and new deliveries wait behind it. One timer stands for the earliest."""
+        loop = asyncio.get_running_loop()
+        now = datetime.now(UTC)
+        for delivery in retries:
+            due = delivery.next_attempt_at or now
+            heapq.heappush(self._retries_due, loop.time() + (due - now).total_seconds())
+        self._arm_retry_timer()
+
+    def _arm_retry_timer(self) -> None:
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        if self._retries_due and not self._stopping:
+            loop = asyncio.get_running_loop()
+            self._retry_timer = loop.call_at(self._retries_due[0], self._retries_fell_due)
+
+    def _retries_fell_due(self) -> None:
+        self._retry_timer = None
+        now = asyncio.get_running_loop().time()
+        while self._retries_due and self._retries_due[0] <= now:
+            heapq.heappop(self._retries_due)
+        self.wake()
+        self._arm_retry_timer()
 
     async def _count(self, success: bool) -> None:
         change = self.breaker.record(success)

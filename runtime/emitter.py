@@ -12,7 +12,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -243,44 +243,23 @@ class Emitter:
                     for event in events
                     for plugin, hook in self._targets(event.type)
                 ]
-                reservations = self._reservations(wanted)
+                self._reserve_for(wanted, reservations)
                 taken = _taken_by(wanted, reservations)
                 ids = await insert_ids(
                     Delivery,
                     [
-                        _delivery_row(event_id, plugin, hook, now, reservations[plugin])
-                        if handed
-                        else _delivery_row(event_id, plugin, hook, now, None)
+                        _delivery_row(
+                            event_id, plugin, hook, now, reservations[plugin] if handed else None
+                        )
                         for (event_id, plugin, hook), handed in zip(wanted, taken, strict=True)
                     ],
                     connection,
                 )
-        except BaseException:
+            deliveries = self._hand_over(events, wanted, taken, ids, now, reservations)
+        finally:
+            # Filled ones are closed already; any other's rows were never written.
             for reservation in reservations.values():
                 reservation.cancel()
-            raise
-        cached = {event.id: self._cached(event) for event in events}
-        deliveries: list[NewDelivery] = []
-        handed_over: dict[str, list[Work]] = {plugin: [] for plugin in reservations}
-        for id, (event_id, plugin, hook), handed in zip(ids, wanted, taken, strict=True):
-            if handed:
-                held = Claimed(id, event_id, plugin, hook, 1, now, now)
-                held.lease_until = reservations[plugin].lease_until
-                handed_over[plugin].append((held, cached[event_id]))
-            deliveries.append(
-                NewDelivery(
-                    id,
-                    event_id,
-                    plugin,
-                    hook,
-                    now,
-                    now,
-                    status="RUNNING" if handed else "PENDING",
-                    attempts=int(handed),
-                )
-            )
-        for plugin, reservation in reservations.items():
-            await reservation.fill(handed_over[plugin])
         by_event: dict[int, list[DeliveryFacts]] = {event.id: [] for event in events}
         for delivery in deliveries:
             by_event[delivery.event_id].append(delivery)
@@ -299,12 +278,46 @@ class Emitter:
                 results.append(await self._duplicate(original))
         return results
 
-    def _reservations(self, wanted: Sequence[tuple[int, str, str]]) -> dict[str, Reservation]:
+    def _reserve_for(
+        self, wanted: Sequence[tuple[int, str, str]], reservations: dict[str, Reservation]
+    ) -> None:
+        """Reserve room for the wanted deliveries, each as it is granted, into `reservations`
+        (so that whatever follows can give back every one granted)."""
         if self._reserve is None:
-            return {}
-        counts = Counter(plugin for _, plugin, _ in wanted)
-        reservations = {plugin: self._reserve(plugin, count) for plugin, count in counts.items()}
-        return {plugin: r for plugin, r in reservations.items() if r is not None}
+            return
+        for plugin, count in Counter(plugin for _, plugin, _ in wanted).items():
+            reservation = self._reserve(plugin, count)
+            if reservation is not None:
+                reservations[plugin] = reservation
+
+    def _hand_over(
+        self,
+        events: Sequence[Event],
+        wanted: Sequence[tuple[int, str, str]],
+        taken: Sequence[bool],
+        ids: Sequence[int],
+        now: datetime,
+        reservations: Mapping[str, Reservation],
+    ) -> list[NewDelivery]:
+        """The committed deliveries; those written claimed go to their workers' queues."""
+        cached = {event.id: self._cached(event) for event in events}
+        deliveries: list[NewDelivery] = []
+        handed_over: dict[str, list[Work]] = {plugin: [] for plugin in reservations}
+        for id, (event_id, plugin, hook), handed in zip(ids, wanted, taken, strict=True):
+            status = "PENDING"
+            if handed:
+                status = "RUNNING"
+                lease_until = reservations[plugin].lease_until
+                held = Claimed(id, event_id, plugin, hook, 1, now, now, lease_until=lease_until)
+                handed_over[plugin].append((held, cached[event_id]))
+            deliveries.append(
+                NewDelivery(
+                    id, event_id, plugin, hook, now, now, status=status, attempts=int(handed)
+                )
+            )
+        for plugin, reservation in reservations.items():
+            reservation.fill(handed_over[plugin])
+        return deliveries
 
     def _cached(self, event: Event) -> CachedEvent:
         if self._events is None:
@@ -342,9 +355,7 @@ def _delivery_row(
         "status": "PENDING" if reservation is None else "RUNNING",
         "attempts": 0 if reservation is None else 1,
         "next_attempt_at": now,
-        "lease_expires_at": None
-        if reservation is None
-        else now + timedelta(seconds=reservation.lease),
+        "lease_expires_at": None if reservation is None else reservation.lease_expires_at,
         "created_at": now,
         "updated_at": now,
     }

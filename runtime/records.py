@@ -54,7 +54,8 @@ class EventFacts(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class NewDelivery:
-    """A delivery just written as PENDING: built from the values written, not read back."""
+    """A delivery just written (PENDING, or RUNNING when written claimed by a local worker):
+    built from the values written, not read back."""
 
     id: int
     event_id: int

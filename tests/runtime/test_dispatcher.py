@@ -271,3 +271,22 @@ async def test_hooks_that_never_wait_still_let_the_next_claim_start_before_the_q
     await until(lambda: _count_status("SUCCEEDED", 300))
     await worker.stop()
     assert any(queued > 0 for queued in queued_at_claim), queued_at_claim
+
+
+async def test_a_retry_falling_due_wakes_its_worker_without_waiting_for_the_poll(
+    db: Database,
+) -> None:
+    (row,) = await due(1)
+    calls = 0
+
+    async def fails_once(*_: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the vendor is down")
+
+    worker = worker_for(fails_once, policy=RetryPolicy(backoff_base=0.05), poll_interval=60)
+    worker.start()
+    await until(lambda: Delivery.filter(id=row.id, status="SUCCEEDED").exists())
+    await worker.stop()
+    assert (await Delivery.get(id=row.id)).attempts == 2

@@ -246,6 +246,19 @@ async def test_deliveries_handed_to_a_stopping_worker_are_given_back_unrun(db: D
         )
         await worker.stop()
         held = Claimed(row.id, event.id, "a", row.hook, 1, row.created_at, row.next_attempt_at)
-        await reservation.fill([(held, CachedEvent.of(event))])
+        reservation.fill([(held, CachedEvent.of(event))])
+        await until(lambda: Delivery.filter(id=row.id, status="RETRYING").exists())
         row = await Delivery.get(id=row.id)
         assert (row.status, row.attempts, row.lease_expires_at) == ("RETRYING", 0, None)
+
+
+async def test_a_reservation_short_of_what_was_wanted_makes_the_next_ones_wait(
+    db: Database,
+) -> None:
+    async with running_host({"a": Quiet}, default_concurrency=2) as host:
+        await until(lambda: takes_new_deliveries(host, "a"))
+        short = host.reserve("a", 10)
+        assert short is not None and short.count == 2
+        short.cancel()
+        # The 8 beyond the room are written due: whatever comes next waits behind them.
+        assert host.reserve("a", 1) is None
