@@ -260,8 +260,8 @@ class Hub:
         return True
 
     async def publish_many(self, channel: str, messages: Sequence[dict[str, Any]]) -> None:
-        """Publish several in order of sending: through a broadcast server, up to
-        PUBLISH_AT_ONCE round trips at once; in-process, one after the other, as there is no
+        """Publish several: through a broadcast server, up to PUBLISH_AT_ONCE round trips at
+        once (those may arrive in any order); in-process, one after the other, as there is no
         round trip to overlap (and a task per message would cost more than its publishing)."""
         if not self._shared:
             for message in messages:

@@ -22,9 +22,9 @@ from graph.fanout import next_prefix, run_eagerly
 from graph.websocket_frames import FRAMES_EXTENSION, FrameWriter, text_frame
 from models import Delivery, Event
 from runtime.auth import Role
-from runtime.dispatcher import outcome_message
 from runtime.emitter import DELIVERY_CHANNEL
 from runtime.host import STATUS_CHANNEL
+from runtime.messages import outcome_message
 from tests.conftest import Database, QueryCounter
 
 EVENTS = (

@@ -10,7 +10,7 @@ from graph.context import Context, Services
 from graph.schema import schema
 from models import Delivery, Event
 from runtime.auth import Role
-from runtime.dispatcher import outcome_message
+from runtime.messages import outcome_message
 from tests.conftest import Database, QueryCounter
 
 
