@@ -180,9 +180,8 @@ async def test_another_operation_gets_its_own_payload(db: Database, services: Se
     }
 
 
-async def test_an_idle_subscriber_is_served_without_waking_its_task(
-    db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def inbox_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What subscribers' own tasks read from their inboxes (direct delivery reads nothing)."""
     from runtime.hub import Inbox
 
     read: list[object] = []
@@ -194,6 +193,13 @@ async def test_an_idle_subscriber_is_served_without_waking_its_task(
         return message
 
     monkeypatch.setattr(Inbox, "get", counted_get)
+    return read
+
+
+async def test_an_idle_subscriber_is_served_without_waking_its_task(
+    db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = inbox_reads(monkeypatch)
     hub = services.host.hub
     async with connected(services) as one, connected(services) as two:
         await subscribed(one, STATUS)
@@ -214,17 +220,7 @@ async def test_an_idle_subscriber_is_served_without_waking_its_task(
 async def test_outcomes_queued_while_the_first_is_made_go_out_together_once_made(
     db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runtime.hub import Inbox
-
-    read: list[object] = []
-    get = Inbox.get
-
-    async def counted_get(self: Inbox) -> Any:
-        message = await get(self)
-        read.append(message)
-        return message
-
-    monkeypatch.setattr(Inbox, "get", counted_get)
+    read = inbox_reads(monkeypatch)
     hub = services.host.hub
     async with connected(services) as one, connected(services) as two:
         await subscribed(one, EVENTS)

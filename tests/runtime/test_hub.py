@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from broadcaster import Broadcast
 
@@ -54,6 +55,18 @@ async def test_a_subscriber_after_the_pump_ended_gets_a_new_one() -> None:
             assert await inbox.get() == Message({"n": 1})
 
 
+def delivery_after(made: asyncio.Future[None], taken: list[object]) -> Any:
+    """A direct delivery that must wait until `made` is done, then takes each message's n."""
+
+    def deliver(data: dict[str, object]) -> bool | asyncio.Future[None]:
+        if not made.done():
+            return made
+        taken.append(data["n"])
+        return True
+
+    return deliver
+
+
 async def _idle_reader(inbox: Inbox) -> asyncio.Future[Message]:
     reader = asyncio.ensure_future(inbox.get())
     await asyncio.sleep(0)  # it waits in get()
@@ -83,12 +96,7 @@ async def test_an_idle_reader_s_messages_go_to_direct_delivery() -> None:
 async def test_direct_delivery_that_must_wait_holds_the_message_in_order() -> None:
     made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     taken: list[object] = []
-
-    def deliver(data: dict[str, object]) -> bool | asyncio.Future[None]:
-        if not made.done():
-            return made
-        taken.append(data["n"])
-        return True
+    deliver = delivery_after(made, taken)
 
     inbox = Inbox(8)
     inbox.deliver_directly(deliver)
@@ -135,12 +143,7 @@ async def test_messages_queued_behind_a_waiting_direct_delivery_are_prepared() -
     made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     prepared: list[object] = []
     taken: list[object] = []
-
-    def deliver(data: dict[str, object]) -> bool | asyncio.Future[None]:
-        if not made.done():
-            return made
-        taken.append(data["n"])
-        return True
+    deliver = delivery_after(made, taken)
 
     inbox = Inbox(2)
     inbox.deliver_directly(deliver, lambda data: prepared.append(data["n"]))
@@ -159,12 +162,7 @@ async def test_messages_queued_behind_a_waiting_direct_delivery_are_prepared() -
 async def test_a_prepare_that_raises_changes_nothing_for_the_message() -> None:
     made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     taken: list[object] = []
-
-    def deliver(data: dict[str, object]) -> bool | asyncio.Future[None]:
-        if not made.done():
-            return made
-        taken.append(data["n"])
-        return True
+    deliver = delivery_after(made, taken)
 
     def prepare(data: dict[str, object]) -> None:
         raise RuntimeError("broken")
