@@ -184,12 +184,24 @@ async def test_a_worker_with_room_runs_new_deliveries_written_claimed_without_cl
     assert delivery.id not in claimed_ids
 
 
-async def test_new_deliveries_wait_their_turn_behind_due_ones_in_the_table(db: Database) -> None:
+async def test_new_deliveries_wait_their_turn_behind_due_ones_in_the_table(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker's claims wait until the test lets them go: the table stays unread meanwhile.
+    gate = asyncio.Event()
+    real_claim = dispatcher.claim
+
+    async def held_claim(plugin: str, limit: int, lease: float) -> Any:
+        await gate.wait()
+        return await real_claim(plugin, limit, lease)
+
     async with running_host({"a": Quiet}) as host:
         await until(lambda: takes_new_deliveries(host, "a"))
+        monkeypatch.setattr(dispatcher, "claim", held_claim)
         host.loaded["a"].worker.wake()  # due rows written elsewhere (a replica, a retry)
         result = await host.emitter.emit(session(1))
         assert [(d.status, d.attempts) for d in result.deliveries] == [("PENDING", 0)]
+        gate.set()
         await until(lambda: all_final(result.event.id))
         # The claim found the table drained: new deliveries are taken as written again.
         await until(lambda: takes_new_deliveries(host, "a"))
