@@ -3,7 +3,9 @@
 broadcaster hands every subscriber an unbounded queue, so one slow dashboard would hold every
 message in memory. Here each subscriber gets a bounded buffer instead: when it is full, further
 messages are counted, and the subscriber is told how many it missed before the next one it
-receives. Publishing never waits for a subscriber.
+receives. Publishing never waits for a subscriber. With the in-process broadcast (memory://)
+every subscriber is in this process, so a message goes straight to the inboxes, neither encoded
+nor queued on the way.
 
 Example:
     >>> async def demo():
@@ -249,8 +251,13 @@ class Hub:
         """Publish; False when the broadcast link refused it.
 
         The message is news about rows already written, so a lost one costs subscribers a gap
-        notice (when the link returns), never data; the caller goes on.
+        notice (when the link returns), never data; the caller goes on. In-process, every
+        subscriber is here: the message goes to their inboxes at once, as it is (subscribers
+        share it, so neither they nor the publisher may change it afterwards).
         """
+        if not self._shared:
+            self._offer(channel, data)
+            return True
         try:
             await self._broadcast.publish(channel, orjson.dumps(data).decode())
         except Exception as error:
@@ -262,10 +269,10 @@ class Hub:
     async def publish_many(self, channel: str, messages: Sequence[dict[str, Any]]) -> None:
         """Publish several: through a broadcast server, up to PUBLISH_AT_ONCE round trips at
         once (those may arrive in any order); in-process, one after the other, as there is no
-        round trip to overlap (and a task per message would cost more than its publishing)."""
+        round trip to overlap."""
         if not self._shared:
             for message in messages:
-                await self.publish(channel, message)
+                self._offer(channel, message)
             return
         for start in range(0, len(messages), PUBLISH_AT_ONCE):
             chunk = messages[start : start + PUBLISH_AT_ONCE]
@@ -279,7 +286,8 @@ class Hub:
         inbox = Inbox(buffer)
         self._inboxes.setdefault(channel, set()).add(inbox)
         try:
-            await self._pump_ready(channel)
+            if self._shared:
+                await self._pump_ready(channel)
             yield inbox
         finally:
             inbox.closed = True
@@ -320,8 +328,11 @@ class Hub:
                 except orjson.JSONDecodeError:
                     log.warning("dropped a message that is not JSON", extra={"channel": channel})
                     continue
-                for inbox in list(self._inboxes.get(channel, ())):
-                    inbox.offer(data)
+                self._offer(channel, data)
+
+    def _offer(self, channel: str, data: dict[str, Any]) -> None:
+        for inbox in list(self._inboxes.get(channel, ())):
+            inbox.offer(data)
 
 
 def _is_shared(backend: Any) -> bool:

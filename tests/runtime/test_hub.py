@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 from typing import Any
 
+import pytest
 from broadcaster import Broadcast
+from broadcaster._backends.memory import MemoryBackend
 
+from runtime import hub as hub_module
 from runtime.hub import PUBLISH_AT_ONCE, Hub, Inbox, Message
 
 
@@ -42,8 +45,21 @@ async def test_a_full_inbox_counts_what_it_missed_then_goes_on() -> None:
         assert await slow.get() == Message({"n": 5})
 
 
-async def test_a_subscriber_after_the_pump_ended_gets_a_new_one() -> None:
-    async with Hub("memory://") as hub:
+class Loopback(MemoryBackend):
+    """A broadcast server stand-in: what is published comes back through the subscriptions,
+    as from Redis (the hub treats it as shared, not as the in-process broadcast)."""
+
+
+def _is_shared_loopback(backend: object) -> bool:
+    return isinstance(backend, Loopback)
+
+
+async def test_a_subscriber_after_the_pump_ended_gets_a_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hub_module, "_is_shared", _is_shared_loopback)
+    async with Hub(broadcast=Broadcast(backend=Loopback("loop://"))) as hub:
+        assert hub.shared
         async with hub.subscribe("c"):
             pass
         pump = hub._pumps["c"]
@@ -215,3 +231,13 @@ async def test_in_process_several_publishes_go_in_turn() -> None:
         await hub.publish_many("c", [{"n": n} for n in range(5)])
         assert len(asyncio.all_tasks()) == tasks  # no task per message
         assert [await inbox.get() for _ in range(5)] == [Message({"n": n}) for n in range(5)]
+
+
+async def test_in_process_a_message_is_in_the_inboxes_when_publish_returns() -> None:
+    async with Hub("memory://") as hub, hub.subscribe("c") as first, hub.subscribe("c") as second:
+        message = {"n": 1}
+        assert await hub.publish("c", message)
+        assert hub._pumps == {}  # no broadcaster subscription in between
+        # Neither encoded nor copied: every subscriber reads the message as published.
+        assert (await first.get()).data is message
+        assert (await second.get()).data is message
