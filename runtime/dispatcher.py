@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from runtime.claims import Claimed, claim, hand_back
+from runtime.deadlines import Deadlines
 from runtime.event_cache import CachedEvent, EventCache
 from runtime.messages import delivery_message
 from runtime.outcomes import OutcomeWriter
@@ -205,6 +206,7 @@ class PluginWorker:
         self._on_breaker = on_breaker
         self._policy = policy
         self._timeout = timeout
+        self._deadlines = Deadlines(timeout)
         self._concurrency = concurrency
         self._poll = poll_interval
         self._wake = asyncio.Event()
@@ -274,6 +276,7 @@ class PluginWorker:
             await asyncio.gather(self._reporter, return_exceptions=True)
         if self._retry_timer is not None:
             self._retry_timer.cancel()
+        self._deadlines.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- claiming ------------------------------------------------------------------------
@@ -287,17 +290,25 @@ class PluginWorker:
         return len(self._queue) <= self._depth() // 2
 
     async def _loop(self) -> None:
+        # The table is looked at when deliveries may be due there, and at every poll (what
+        # another replica wrote without a notice reaching us, leases that ran out); waking
+        # for anything else (a runner done, deliveries handed over) claims nothing.
+        polled = True
         while not self._stopping:
-            try:
-                await self._top_up()
-            except Exception:
-                log.exception("claiming deliveries failed", extra={"plugin": self.plugin})
+            if polled or self._backlog:
+                try:
+                    await self._top_up()
+                except Exception:
+                    log.exception("claiming deliveries failed", extra={"plugin": self.plugin})
             self._start_runners()
             if self._stopping:
                 return
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self._poll):
                     await self._wake.wait()
+                polled = False
+            except TimeoutError:
+                polled = True
             self._wake.clear()
 
     async def _top_up(self) -> None:
@@ -455,7 +466,7 @@ class PluginWorker:
         error: str | None = None
         retry_after: float | None = None
         try:
-            async with asyncio.timeout(self._timeout):
+            with self._deadlines.watch():
                 result = _jsonable(await self._call_hook(delivery.hook, payload, sdk_event))
         except asyncio.CancelledError:
             # Shutdown: hand the delivery back for this or another process to run.
@@ -488,7 +499,9 @@ class PluginWorker:
         # A skipped event is an answer, and a vendor's "slow down" (a Retry-After) is the
         # vendor working as designed: neither counts towards the breaker.
         if retry_after is None:
-            await self._count(status in {"SUCCEEDED", "SKIPPED"})
+            change = self.breaker.record(status in {"SUCCEEDED", "SKIPPED"})
+            if change:
+                await self._breaker_changed(change)
 
     # -- reporting -----------------------------------------------------------------------
 
@@ -540,10 +553,8 @@ class PluginWorker:
         self.wake()
         self._arm_retry_timer()
 
-    async def _count(self, success: bool) -> None:
-        change = self.breaker.record(success)
+    async def _breaker_changed(self, change: str) -> None:
         if change == "opened":
             # What is queued waits for the breaker's probe instead of failing in turn.
             await self._give_back(self._take_queue())
-        if change:
-            await self._on_breaker(change)
+        await self._on_breaker(change)

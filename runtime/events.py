@@ -104,13 +104,16 @@ PERSONAL_FIELDS = frozenset(
 )
 
 
-def visible_payload(payload: Mapping[str, Any], permissions: Sequence[str]) -> dict[str, Any]:
-    """The payload as a plugin with `permissions` may see it.
+def visible_payload(
+    payload: Mapping[str, Any], permissions: Sequence[str]
+) -> Mapping[str, Any]:
+    """The payload as a plugin with `permissions` may see it: `payload` itself when that
+    hides nothing, else a filtered copy.
 
     Example:
         >>> visible_payload({"id": "s1", "email": "ann@example.com"}, ["sessions:read"])
         {'id': 's1'}
     """
     if "users:read" in permissions:
-        return dict(payload)
+        return payload
     return {key: value for key, value in payload.items() if key not in PERSONAL_FIELDS}

@@ -423,9 +423,11 @@ class PluginHost:
     def _hook_caller(self, instance: Plugin, context: PluginContext, permissions: list[str]) -> Any:
 
         async def call(hook: str, payload: Mapping[str, Any], event: SdkEvent) -> Any:
-            # A plugin sees only the payload fields its permissions allow.
+            # A plugin sees only the payload fields its permissions allow. The payload is the
+            # delivery's own copy: one that hides nothing is passed on as it is.
             seen = visible_payload(payload, permissions)
-            event = SdkEvent(event.id, event.type, seen, event.occurred_at, event.attributes)
+            if seen is not payload:
+                event = SdkEvent(event.id, event.type, seen, event.occurred_at, event.attributes)
             CURRENT_EVENT.set(event)
             if hook == "on_event":
                 return await instance.on_event(context, event)

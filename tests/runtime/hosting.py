@@ -47,7 +47,7 @@ async def running_host(
         registry,
         hub,
         Installer(BOX),
-        HostSettings(backoff_base=backoff, poll_interval=0.05, **settings),
+        HostSettings(**{"backoff_base": backoff, "poll_interval": 0.05, **settings}),
     )
     await host.start()
     try:

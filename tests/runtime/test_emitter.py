@@ -184,6 +184,30 @@ async def test_a_worker_with_room_runs_new_deliveries_written_claimed_without_cl
     assert delivery.id not in claimed_ids
 
 
+async def test_deliveries_written_claimed_leave_the_table_unread_until_the_next_poll(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = 0
+    real_claim = dispatcher.claim
+
+    async def counted_claim(plugin: str, limit: int, lease: float) -> Any:
+        nonlocal claims
+        claims += 1
+        return await real_claim(plugin, limit, lease)
+
+    monkeypatch.setattr(dispatcher, "claim", counted_claim)
+    async with running_host({"a": Quiet}, poll_interval=60) as host:
+        await until(lambda: takes_new_deliveries(host, "a"))
+        await until(lambda: claims == 1)  # the start looks in the table once
+        for n in range(20):
+            result = await host.emitter.emit(session(n))
+            assert [d.status for d in result.deliveries] == ["RUNNING"]
+            await until(lambda r=result: all_final(r.event.id))
+        # Runners finishing and deliveries handed over wake the worker, but nothing can be
+        # due in the table: it is not read again before the poll.
+        assert claims == 1
+
+
 async def test_new_deliveries_wait_their_turn_behind_due_ones_in_the_table(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
