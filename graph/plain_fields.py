@@ -15,15 +15,24 @@ no side effect, so reading it twice is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any
 
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    GraphQLBoolean,
     GraphQLEnumType,
     GraphQLField,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInt,
     GraphQLList,
     GraphQLObjectType,
     GraphQLScalarType,
+    GraphQLString,
     Undefined,
     get_nullable_type,
     is_non_null_type,
@@ -32,6 +41,25 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 from graph.shared_results import SharedResultExecution
+
+
+def _int_verbatim(value: Any) -> bool:
+    return type(value) is int and GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT
+
+
+def _float_verbatim(value: Any) -> bool:
+    return type(value) is float and isfinite(value)
+
+
+# Which values graphql-core's own scalars output unchanged: those skip the scalar's coercion,
+# which tries one conversion after another before it answers with the same value.
+_VERBATIM: dict[GraphQLScalarType, Callable[[Any], bool]] = {
+    GraphQLString: lambda value: type(value) is str,
+    GraphQLID: lambda value: type(value) is str,
+    GraphQLBoolean: lambda value: type(value) is bool,
+    GraphQLInt: _int_verbatim,
+    GraphQLFloat: _float_verbatim,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +72,8 @@ class Plain:
     items_non_null: bool
     leaf: GraphQLScalarType | GraphQLEnumType | None
     object_type: GraphQLObjectType | None
+    # For a single leaf of a built-in scalar: whether a value is its own output.
+    verbatim: Callable[[Any], bool] | None = None
 
 
 # One entry of an object's plan: response name, how it completes (None: `__typename`), and,
@@ -96,6 +126,7 @@ def _shaped(attribute: str, field_def: GraphQLField) -> Plain | None:
         items_non_null=items_non_null,
         leaf=leaf,
         object_type=whole,
+        verbatim=_VERBATIM.get(leaf) if isinstance(leaf, GraphQLScalarType) and not many else None,
     )
 
 
@@ -157,6 +188,8 @@ class PlainFieldsExecution(SharedResultExecution):
     def _complete_one(self, plain: Plain, value: Any, plan: list[Step] | None) -> Any:
         if plan is None:
             assert plain.leaf is not None  # an object's plan is made before its value is read
+            if plain.verbatim is not None and plain.verbatim(value):
+                return value
             try:
                 coerced = plain.leaf.coerce_output_value(value)
             except Exception:
@@ -173,6 +206,9 @@ class PlainFieldsExecution(SharedResultExecution):
                 return _GENERAL
             if attribute is _MISSING:
                 return _GENERAL
+            if step.verbatim is not None and step.verbatim(attribute):
+                result[name] = attribute  # most of a page's fields: a leaf that is its output
+                continue
             completed = self._complete(step, attribute, below)
             if completed is _GENERAL:
                 return _GENERAL
