@@ -27,6 +27,8 @@ from typing import Any, Literal
 from tortoise.models import Model
 from tortoise.queryset import ValuesQuery
 
+from runtime.inline_reads import read_rows
+
 log = logging.getLogger(__name__)
 
 Converter = Callable[[Any], Any]
@@ -93,7 +95,7 @@ class StatementCache:
             parameters = built
         if statement is None:
             return await build()
-        rows: list[dict[str, Any]] = await db.execute_query_dict(statement.sql, list(parameters))
+        rows = await read_rows(db, statement.sql, parameters)
         for row in rows:
             for column, convert in statement.converters:
                 row[column] = convert(row[column])
