@@ -227,6 +227,24 @@ async def test_a_bad_value_deep_in_a_plain_object_gives_the_general_path_error(
     assert fast[0][1], "the value must be refused"
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"name": 8, "id": 9, "count": True, "ratio": 2, "on": 1},
+        {"count": 2**31},
+        {"ratio": float("nan")},
+        {"count": 7.0, "ratio": float("inf")},
+    ],
+    ids=["coerced", "int-out-of-range", "nan", "whole-float-and-infinity"],
+)
+async def test_a_value_that_is_not_its_own_output_completes_as_on_the_general_path(
+    changes: dict[str, Any],
+) -> None:
+    # Within one pass over an object: an int for a String, a bool for an Int, ...
+    fast, general = await _both_pages(_page([_thing(**changes)]))
+    assert fast == general
+
+
 async def test_a_missing_attribute_deep_in_a_plain_object_gives_the_general_path_error() -> None:
     thing = _thing()
     del thing.count
