@@ -54,22 +54,38 @@ def bound_values(
 
     A batch repeats most values (one timestamp, one plugin name, one hook), so each column
     converts a value once and reuses it; unhashable values (JSON) are converted each time.
+    Columns are converted one after the other, then interleaved row by row.
     """
-    fields = [model._meta.fields_map[column] for column in columns]
-    memos: list[dict[tuple[type, Any], Any]] = [{} for _ in columns]
-    values: list[Any] = []
-    for row in rows:
-        for column, field, memo in zip(columns, fields, memos, strict=True):
-            value = row[column]
-            try:
-                key = (type(value), value)
-                converted = memo[key]
-            except KeyError:
-                converted = memo[key] = field.to_db_value(value, model)
-            except TypeError:
-                converted = field.to_db_value(value, model)
-            values.append(converted)
-    return values
+    converted = [
+        _converted(model, model._meta.fields_map[column], [row[column] for row in rows])
+        for column in columns
+    ]
+    return [value for row in zip(*converted, strict=True) for value in row]
+
+
+_NOTHING = object()
+
+
+def _converted(model: type[Model], field: Any, values: list[Any]) -> list[Any]:
+    convert = field.to_db_value
+    memo: dict[tuple[type, Any], Any] = {}
+    out: list[Any] = []
+    last, last_converted = _NOTHING, None
+    for value in values:
+        if value is last:  # the same object as the row before: the usual case
+            out.append(last_converted)
+            continue
+        try:
+            # 1 == True == 1.0: the type is part of the key.
+            key = (type(value), value)
+            done = memo[key]
+        except KeyError:
+            done = memo[key] = convert(value, model)
+        except TypeError:
+            done = convert(value, model)
+        out.append(done)
+        last, last_converted = value, done
+    return out
 
 
 def _values_clause(dialect: str, rows: int, columns: int) -> str:
