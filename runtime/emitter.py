@@ -20,7 +20,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import Delivery, Event
-from runtime.bulk_sql import insert_ids, insert_returning
+from runtime.bulk_sql import insert_ids
 from runtime.claims import Claimed
 from runtime.dispatcher import FINAL, Reservation, Work
 from runtime.errors import BadUserInput, FieldProblem
@@ -28,7 +28,7 @@ from runtime.event_cache import CachedEvent, EventCache
 from runtime.events import check_type, normalise_payload
 from runtime.group_commit import GroupCommit
 from runtime.hub import Hub
-from runtime.records import DeliveryFacts, NewDelivery
+from runtime.records import DeliveryFacts, EventRecord, NewDelivery, StoredEvent
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_BATCH = 500
@@ -48,7 +48,7 @@ class EmitRequest:
 
 @dataclass
 class EmitResult:
-    event: Event
+    event: EventRecord
     duplicate: bool
     deliveries: Sequence[DeliveryFacts]
 
@@ -221,27 +221,29 @@ class Emitter:
                 claimed.add(key)
             fresh.append(index)
         now = datetime.now(UTC)
+        events = [
+            StoredEvent(
+                id=0,
+                type=requests[i].type,
+                payload=payloads[i],
+                idempotency_key=requests[i].idempotency_key,
+                occurred_at=_utc(requests[i].occurred_at) or now,
+                received_at=now,
+            )
+            for i in fresh
+        ]
         reservations: dict[str, Reservation] = {}
         try:
             async with in_transaction() as connection:
-                events = await insert_returning(
-                    Event,
-                    [
-                        {
-                            "type": requests[i].type,
-                            "payload": payloads[i],
-                            "idempotency_key": requests[i].idempotency_key,
-                            "occurred_at": requests[i].occurred_at or now,
-                            "received_at": now,
-                        }
-                        for i in fresh
-                    ],
-                    connection,
-                )
+                ids = await insert_ids(Event, [_event_row(event) for event in events], connection)
+                for event, id in zip(events, ids, strict=True):
+                    event.id = id  # its id, once drawn
+                # One answer per type: a batch is mostly of one or two.
+                targets = {kind: self._targets(kind) for kind in {event.type for event in events}}
                 wanted = [
                     (event.id, plugin, hook)
                     for event in events
-                    for plugin, hook in self._targets(event.type)
+                    for plugin, hook in targets[event.type]
                 ]
                 self._reserve_for(wanted, reservations)
                 taken = _taken_by(wanted, reservations)
@@ -292,7 +294,7 @@ class Emitter:
 
     def _hand_over(
         self,
-        events: Sequence[Event],
+        events: Sequence[StoredEvent],
         wanted: Sequence[tuple[int, str, str]],
         taken: Sequence[bool],
         ids: Sequence[int],
@@ -319,14 +321,31 @@ class Emitter:
             reservation.fill(handed_over[plugin])
         return deliveries
 
-    def _cached(self, event: Event) -> CachedEvent:
+    def _cached(self, event: EventRecord) -> CachedEvent:
         if self._events is None:
             return CachedEvent.of(event)
         return self._events.add(event)
 
-    async def _duplicate(self, event: Event) -> EmitResult:
+    async def _duplicate(self, event: EventRecord) -> EmitResult:
         deliveries = list(await Delivery.filter(event_id=event.id).order_by("id"))
         return EmitResult(event=event, duplicate=True, deliveries=deliveries)
+
+
+def _event_row(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "type": event.type,
+        "payload": event.payload,
+        "idempotency_key": event.idempotency_key,
+        "occurred_at": event.occurred_at,
+        "received_at": event.received_at,
+    }
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time as the database gives it back: in UTC (a naive one is taken to be UTC)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _taken_by(

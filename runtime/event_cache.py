@@ -25,6 +25,7 @@ import orjson
 
 from models import Event
 from runtime.messages import event_message
+from runtime.records import EventRecord
 
 DEFAULT_SIZE = 20_000
 
@@ -43,7 +44,7 @@ class CachedEvent:
     message: dict[str, Any]
 
     @classmethod
-    def of(cls, event: Event) -> CachedEvent:
+    def of(cls, event: EventRecord) -> CachedEvent:
         return cls(
             id=event.id,
             type=event.type,
@@ -69,7 +70,7 @@ class EventCache:
     def __len__(self) -> int:
         return len(self._events)
 
-    def add(self, event: Event) -> CachedEvent:
+    def add(self, event: EventRecord) -> CachedEvent:
         return self._keep(CachedEvent.of(event))
 
     async def get_many(self, ids: Iterable[int]) -> dict[int, CachedEvent]:

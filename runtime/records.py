@@ -52,10 +52,31 @@ class EventFacts(Protocol):
     def received_at(self) -> datetime | None: ...
 
 
-@dataclass(frozen=True, slots=True)
+class EventRecord(EventFacts, Protocol):
+    """An event with its payload: a stored row, or one just written."""
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    """An event just written: built from the values written, not read back. Not to be
+    changed (not frozen only because a frozen dataclass takes several times as long to make,
+    and an emit makes one per event)."""
+
+    id: int
+    type: str
+    payload: dict[str, Any]
+    idempotency_key: str | None
+    occurred_at: datetime
+    received_at: datetime
+
+
+@dataclass(slots=True)
 class NewDelivery:
     """A delivery just written (PENDING, or RUNNING when written claimed by a local worker):
-    built from the values written, not read back."""
+    built from the values written, not read back. Not to be changed (as StoredEvent)."""
 
     id: int
     event_id: int

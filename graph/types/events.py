@@ -16,7 +16,7 @@ from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
 from models import Event as EventRow
 from models import PluginLog as PluginLogRow
-from runtime.records import DeliveryFacts
+from runtime.records import DeliveryFacts, EventRecord
 
 
 @strawberry.enum
@@ -114,7 +114,7 @@ class Event:
     _payload: strawberry.Private[dict[str, Any] | None] = None
 
     @classmethod
-    def from_row(cls, row: EventRow) -> Event:
+    def from_row(cls, row: EventRecord) -> Event:
         return cls(
             id=strawberry.ID(str(row.id)),
             type=row.type,

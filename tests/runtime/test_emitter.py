@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -60,6 +60,35 @@ async def test_a_batch_keeps_its_order_and_each_event_its_deliveries(db: Databas
         ]
         stored = await Delivery.filter(event_id=result.event.id).order_by("id")
         assert [d.id for d in stored] == [d.id for d in result.deliveries]
+
+
+async def test_each_event_answered_is_the_row_stored_though_never_read_back(
+    db: Database,
+) -> None:
+    cet = timezone(timedelta(hours=1))
+    given = [None, datetime(2026, 3, 1, 12, 30, tzinfo=cet), datetime(2026, 3, 1, 12, 30)]
+    async with running_host({"a": Quiet}) as host:
+        results = await host.emitter.emit_many(
+            [session(n, occurred_at=at, idempotency_key=f"k{n}") for n, at in enumerate(given)]
+        )
+    for result in results:
+        row = await Event.get(id=result.event.id)
+        answered = result.event
+        assert (answered.type, answered.payload, answered.idempotency_key) == (
+            row.type,
+            row.payload,
+            row.idempotency_key,
+        )
+        # The same instants, and in UTC as the database gives them back.
+        for moment, stored in (
+            (answered.occurred_at, row.occurred_at),
+            (answered.received_at, row.received_at),
+        ):
+            assert moment == stored
+            assert moment.utcoffset() == timedelta(0)
+            assert moment.isoformat() == stored.isoformat()
+    assert results[1].event.occurred_at == datetime(2026, 3, 1, 11, 30, tzinfo=UTC)
+    assert results[2].event.occurred_at == datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
 
 async def test_a_key_repeated_in_a_batch_or_from_before_is_one_event(db: Database) -> None:
