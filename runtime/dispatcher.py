@@ -486,13 +486,11 @@ class PluginWorker:
         self._pace.record(seconds)
         if status == "RETRYING" and delivery.attempts >= self._policy.max_attempts:
             status = "DEAD"
-        now = datetime.now(UTC)
         delivery.duration_ms = round(seconds * 1000, 3)
         delivery.status, delivery.result, delivery.error = status, result, error
         if status == "RETRYING":
             delay = self._policy.delay(delivery.attempts, retry_after)
-            delivery.next_attempt_at = now + timedelta(seconds=delay)
-        delivery.updated_at = now
+            delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
         self._reports.append((delivery, event))
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.create_task(self._report(), name=f"outcomes:{self.plugin}")
@@ -509,6 +507,11 @@ class PluginWorker:
         """Write the outcomes produced so far, then publish the ones written."""
         while self._reports:
             reports, self._reports = self._reports, []
+            # The rows change when they are written: one time for the batch, and one text.
+            now = datetime.now(UTC)
+            for delivery, _ in reports:
+                delivery.updated_at = now
+            texts = {now: now.isoformat()}
             try:
                 written = await self._outcomes.write_many([d for d, _ in reports])
                 self._wake_when_due(
@@ -517,7 +520,7 @@ class PluginWorker:
                     if ok and delivery.status == "RETRYING"
                 )
                 messages = [
-                    {"delivery": delivery_message(delivery), "event": event.message}
+                    {"delivery": delivery_message(delivery, texts), "event": event.message}
                     for (delivery, event), ok in zip(reports, written, strict=True)
                     if ok
                 ]

@@ -10,14 +10,21 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from runtime.records import DeliveryFacts, EventFacts
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
+def _iso(moment: datetime | None, texts: Mapping[datetime, str] | None = None) -> str | None:
+    if moment is None:
+        return None
+    if texts is not None:
+        text = texts.get(moment)
+        if text is not None:
+            return text
+    return moment.isoformat()
 
 
 def event_message(event: EventFacts) -> dict[str, Any]:
@@ -31,8 +38,12 @@ def event_message(event: EventFacts) -> dict[str, Any]:
     }
 
 
-def delivery_message(delivery: DeliveryFacts) -> dict[str, Any]:
-    """The delivery's part of an outcome message."""
+def delivery_message(
+    delivery: DeliveryFacts, texts: Mapping[datetime, str] | None = None
+) -> dict[str, Any]:
+    """The delivery's part of an outcome message; `texts` holds the ISO texts of times a
+    batch of messages shares (in UTC, as every time here is: an equal time in another zone
+    has another text)."""
     created = _iso(delivery.created_at)
     due = delivery.next_attempt_at
     return {
@@ -48,7 +59,7 @@ def delivery_message(delivery: DeliveryFacts) -> dict[str, Any]:
         "result": delivery.result,
         "error": delivery.error,
         "createdAt": created,
-        "updatedAt": _iso(delivery.updated_at),
+        "updatedAt": _iso(delivery.updated_at, texts),
     }
 
 

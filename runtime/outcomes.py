@@ -49,7 +49,22 @@ def _moment(dialect: str, moment: datetime | None) -> str | None:
     return moment.isoformat(" ") if dialect == "sqlite" else moment.isoformat()
 
 
-def _row(dialect: str, delivery: Claimed) -> dict[str, Any]:
+def _rows(dialect: str, deliveries: Sequence[Claimed]) -> list[dict[str, Any]]:
+    # A batch's outcomes mostly share one update time: its text is made once.
+    texts: dict[datetime, str | None] = {}
+    rows = []
+    for delivery in deliveries:
+        updated = delivery.updated_at
+        text = None
+        if updated is not None:
+            text = texts.get(updated)
+            if text is None:
+                text = texts[updated] = _moment(dialect, updated)
+        rows.append(_row(dialect, delivery, text))
+    return rows
+
+
+def _row(dialect: str, delivery: Claimed, updated_at: str | None) -> dict[str, Any]:
     return {
         "id": delivery.id,
         "attempts": delivery.attempts,
@@ -61,7 +76,7 @@ def _row(dialect: str, delivery: Claimed) -> dict[str, Any]:
         "next_attempt_at": _moment(dialect, delivery.next_attempt_at)
         if delivery.status == "RETRYING"
         else None,
-        "updated_at": _moment(dialect, delivery.updated_at),
+        "updated_at": updated_at,
     }
 
 
@@ -96,7 +111,7 @@ async def write_outcomes(deliveries: Sequence[Claimed]) -> set[int]:
     written: set[int] = set()
     for start in range(0, len(deliveries), MAX_BATCH):
         chunk = deliveries[start : start + MAX_BATCH]
-        rows_json = orjson.dumps([_row(dialect, delivery) for delivery in chunk]).decode()
+        rows_json = orjson.dumps(_rows(dialect, chunk)).decode()
         rows = await connection.execute_query_dict(statement, [rows_json])
         written.update(int(row["id"]) for row in rows)
     return written

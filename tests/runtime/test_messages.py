@@ -47,3 +47,14 @@ async def test_a_first_attempt_is_due_when_it_was_created_and_a_retry_later(
     assert delivery_message(delivery)["nextAttemptAt"] == retry.isoformat()
     delivery.next_attempt_at = None  # type: ignore[assignment]
     assert delivery_message(delivery)["nextAttemptAt"] is None
+
+
+async def test_a_batch_s_shared_update_time_is_written_as_its_text(db: Database) -> None:
+    delivery, _ = await stored(status="SUCCEEDED", attempts=1)
+    made = delivery_message(delivery)
+    assert delivery_message(delivery, {}) == made
+    shared = {delivery.updated_at: made["updatedAt"]}
+    assert delivery_message(delivery, shared) == made
+    assert delivery_message(delivery, {delivery.updated_at: "the batch's"})["updatedAt"] == (
+        "the batch's"
+    )
