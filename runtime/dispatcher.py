@@ -156,9 +156,11 @@ class Reservation:
         reservation.fill(works)                # once committed; or reservation.cancel()
     """
 
-    def __init__(self, worker: PluginWorker, count: int) -> None:
+    def __init__(self, worker: PluginWorker, count: int, behind: bool = False) -> None:
         self._worker = worker
         self.count = count
+        # Whether older deliveries may be due in the table when it was made.
+        self.behind = behind
         # The worker's clock first, the rows' second: the worker never counts on more lease
         # than the rows hold.
         self.lease_until = time.monotonic() + worker.lease
@@ -168,7 +170,7 @@ class Reservation:
     def fill(self, works: list[Work]) -> None:
         """Queue the committed deliveries (at most `count`) to run."""
         if self._close():
-            self._worker._take(works)
+            self._worker._take(works, self.behind)
 
     def cancel(self) -> None:
         """The rows were not written: give the room back."""
@@ -217,6 +219,9 @@ class PluginWorker:
         self._events = events if events is not None else EventCache()
         self._pace = pace or HookPace()
         self._queue: deque[Work] = deque()
+        # Deliveries written claimed while older ones may be due in the table: they run once
+        # a claim has drained the table, so the older go first.
+        self._behind: list[Work] = []
         self._runners: set[asyncio.Task[None]] = set()
         self._busy = 0
         self._reports: list[Work] = []
@@ -228,8 +233,8 @@ class PluginWorker:
         self._retries_due: list[float] = []
         self._retry_timer: asyncio.TimerHandle | None = None
         # Whether due deliveries may wait in the table: new ones then wait their turn behind
-        # them instead of being taken as they are written. `_wakes` counts the notices of new
-        # rows, so a claim that ran meanwhile does not clear it.
+        # them (`_behind`). `_wakes` counts the notices of new rows, so a claim that ran
+        # meanwhile does not clear it.
         self._backlog = True
         self._wakes = 0
 
@@ -314,8 +319,9 @@ class PluginWorker:
     async def _top_up(self) -> None:
         if not self._wants_more():
             return
-        room = self._depth() - len(self._queue) - self._busy - self._reserved
-        allowance = self.breaker.allowance(room)
+        # What waits behind the table is not counted: the claims must drain it to free them.
+        held = len(self._queue) + self._busy + self._reserved
+        allowance = self.breaker.allowance(self._depth() - held)
         wakes = self._wakes
         claiming = asyncio.ensure_future(self._claim_with_events(allowance))
         claiming.add_done_callback(self._claim_done)
@@ -331,9 +337,12 @@ class PluginWorker:
         if self._stopping:
             await self._give_back([delivery for delivery, _ in claimed])
             return
-        if allowance > 0 and len(claimed) < allowance and wakes == self._wakes:
-            self._backlog = False
         self._queue.extend(claimed)
+        if allowance > 0 and len(claimed) < allowance and wakes == self._wakes:
+            # The table is drained: what was written claimed meanwhile goes next.
+            self._backlog = False
+            self._queue.extend(self._behind)
+            self._behind.clear()
 
     def _claim_done(self, _: asyncio.Future[list[Work]]) -> None:
         self._claiming = False
@@ -357,25 +366,37 @@ class PluginWorker:
 
     # -- deliveries written as claimed ----------------------------------------------------
 
+
     def reserve(self, wanted: int) -> Reservation | None:
         """Room for up to `wanted` deliveries about to be written as claimed by this worker;
-        None when it is not running, its breaker is open, due deliveries may be waiting in
-        the table (they go first) or it holds a claim's worth already."""
-        if self._loop_task is None or self._stopping or self._backlog or self.breaker.open:
+        None when it is not running, its breaker is open or it holds a claim's worth
+        already. While due deliveries may wait in the table, those written claimed run
+        after them.
+
+        A worker that refused new deliveries while it had due ones in the table would
+        have them written due too, and under a steady flow of events it would never stop
+        claiming: each claim would find the ones written while it ran."""
+        if self._loop_task is None or self._stopping or self.breaker.open:
             return None
-        room = self._depth() - len(self._queue) - self._busy - self._reserved
-        count = min(wanted, room)
+        held = len(self._queue) + len(self._behind) + self._busy + self._reserved
+        count = min(wanted, self._depth() - held)
+        # Older deliveries may be due in the table: these run after them.
+        behind = self._backlog
         if count < wanted:
             # The rest are written due: the deliveries after them wait behind them.
             self._backlog = True
         if count <= 0:
             return None
         self._reserved += count
-        return Reservation(self, count)
+        return Reservation(self, count, behind)
 
-    def _take(self, works: list[Work]) -> None:
+    def _take(self, works: list[Work], behind: bool) -> None:
         if self._stopping or self.breaker.open:
             self._later(self._give_back([delivery for delivery, _ in works]))
+            return
+        if behind and self._backlog:
+            self._behind.extend(works)
+            self._wake.set()  # the claim that lets them go
             return
         self._queue.extend(works)
         self._start_runners()
@@ -386,8 +407,9 @@ class PluginWorker:
         task.add_done_callback(self._background.discard)
 
     def _take_queue(self) -> list[Claimed]:
-        taken = [delivery for delivery, _ in self._queue]
+        taken = [delivery for delivery, _ in [*self._queue, *self._behind]]
         self._queue.clear()
+        self._behind.clear()
         return taken
 
     async def _give_back(self, deliveries: list[Claimed]) -> None:

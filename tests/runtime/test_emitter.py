@@ -173,11 +173,12 @@ class Held(Plugin):
 
 
 def takes_new_deliveries(host: PluginHost, plugin: str) -> bool:
+    """Whether the plugin's worker runs new deliveries as they are written, at once."""
     reservation = host.reserve(plugin, 1)
     if reservation is None:
         return False
     reservation.cancel()
-    return True
+    return not reservation.behind
 
 
 async def test_a_worker_with_room_runs_new_deliveries_written_claimed_without_claiming_them(
@@ -237,7 +238,16 @@ async def test_deliveries_written_claimed_leave_the_table_unread_until_the_next_
         assert claims == 1
 
 
-async def test_new_deliveries_wait_their_turn_behind_due_ones_in_the_table(
+class Recorder(Plugin):
+    """Notes the session of each delivery as its hook starts."""
+
+    ran: list[str] = []
+
+    async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> None:
+        Recorder.ran.append(session["id"])
+
+
+async def test_new_deliveries_run_after_older_ones_due_in_the_table(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The worker's claims wait until the test lets them go: the table stays unread meanwhile.
@@ -248,16 +258,66 @@ async def test_new_deliveries_wait_their_turn_behind_due_ones_in_the_table(
         await gate.wait()
         return await real_claim(plugin, limit, lease)
 
-    async with running_host({"a": Quiet}) as host:
+    Recorder.ran = []
+    async with running_host({"a": Recorder}) as host:
         await until(lambda: takes_new_deliveries(host, "a"))
         monkeypatch.setattr(dispatcher, "claim", held_claim)
-        host.loaded["a"].worker.wake()  # due rows written elsewhere (a replica, a retry)
+        # Due in the table, written elsewhere (a replica, a retry), and older than what follows.
+        now = datetime.now(UTC)
+        older = await Event.create(type="session.created", payload={"id": "older"}, occurred_at=now)
+        await Delivery.create(
+            event_id=older.id, plugin="a", hook="on_session_created", next_attempt_at=now
+        )
+        host.loaded["a"].worker.wake()
         result = await host.emitter.emit(session(1))
-        assert [(d.status, d.attempts) for d in result.deliveries] == [("PENDING", 0)]
+        # Written claimed by the worker, so never claimed again, and held back meanwhile.
+        assert [(d.status, d.attempts) for d in result.deliveries] == [("RUNNING", 1)]
+        await asyncio.sleep(0.1)
+        assert Recorder.ran == []
         gate.set()
         await until(lambda: all_final(result.event.id))
-        # The claim found the table drained: new deliveries are taken as written again.
+        await until(lambda: all_final(older.id))
+        assert Recorder.ran == ["older", "s-1"]
+        # The claim found the table drained: new deliveries run as written again.
         await until(lambda: takes_new_deliveries(host, "a"))
+    rows = await Delivery.all()
+    assert {(row.status, row.attempts) for row in rows} == {("SUCCEEDED", 1)}
+
+
+async def test_under_a_steady_flow_of_events_the_claims_end_once_the_table_is_drained(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = 0
+    real_claim = dispatcher.claim
+
+    async def slow_claim(plugin: str, limit: int, lease: float) -> Any:
+        nonlocal claims
+        claims += 1
+        await asyncio.sleep(0.02)  # events keep coming while the table answers
+        return await real_claim(plugin, limit, lease)
+
+    async with running_host({"a": Quiet}, poll_interval=60) as host:
+        await until(lambda: takes_new_deliveries(host, "a"))
+        # Once its hooks have shown their pace, the worker holds some 500: room for them all.
+        first = await host.emitter.emit(session(-1))
+        await until(lambda: all_final(first.event.id))
+        monkeypatch.setattr(dispatcher, "claim", slow_claim)
+        now = datetime.now(UTC)
+        older = await Event.create(type="session.created", payload={"id": "o"}, occurred_at=now)
+        await Delivery.create(
+            event_id=older.id, plugin="a", hook="on_session_created", next_attempt_at=now
+        )
+        host.loaded["a"].worker.wake()
+        results = []
+        for n in range(40):
+            results.append(await host.emitter.emit(session(n)))
+            await asyncio.sleep(0.005)
+        for result in results:
+            await until(lambda r=result: all_final(r.event.id))
+    # One claim took the older delivery; what came meanwhile was written claimed and waited
+    # behind it, never due in the table, so nothing kept the worker claiming.
+    assert claims == 1
+    assert all(d.status == "RUNNING" for r in results for d in r.deliveries)
 
 
 async def test_a_batch_beyond_the_room_leaves_the_rest_in_the_table_in_order(
@@ -323,7 +383,9 @@ async def test_a_reservation_short_of_what_was_wanted_makes_the_next_ones_wait(
     async with running_host({"a": Quiet}, default_concurrency=2) as host:
         await until(lambda: takes_new_deliveries(host, "a"))
         short = host.reserve("a", 10)
-        assert short is not None and short.count == 2
+        assert short is not None and short.count == 2 and not short.behind
         short.cancel()
-        # The 8 beyond the room are written due: whatever comes next waits behind them.
-        assert host.reserve("a", 1) is None
+        # The 8 beyond the room are written due: whatever comes next runs after them.
+        following = host.reserve("a", 1)
+        assert following is not None and following.behind
+        following.cancel()
