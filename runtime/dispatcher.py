@@ -11,10 +11,11 @@ claims again while half of them are still queued, so hooks never wait for a roun
 queued delivery whose lease would no longer cover a full run is given back, not run.
 Outcomes are written behind the hooks, many in one statement (`runtime.outcomes`).
 
-A worker with room and no backlog in the table takes new deliveries as they are written: the
-emitter reserves room (`PluginWorker.reserve`), writes those rows already claimed by this
-process (RUNNING, attempt 1, under a lease) and fills the reservation once they are committed.
-They are never read back or claimed, and a crash leaves them to their leases like any claim.
+A worker with room takes new deliveries as they are written: the emitter reserves room
+(`PluginWorker.reserve`), writes those rows already claimed by this process (RUNNING, attempt
+1, under a lease) and fills the reservation once they are committed. They are never read back
+or claimed, and a crash leaves them to their leases like any claim. While older deliveries may
+be due in the table, they wait behind them until a claim has drained it.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class Reservation:
     """Room a worker keeps for deliveries the emitter is writing as claimed by this process.
 
     Example:
-        reservation = worker.reserve(40)       # None: no room, or older deliveries wait
+        reservation = worker.reserve(40)       # None: no room (count: as many as it has)
         ... write reservation.count rows RUNNING, attempt 1, until reservation.lease_expires_at
         reservation.fill(works)                # once committed; or reservation.cancel()
     """
@@ -365,7 +366,6 @@ class PluginWorker:
         return [(d, events[d.event_id]) for d in deliveries if d.event_id in events]
 
     # -- deliveries written as claimed ----------------------------------------------------
-
 
     def reserve(self, wanted: int) -> Reservation | None:
         """Room for up to `wanted` deliveries about to be written as claimed by this worker;
