@@ -214,28 +214,46 @@ async def test_a_worker_with_room_runs_new_deliveries_written_claimed_without_cl
     assert delivery.id not in claimed_ids
 
 
+class CountedClaims:
+    """Stands in for the dispatcher's claim: counts the claims, each answered after `delay`."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.count = 0
+        self._delay = delay
+        self._claim = dispatcher.claim
+
+    async def __call__(self, plugin: str, limit: int, lease: float) -> Any:
+        self.count += 1
+        await asyncio.sleep(self._delay)
+        return await self._claim(plugin, limit, lease)
+
+
+async def due_elsewhere(host: PluginHost, plugin: str, session_id: str) -> Event:
+    """A delivery due in the table, written elsewhere (a replica, a retry), and the notice."""
+    now = datetime.now(UTC)
+    event = await Event.create(type="session.created", payload={"id": session_id}, occurred_at=now)
+    await Delivery.create(
+        event_id=event.id, plugin=plugin, hook="on_session_created", next_attempt_at=now
+    )
+    host.loaded[plugin].worker.wake()
+    return event
+
+
 async def test_deliveries_written_claimed_leave_the_table_unread_until_the_next_poll(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    claims = 0
-    real_claim = dispatcher.claim
-
-    async def counted_claim(plugin: str, limit: int, lease: float) -> Any:
-        nonlocal claims
-        claims += 1
-        return await real_claim(plugin, limit, lease)
-
-    monkeypatch.setattr(dispatcher, "claim", counted_claim)
+    claims = CountedClaims()
+    monkeypatch.setattr(dispatcher, "claim", claims)
     async with running_host({"a": Quiet}, poll_interval=60) as host:
         await until(lambda: takes_new_deliveries(host, "a"))
-        await until(lambda: claims == 1)  # the start looks in the table once
+        await until(lambda: claims.count == 1)  # the start looks in the table once
         for n in range(20):
             result = await host.emitter.emit(session(n))
             assert [d.status for d in result.deliveries] == ["RUNNING"]
             await until(lambda r=result: all_final(r.event.id))
         # Runners finishing and deliveries handed over wake the worker, but nothing can be
         # due in the table: it is not read again before the poll.
-        assert claims == 1
+        assert claims.count == 1
 
 
 class Recorder(Plugin):
@@ -262,13 +280,7 @@ async def test_new_deliveries_run_after_older_ones_due_in_the_table(
     async with running_host({"a": Recorder}) as host:
         await until(lambda: takes_new_deliveries(host, "a"))
         monkeypatch.setattr(dispatcher, "claim", held_claim)
-        # Due in the table, written elsewhere (a replica, a retry), and older than what follows.
-        now = datetime.now(UTC)
-        older = await Event.create(type="session.created", payload={"id": "older"}, occurred_at=now)
-        await Delivery.create(
-            event_id=older.id, plugin="a", hook="on_session_created", next_attempt_at=now
-        )
-        host.loaded["a"].worker.wake()
+        older = await due_elsewhere(host, "a", "older")  # older than what follows
         result = await host.emitter.emit(session(1))
         # Written claimed by the worker, so never claimed again, and held back meanwhile.
         assert [(d.status, d.attempts) for d in result.deliveries] == [("RUNNING", 1)]
@@ -287,27 +299,14 @@ async def test_new_deliveries_run_after_older_ones_due_in_the_table(
 async def test_under_a_steady_flow_of_events_the_claims_end_once_the_table_is_drained(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    claims = 0
-    real_claim = dispatcher.claim
-
-    async def slow_claim(plugin: str, limit: int, lease: float) -> Any:
-        nonlocal claims
-        claims += 1
-        await asyncio.sleep(0.02)  # events keep coming while the table answers
-        return await real_claim(plugin, limit, lease)
-
+    claims = CountedClaims(delay=0.02)  # events keep coming while the table answers
     async with running_host({"a": Quiet}, poll_interval=60) as host:
         await until(lambda: takes_new_deliveries(host, "a"))
         # Once its hooks have shown their pace, the worker holds some 500: room for them all.
         first = await host.emitter.emit(session(-1))
         await until(lambda: all_final(first.event.id))
-        monkeypatch.setattr(dispatcher, "claim", slow_claim)
-        now = datetime.now(UTC)
-        older = await Event.create(type="session.created", payload={"id": "o"}, occurred_at=now)
-        await Delivery.create(
-            event_id=older.id, plugin="a", hook="on_session_created", next_attempt_at=now
-        )
-        host.loaded["a"].worker.wake()
+        monkeypatch.setattr(dispatcher, "claim", claims)
+        await due_elsewhere(host, "a", "older")
         results = []
         for n in range(40):
             results.append(await host.emitter.emit(session(n)))
@@ -316,7 +315,7 @@ async def test_under_a_steady_flow_of_events_the_claims_end_once_the_table_is_dr
             await until(lambda r=result: all_final(r.event.id))
     # One claim took the older delivery; what came meanwhile was written claimed and waited
     # behind it, never due in the table, so nothing kept the worker claiming.
-    assert claims == 1
+    assert claims.count == 1
     assert all(d.status == "RUNNING" for r in results for d in r.deliveries)
 
 
