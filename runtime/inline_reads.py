@@ -73,7 +73,7 @@ def _reader_of(client: BaseDBAsyncClient) -> _Reader | None:
         client.capabilities.dialect == "sqlite"
         and isinstance(path, str)
         and path != ":memory:"
-        and "memory" not in path.split("?", 1)[-1]
+        and "mode=memory" not in path.partition("?")[2]
         and not path.startswith("file::memory:")
     ):
         try:
