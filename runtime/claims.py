@@ -51,8 +51,9 @@ class Claimed:
     updated_at: datetime | None = field(default=None)
 
 
-def _moment(value: datetime | str | None) -> datetime | None:
-    """A time as the driver returns it (text from SQLite), as the models give it: in UTC.
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """A time as the driver returns it (text from SQLite), or as a caller gave it (a naive one
+    taken to be UTC), as the models give it back: in UTC.
 
     The models' own conversion costs several times this, and a claim converts two per row.
     """
@@ -69,8 +70,8 @@ def _claimed(row: dict[str, Any], lease_until: float) -> Claimed:
         plugin=row["plugin"],
         hook=row["hook"],
         attempts=int(row["attempts"]),
-        created_at=_moment(row["created_at"]),
-        next_attempt_at=_moment(row["next_attempt_at"]),
+        created_at=as_utc(row["created_at"]),
+        next_attempt_at=as_utc(row["next_attempt_at"]),
         lease_until=lease_until,
     )
 

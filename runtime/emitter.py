@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 
 from models import Delivery, Event
 from runtime.bulk_sql import insert_ids
-from runtime.claims import Claimed
+from runtime.claims import Claimed, as_utc
 from runtime.dispatcher import FINAL, Reservation, Work
 from runtime.errors import BadUserInput, FieldProblem
 from runtime.event_cache import CachedEvent, EventCache
@@ -227,7 +227,7 @@ class Emitter:
                 type=requests[i].type,
                 payload=payloads[i],
                 idempotency_key=requests[i].idempotency_key,
-                occurred_at=_utc(requests[i].occurred_at) or now,
+                occurred_at=as_utc(requests[i].occurred_at) or now,
                 received_at=now,
             )
             for i in fresh
@@ -339,13 +339,6 @@ def _event_row(event: StoredEvent) -> dict[str, Any]:
         "occurred_at": event.occurred_at,
         "received_at": event.received_at,
     }
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """A time as the database gives it back: in UTC (a naive one is taken to be UTC)."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _taken_by(
