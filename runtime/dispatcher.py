@@ -41,6 +41,7 @@ from runtime.messages import delivery_message
 from runtime.outcomes import OutcomeWriter
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import PermanentFailure, RetryLater, Skip
+from runtime.storable import storable_json, storable_text
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +135,16 @@ def _jsonable(result: Any) -> Any:
     """A hook's result as the JSON column stores it.
 
     Tortoise reads a `str` given to a JSONField as JSON text already encoded (and refuses
-    one that is not), so a plain string is kept as `{"value": ...}`.
+    one that is not), so a plain string is kept as `{"value": ...}`. A NUL in it is stored
+    replaced (runtime.storable): one result PostgreSQL refuses would fail its whole batch.
     """
     if result is None:
         return None
     try:
-        value = orjson.loads(orjson.dumps(result))
+        encoded = orjson.dumps(result)
     except TypeError:
-        return {"value": repr(result)}
+        return {"value": storable_text(repr(result))}
+    value = storable_json(orjson.loads(encoded), encoded)
     return {"value": value} if isinstance(value, str) else value
 
 
@@ -497,7 +500,7 @@ class PluginWorker:
         except TimeoutError:
             status, error = "RETRYING", f"timed out after {self._timeout:g}s"
         except Skip as skip:
-            status, result = "SKIPPED", {"skipped": str(skip) or True}
+            status, result = "SKIPPED", {"skipped": storable_text(str(skip)) or True}
         except PermanentFailure as failure:
             status, error = "DEAD", str(failure) or type(failure).__name__
         except RetryLater as later:
@@ -509,7 +512,8 @@ class PluginWorker:
         if status == "RETRYING" and delivery.attempts >= self._policy.max_attempts:
             status = "DEAD"
         delivery.duration_ms = round(seconds * 1000, 3)
-        delivery.status, delivery.result, delivery.error = status, result, error
+        delivery.status, delivery.result = status, result
+        delivery.error = None if error is None else storable_text(error)
         if status == "RETRYING":
             delay = self._policy.delay(delivery.attempts, retry_after)
             delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)

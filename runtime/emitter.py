@@ -29,8 +29,11 @@ from runtime.events import check_type, normalise_payload
 from runtime.group_commit import GroupCommit
 from runtime.hub import Hub
 from runtime.records import DeliveryFacts, EventRecord, NewDelivery, StoredEvent
+from runtime.storable import may_hold_nul, nul_path
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+# The column's width: a longer key would fail the transaction the whole batch shares.
+MAX_KEY_LENGTH = 255
 MAX_BATCH = 500
 MAX_WAIT_MS = 30_000
 DELIVERY_CHANNEL = "deliveries"
@@ -68,11 +71,20 @@ def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
             [FieldProblem(f"{path}payload", "not an object")],
         )
     try:
-        size = len(orjson.dumps(dict(request.payload)))
+        encoded = orjson.dumps(dict(request.payload))
     except TypeError as error:
         raise BadUserInput(
             f"{path}payload is not JSON: {error}", [FieldProblem(f"{path}payload", str(error))]
         ) from None
+    size = len(encoded)
+    if may_hold_nul(encoded):
+        where = nul_path(dict(request.payload))
+        if where is not None:
+            field = f"{path}payload.{where}"
+            raise BadUserInput(
+                f"{field} holds a NUL character (\\u0000), which cannot be stored",
+                [FieldProblem(field, "holds a NUL character")],
+            )
     if size > MAX_PAYLOAD_BYTES:
         raise BadUserInput(
             f"{path}payload is {size} bytes, more than the limit of {MAX_PAYLOAD_BYTES}",
@@ -90,6 +102,21 @@ def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
     if problems:
         raise BadUserInput.from_problems(f"{path}payload", problems)
     return payload
+
+
+def _check_key(key: str | None, field: str) -> None:
+    if key is None:
+        return
+    if len(key) > MAX_KEY_LENGTH:
+        raise BadUserInput(
+            f"{field} is {len(key)} characters, more than the limit of {MAX_KEY_LENGTH}",
+            [FieldProblem(field, f"longer than {MAX_KEY_LENGTH} characters")],
+        )
+    if "\x00" in key:
+        raise BadUserInput(
+            f"{field} holds a NUL character (\\u0000), which cannot be stored",
+            [FieldProblem(field, "holds a NUL character")],
+        )
 
 
 class Emitter:
@@ -127,6 +154,7 @@ class Emitter:
             ) from None
         if request.wait_timeout_ms < 0 or request.wait_timeout_ms > MAX_WAIT_MS:
             raise BadUserInput(f"{path}waitTimeoutMs must be 0..{MAX_WAIT_MS}")
+        _check_key(request.idempotency_key, f"{path}idempotencyKey")
         return _check_payload(request, path)
 
     async def emit(self, request: EmitRequest) -> EmitResult:

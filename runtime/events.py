@@ -104,9 +104,7 @@ PERSONAL_FIELDS = frozenset(
 )
 
 
-def visible_payload(
-    payload: Mapping[str, Any], permissions: Sequence[str]
-) -> Mapping[str, Any]:
+def visible_payload(payload: Mapping[str, Any], permissions: Sequence[str]) -> Mapping[str, Any]:
     """The payload as a plugin with `permissions` may see it: `payload` itself when that
     hides nothing, else a filtered copy.
 

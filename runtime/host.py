@@ -43,6 +43,7 @@ from runtime.plugin_context import (
 from runtime.registry import PluginRegistry, PluginSpec
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import Plugin
+from runtime.storable import storable_text
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,9 @@ class PluginHost:
             if previous is None:
                 row = await InstalledPlugin.get_or_none(name=name)
                 previous = row.status if row is not None else None
-            await InstalledPlugin.filter(name=name).update(status=status, last_error=error)
+            await InstalledPlugin.filter(name=name).update(
+                status=status, last_error=None if error is None else storable_text(error)
+            )
         await self.hub.publish(
             STATUS_CHANNEL,
             {
@@ -337,7 +340,9 @@ class PluginHost:
         spec, message = await self._spec_for(row)
         if spec is None:
             message = message or "the plugin's code is not available on this server"
-            await InstalledPlugin.filter(name=row.name).update(status="FAILED", last_error=message)
+            await InstalledPlugin.filter(name=row.name).update(
+                status="FAILED", last_error=storable_text(message)
+            )
             await self._publish_status_only(row.name, "FAILED", message, previous=row.status)
             return
         context = self._context(spec, config)

@@ -27,6 +27,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import PluginLog, PluginStorage
+from runtime.storable import may_hold_nul, nul_path, storable_json, storable_text
 
 log = logging.getLogger(__name__)
 # Set by the host around each hook call; each delivery runs in its own task, so each sees its own.
@@ -117,8 +118,10 @@ _RECORD_KEYS = frozenset(
 
 
 def _json_safe(value: Any) -> Any:
-    """`value` as JSON holds it: what JSON cannot hold is written as its text."""
-    return orjson.loads(orjson.dumps(value, default=str))
+    """`value` as JSON holds it: what JSON cannot hold is written as its text, and a NUL as
+    U+FFFD (runtime.storable: one line PostgreSQL refuses would fail its whole batch)."""
+    encoded = orjson.dumps(value, default=str)
+    return storable_json(orjson.loads(encoded), encoded)
 
 
 def _json_text(value: Any) -> str:
@@ -128,9 +131,15 @@ def _json_text(value: Any) -> str:
     value ourselves keeps a plain string a string.
     """
     try:
-        return orjson.dumps(value).decode()
+        encoded = orjson.dumps(value)
     except TypeError as error:
         raise ValueError(f"storage values must be JSON values: {error}") from None
+    if may_hold_nul(encoded):
+        where = nul_path(value)
+        if where is not None:
+            at = f" (at {where})" if where else ""
+            raise ValueError(f"storage values cannot hold NUL characters (\\u0000){at}")
+    return encoded.decode()
 
 
 class PluginLogger:
@@ -153,7 +162,7 @@ class PluginLogger:
         entry = PluginLog(
             plugin=self._plugin,
             level=level,
-            message=str(message),
+            message=storable_text(str(message)),
             data=_json_safe(data) if data else None,
             created_at=datetime.now(UTC),
         )

@@ -388,3 +388,23 @@ async def test_a_reservation_short_of_what_was_wanted_makes_the_next_ones_wait(
         following = host.reserve("a", 1)
         assert following is not None and following.behind
         following.cancel()
+
+
+async def test_a_refused_event_fails_alone_not_the_events_emitted_beside_it(
+    db: Database,
+) -> None:
+    async with running_host({"a": Quiet}) as host:
+        bad = EmitRequest("session.created", {"id": "x"}, idempotency_key="k" * 256)
+        outcomes = await asyncio.gather(
+            host.emitter.emit(session(1)),
+            host.emitter.emit(bad),
+            host.emitter.emit(session(2)),
+            return_exceptions=True,
+        )
+    assert [type(outcome).__name__ for outcome in outcomes] == [
+        "EmitResult",
+        "BadUserInput",
+        "EmitResult",
+    ]
+    assert "idempotencyKey is 256 characters, more than the limit of 255" in str(outcomes[1])
+    assert await Event.all().count() == 2
