@@ -3,7 +3,8 @@
 A commit is the costly part of a small write (an fsync on SQLite, a round trip on
 PostgreSQL). Callers that arrive while one write is in flight wait for the next, which takes
 them all in one transaction; each caller still returns only once its own rows are committed.
-Alone, a caller waits for no timer.
+Alone, a caller waits for no timer. A shared write that fails is tried again for each caller
+alone, so only the caller whose items the database refuses gets the error.
 
 Example:
     commits = GroupCommit(store_rows)          # store_rows(list[Row]) -> list[Stored]
@@ -59,12 +60,31 @@ class GroupCommit(Generic[I, O]):
             try:
                 outputs = list(await self._write(items))
             except Exception as error:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(error)
+                if len(batch) == 1:
+                    _fail(batch[0][1], error)
+                else:
+                    await self._write_apart(batch)
                 continue
             start = 0
             for entry, done in batch:
                 if not done.done():
                     done.set_result(outputs[start : start + len(entry)])
                 start += len(entry)
+
+    async def _write_apart(self, batch: list[tuple[list[I], asyncio.Future[list[O]]]]) -> None:
+        """Each caller's items in a write of their own, after their shared write failed: one
+        caller's rows the database refuses must not fail the callers they were merged with,
+        and each caller's items still stand or fall together."""
+        for items, done in batch:
+            try:
+                outputs = list(await self._write(items))
+            except Exception as error:
+                _fail(done, error)
+            else:
+                if not done.done():
+                    done.set_result(outputs)
+
+
+def _fail(done: asyncio.Future[list[O]], error: Exception) -> None:
+    if not done.done():
+        done.set_exception(error)

@@ -49,16 +49,26 @@ async def test_a_write_takes_at_most_max_items_but_never_splits_a_caller() -> No
     assert store.writes == [["a", "b"], ["c", "d", "e"], ["f", "g", "h", "i", "j"]]
 
 
-async def test_a_failed_write_fails_its_callers_only() -> None:
+async def test_a_failed_write_is_tried_again_caller_by_caller_so_only_its_cause_fails() -> None:
     store = Store(fail_on="bad")
-    commits = GroupCommit(store.write, max_items=2)
+    commits = GroupCommit(store.write, max_items=4)
     store.gate.clear()
-    calls = [asyncio.ensure_future(commits.submit([x])) for x in ["ok", "bad", "fine"]]
+    calls = [asyncio.ensure_future(commits.submit(x)) for x in [["ok"], ["bad", "b2"], ["fine"]]]
     await asyncio.sleep(0)
     store.gate.set()
     results = await asyncio.gather(*calls, return_exceptions=True)
-    assert isinstance(results[0], RuntimeError) and isinstance(results[1], RuntimeError)
-    assert results[2] == ["FINE"]
+    assert results[0] == ["OK"] and results[2] == ["FINE"]
+    assert isinstance(results[1], RuntimeError)
+    # A caller's items stand or fall together: "b2" was not written apart from "bad".
+    assert store.writes == [["ok", "bad", "b2", "fine"], ["ok"], ["bad", "b2"], ["fine"]]
+
+
+async def test_a_failed_write_of_one_caller_is_not_tried_again() -> None:
+    store = Store(fail_on="bad")
+    commits = GroupCommit(store.write, max_items=4)
+    with pytest.raises(RuntimeError, match="cannot store bad"):
+        await commits.submit(["bad"])
+    assert store.writes == [["bad"]]
 
 
 async def test_a_caller_that_leaves_does_not_cancel_the_write_of_the_others() -> None:
