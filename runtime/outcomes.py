@@ -24,10 +24,12 @@ from tortoise.connection import get_connection
 from runtime.bulk_sql import dialect_of
 from runtime.claims import Claimed
 from runtime.group_commit import GroupCommit
+from runtime.storable import storable_text
 
 log = logging.getLogger(__name__)
 
 WRITE_TRIES = 5
+MAX_ERROR = 2000
 MAX_BATCH = 1000
 COLUMNS = (
     ("id", "bigint"),
@@ -141,7 +143,9 @@ class OutcomeWriter:
     """Collects outcomes from every worker of a process and writes them in batches.
 
     A dropped database connection must not lose an outcome a hook already produced (the
-    delivery would run again when its lease ran out), so a failed write is retried.
+    delivery would run again when its lease ran out), so a failed write is retried. A batch
+    still refused while the database answers is written in halves, and those in halves, so
+    that an outcome the database refuses is the only one lost.
     """
 
     def __init__(self) -> None:
@@ -162,6 +166,8 @@ class OutcomeWriter:
 
     async def _write_batch(self, deliveries: list[Claimed]) -> list[bool]:
         written = await self._write_with_retries(deliveries)
+        if written is None and len(deliveries) > 1 and await _answers():
+            written = await _write_apart(deliveries)
         if written is None:
             return [False] * len(deliveries)
         for delivery in deliveries:
@@ -185,3 +191,44 @@ class OutcomeWriter:
                     return None
                 await asyncio.sleep(0.2 * 2**attempt)
         return None
+
+
+async def _answers() -> bool:
+    """Whether the database answers: a batch it refuses while answering holds a bad row."""
+    try:
+        await get_connection("default").execute_query("SELECT 1")
+    except Exception:
+        return False
+    return True
+
+
+async def _write_apart(deliveries: list[Claimed]) -> set[int]:
+    """The ids written when each half goes alone, and each half of a half that fails, down
+    to the single outcomes the database refuses."""
+    middle = len(deliveries) // 2
+    written: set[int] = set()
+    for half in (deliveries[:middle], deliveries[middle:]):
+        try:
+            written |= await write_outcomes(half)
+        except Exception as error:
+            if len(half) == 1:
+                written |= await _write_without_result(half[0], error)
+            else:
+                written |= await _write_apart(half)
+    return written
+
+
+async def _write_without_result(delivery: Claimed, refused: Exception) -> set[int]:
+    """An outcome the database refuses, written again without what the hook returned: kept
+    unwritten, the delivery would run again once its lease ended, and be refused again."""
+    log.error(
+        "the database refuses a delivery's outcome; it is written without its result",
+        extra={"delivery": delivery.id, "plugin": delivery.plugin, "refused": str(refused)},
+    )
+    delivery.result = None
+    delivery.error = storable_text(f"its outcome could not be stored: {refused}")[:MAX_ERROR]
+    try:
+        return await write_outcomes([delivery])
+    except Exception:
+        log.exception("a delivery's outcome could not be written", extra={"delivery": delivery.id})
+        return set()

@@ -128,3 +128,45 @@ async def test_a_retry_written_as_an_outcome_is_claimed_again_once_due(db: Datab
     assert (again.id, again.attempts) == (delivery.id, 2)
     stored = await Delivery.get(id=delivery.id)
     assert stored.error == "503 from the vendor"
+
+
+async def test_an_outcome_the_database_refuses_loses_only_its_result(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliveries = await claimed(4)
+    real = write_outcomes
+
+    async def refusing(batch: list[Delivery]) -> set[int]:
+        if any(d.result == {"bad": True} for d in batch):
+            raise ValueError("value refused")
+        return await real(batch)
+
+    monkeypatch.setattr("runtime.outcomes.write_outcomes", refusing)
+    monkeypatch.setattr("runtime.outcomes.WRITE_TRIES", 1)
+    results = [{"n": 0}, {"n": 1}, {"bad": True}, {"n": 3}]
+    outcomes = [succeeded(d, r) for d, r in zip(deliveries, results, strict=True)]
+    assert await OutcomeWriter().write_many(outcomes) == [True] * 4
+    rows = {d.id: d for d in await Delivery.all()}
+    assert [rows[d.id].result for d in deliveries] == [{"n": 0}, {"n": 1}, None, {"n": 3}]
+    assert all(rows[d.id].status == "SUCCEEDED" for d in deliveries)
+    assert rows[deliveries[2].id].error == "its outcome could not be stored: value refused"
+
+
+async def test_a_batch_refused_while_the_database_is_out_of_reach_is_not_split(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliveries = await claimed(4)
+    calls: list[int] = []
+
+    async def unreachable(batch: list[Delivery]) -> set[int]:
+        calls.append(len(batch))
+        raise ConnectionError("dropped")
+
+    async def no_answer() -> bool:
+        return False
+
+    monkeypatch.setattr("runtime.outcomes.write_outcomes", unreachable)
+    monkeypatch.setattr("runtime.outcomes._answers", no_answer)
+    monkeypatch.setattr("runtime.outcomes.WRITE_TRIES", 2)
+    assert await OutcomeWriter().write_many([succeeded(d) for d in deliveries]) == [False] * 4
+    assert calls == [4, 4]
