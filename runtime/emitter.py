@@ -17,10 +17,8 @@ from typing import Any
 
 import orjson
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from models import Delivery, Event
-from runtime.bulk_sql import insert_ids
 from runtime.claims import Claimed, as_utc
 from runtime.dispatcher import FINAL, Reservation, Work
 from runtime.errors import BadUserInput, FieldProblem
@@ -28,6 +26,7 @@ from runtime.event_cache import CachedEvent, EventCache
 from runtime.events import check_type, normalise_payload
 from runtime.group_commit import GroupCommit
 from runtime.hub import Hub
+from runtime.linked_insert import insert_linked
 from runtime.records import DeliveryFacts, EventRecord, NewDelivery, StoredEvent
 from runtime.storable import may_hold_nul, nul_path
 
@@ -260,31 +259,32 @@ class Emitter:
             )
             for i in fresh
         ]
+        # One answer per type: a batch is mostly of one or two.
+        targets = {kind: self._targets(kind) for kind in {event.type for event in events}}
+        by_index = [
+            (index, plugin, hook)
+            for index, event in enumerate(events)
+            for plugin, hook in targets[event.type]
+        ]
         reservations: dict[str, Reservation] = {}
         try:
-            async with in_transaction() as connection:
-                ids = await insert_ids(Event, [_event_row(event) for event in events], connection)
-                for event, id in zip(events, ids, strict=True):
-                    event.id = id  # its id, once drawn
-                # One answer per type: a batch is mostly of one or two.
-                targets = {kind: self._targets(kind) for kind in {event.type for event in events}}
-                wanted = [
-                    (event.id, plugin, hook)
-                    for event in events
-                    for plugin, hook in targets[event.type]
-                ]
-                self._reserve_for(wanted, reservations)
-                taken = _taken_by(wanted, reservations)
-                ids = await insert_ids(
-                    Delivery,
-                    [
-                        _delivery_row(
-                            event_id, plugin, hook, now, reservations[plugin] if handed else None
-                        )
-                        for (event_id, plugin, hook), handed in zip(wanted, taken, strict=True)
-                    ],
-                    connection,
-                )
+            self._reserve_for(by_index, reservations)
+            taken = _taken_by(by_index, reservations)
+            event_ids, ids = await insert_linked(
+                Event,
+                [_event_row(event) for event in events],
+                Delivery,
+                [
+                    _delivery_row(
+                        index, plugin, hook, now, reservations[plugin] if handed else None
+                    )
+                    for (index, plugin, hook), handed in zip(by_index, taken, strict=True)
+                ],
+                link="event_id",
+            )
+            for event, id in zip(events, event_ids, strict=True):
+                event.id = id  # its id, once drawn
+            wanted = [(events[index].id, plugin, hook) for index, plugin, hook in by_index]
             deliveries = self._hand_over(events, wanted, taken, ids, now, reservations)
         finally:
             # Filled ones are closed already; any other's rows were never written.
@@ -385,11 +385,12 @@ def _taken_by(
 
 
 def _delivery_row(
-    event_id: int, plugin: str, hook: str, now: datetime, reservation: Reservation | None
+    event_index: int, plugin: str, hook: str, now: datetime, reservation: Reservation | None
 ) -> dict[str, Any]:
-    """A new delivery's row: due now, or claimed by a local worker under its lease."""
+    """A new delivery's row (its event by index in the batch, for `insert_linked`): due now,
+    or claimed by a local worker under its lease."""
     return {
-        "event_id": event_id,
+        "event_id": event_index,
         "plugin": plugin,
         "hook": hook,
         "status": "PENDING" if reservation is None else "RUNNING",

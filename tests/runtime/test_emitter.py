@@ -337,12 +337,12 @@ async def test_a_batch_beyond_the_room_leaves_the_rest_in_the_table_in_order(
 async def test_a_failed_write_gives_the_reserved_room_back(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def failing_insert(*_: Any) -> list[int]:
+    async def failing_insert(*_: Any, **__: Any) -> tuple[list[int], list[int]]:
         raise ConnectionError("the database went away")
 
     async with running_host({"a": Quiet}, default_concurrency=3) as host:
         await until(lambda: takes_new_deliveries(host, "a"))
-        monkeypatch.setattr(emitter, "insert_ids", failing_insert)
+        monkeypatch.setattr(emitter, "insert_linked", failing_insert)
         with pytest.raises(ConnectionError):
             await host.emitter.emit(session(1))
         monkeypatch.undo()
