@@ -63,17 +63,27 @@ def as_utc(value: datetime | str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _claimed(row: dict[str, Any], lease_until: float) -> Claimed:
+def _claimed(row: dict[str, Any], lease_until: float, times: dict[Any, Any]) -> Claimed:
     return Claimed(
         id=int(row["id"]),
         event_id=int(row["event_id"]),
         plugin=row["plugin"],
         hook=row["hook"],
         attempts=int(row["attempts"]),
-        created_at=as_utc(row["created_at"]),
-        next_attempt_at=as_utc(row["next_attempt_at"]),
+        created_at=_time(row["created_at"], times),
+        next_attempt_at=_time(row["next_attempt_at"], times),
         lease_until=lease_until,
     )
+
+
+def _time(value: datetime | str | None, times: dict[Any, Any]) -> datetime | None:
+    # The rows of one claim mostly share their times (deliveries of one batch of events
+    # were created, and fall due, together): each distinct one is converted once.
+    try:
+        return times[value]  # type: ignore[no-any-return]
+    except KeyError:
+        converted = times[value] = as_utc(value)
+        return converted
 
 
 async def claim(plugin: str, limit: int, lease: float) -> list[Claimed]:
@@ -105,7 +115,8 @@ async def claim(plugin: str, limit: int, lease: float) -> list[Claimed]:
         limit,
     ]
     rows = await connection.execute_query_dict(sql, values)
-    return sorted((_claimed(row, lease_until) for row in rows), key=lambda d: d.id)
+    times: dict[Any, Any] = {}
+    return sorted((_claimed(row, lease_until, times) for row in rows), key=lambda d: d.id)
 
 
 async def hand_back(deliveries: Sequence[Claimed]) -> None:

@@ -442,6 +442,7 @@ class PluginWorker:
         self._wake.set()
 
     async def _runner(self) -> None:
+        task = asyncio.current_task()
         while self._queue and not self._stopping:
             reporter = self._reporter
             if len(self._reports) >= MAX_UNRECORDED and reporter and not reporter.done():
@@ -455,7 +456,7 @@ class PluginWorker:
                 continue
             self._busy += 1
             try:
-                await self._run(delivery, event)
+                await self._run(delivery, event, task)
             except Exception:
                 # The hook's own failures are outcomes; this is the worker's (its breaker's
                 # status change, say): the delivery's lease returns it if nothing recorded it.
@@ -476,7 +477,9 @@ class PluginWorker:
             stale.append(self._queue.popleft()[0])
         return stale
 
-    async def _run(self, delivery: Claimed, event: CachedEvent) -> None:
+    async def _run(
+        self, delivery: Claimed, event: CachedEvent, task: asyncio.Task[Any] | None = None
+    ) -> None:
         payload = event.payload()
         sdk_event = SdkEvent(
             id=str(event.id),
@@ -491,7 +494,7 @@ class PluginWorker:
         error: str | None = None
         retry_after: float | None = None
         try:
-            with self._deadlines.watch():
+            with self._deadlines.watch(task):
                 result = _jsonable(await self._call_hook(delivery.hook, payload, sdk_event))
         except asyncio.CancelledError:
             # Shutdown: hand the delivery back for this or another process to run.

@@ -10,21 +10,21 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from runtime.records import DeliveryFacts, EventFacts
 
 
-def _iso(moment: datetime | None, texts: Mapping[datetime, str] | None = None) -> str | None:
+def _iso(moment: datetime | None, texts: dict[datetime, str] | None = None) -> str | None:
     if moment is None:
         return None
-    if texts is not None:
-        text = texts.get(moment)
-        if text is not None:
-            return text
-    return moment.isoformat()
+    if texts is None:
+        return moment.isoformat()
+    text = texts.get(moment)
+    if text is None:
+        text = texts[moment] = moment.isoformat()
+    return text
 
 
 def event_message(event: EventFacts) -> dict[str, Any]:
@@ -39,12 +39,12 @@ def event_message(event: EventFacts) -> dict[str, Any]:
 
 
 def delivery_message(
-    delivery: DeliveryFacts, texts: Mapping[datetime, str] | None = None
+    delivery: DeliveryFacts, texts: dict[datetime, str] | None = None
 ) -> dict[str, Any]:
-    """The delivery's part of an outcome message; `texts` holds the ISO texts of times a
-    batch of messages shares (in UTC, as every time here is: an equal time in another zone
-    has another text)."""
-    created = _iso(delivery.created_at)
+    """The delivery's part of an outcome message; `texts` keeps the ISO texts of the times a
+    batch of messages shares, each made once (in UTC, as every time here is: an equal time
+    in another zone has another text)."""
+    created = _iso(delivery.created_at, texts)
     due = delivery.next_attempt_at
     return {
         "id": delivery.id,
@@ -54,7 +54,9 @@ def delivery_message(
         "status": delivery.status,
         "attempts": delivery.attempts,
         # A first attempt is due when it was created: one text for both.
-        "nextAttemptAt": created if due is not None and due == delivery.created_at else _iso(due),
+        "nextAttemptAt": created
+        if due is not None and due == delivery.created_at
+        else _iso(due, texts),
         "durationMs": delivery.duration_ms,
         "result": delivery.result,
         "error": delivery.error,

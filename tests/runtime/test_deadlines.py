@@ -87,3 +87,17 @@ async def test_a_hook_that_swallows_the_cut_off_leaves_its_task_able_to_go_on() 
     task = asyncio.create_task(stubborn())
     assert await task == "went on"
     assert task.cancelling() == 0
+
+
+async def test_a_task_named_to_the_watch_is_the_one_cut_off() -> None:
+    deadlines = Deadlines(timeout=0.05)
+
+    async def runner() -> str:
+        task = asyncio.current_task()
+        with deadlines.watch(task):
+            await asyncio.sleep(5)
+        return "done"
+
+    with pytest.raises(TimeoutError):
+        await asyncio.create_task(runner())
+    assert deadlines._ends == {}

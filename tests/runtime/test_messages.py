@@ -58,3 +58,17 @@ async def test_a_batch_s_shared_update_time_is_written_as_its_text(db: Database)
     assert delivery_message(delivery, {delivery.updated_at: "the batch's"})["updatedAt"] == (
         "the batch's"
     )
+
+
+async def test_a_batch_makes_the_text_of_each_time_it_shares_once(db: Database) -> None:
+    delivery, _ = await stored(status="SUCCEEDED", attempts=1)
+    delivery.next_attempt_at = delivery.created_at + timedelta(seconds=5)
+    texts: dict[datetime, str] = {}
+    made = delivery_message(delivery, texts)
+    assert made == delivery_message(delivery)
+    assert texts == {
+        moment: moment.isoformat()
+        for moment in (delivery.created_at, delivery.next_attempt_at, delivery.updated_at)
+    }
+    texts[delivery.created_at] = "kept"
+    assert delivery_message(delivery, texts)["createdAt"] == "kept"
