@@ -44,8 +44,13 @@ class LogPublisher(Protocol):
 class LogSink:
     """Writes plugin log entries in batches and publishes each; a full buffer drops and counts.
 
-    Logging from a hook must never wait on the database.
+    Logging from a hook must never wait on the database. A failed write is tried again (a
+    dropped connection), and a batch the database still refuses while it answers goes entry
+    by entry, so only an entry it refuses is lost (and counted in `dropped`).
     """
+
+    retries = 4
+    first_backoff = 0.2
 
     def __init__(self, publish: LogPublisher, capacity: int = 10_000) -> None:
         self._publish = publish
@@ -89,17 +94,44 @@ class LogSink:
             self._writing = None
 
     async def _write_logged(self, batch: list[PluginLog]) -> None:
-        try:
-            await self._write(batch)
-        except Exception:
-            log.exception("plugin log entries could not be written")
-
-    async def _write(self, batch: list[PluginLog]) -> None:
         if not batch:
             return
-        await PluginLog.bulk_create(batch)
+        for attempt in range(self.retries + 1):
+            try:
+                await PluginLog.bulk_create(batch)
+                break
+            except Exception:
+                if attempt == self.retries:
+                    batch = await self._write_apart(batch)
+                    break
+                await asyncio.sleep(self.first_backoff * 2**attempt)
         for entry in batch:
-            await self._publish(log_entry_message(entry))
+            try:
+                await self._publish(log_entry_message(entry))
+            except Exception:
+                log.exception("a plugin log entry could not be published")
+
+    async def _write_apart(self, batch: list[PluginLog]) -> list[PluginLog]:
+        """The entries written one by one, once the batch was refused: none while the
+        database does not answer."""
+        try:
+            await PluginLog.exists()
+        except Exception:
+            log.exception("plugin log entries could not be written", extra={"entries": len(batch)})
+            self.dropped += len(batch)
+            return []
+        written = []
+        for entry in batch:
+            try:
+                await entry.save()
+            except Exception:
+                log.exception(
+                    "a plugin log entry could not be written", extra={"plugin": entry.plugin}
+                )
+                self.dropped += 1
+            else:
+                written.append(entry)
+        return written
 
 
 def log_entry_message(entry: PluginLog) -> dict[str, Any]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from models import PluginLog
 from runtime.host import LOG_CHANNEL
+from runtime.plugin_context import LogSink, PluginLogger
 from runtime.sdk import Plugin, PluginContext
 from tests.conftest import Database
 from tests.runtime.hosting import running_host, until
@@ -60,3 +63,57 @@ async def test_an_unknown_level_is_refused(db: Database) -> None:
             assert "DEBUG" in str(error)
         else:
             raise AssertionError("LOUD was accepted")
+
+
+async def test_a_failed_write_is_tried_again(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    failures = iter([ConnectionError("dropped")])
+    real = PluginLog.bulk_create
+
+    async def flaky(entries: list[PluginLog]) -> Any:
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        return await real(entries)
+
+    monkeypatch.setattr(PluginLog, "bulk_create", flaky)
+    published: list[dict[str, Any]] = []
+    sink = LogSink(_collect(published))
+    sink.first_backoff = 0
+    PluginLogger("p", sink).info("kept")
+    await sink.stop()
+    assert await PluginLog.filter(plugin="p", message="kept").exists()
+    assert [entry["message"] for entry in published] == ["kept"]
+
+
+async def test_an_entry_the_database_refuses_is_the_only_one_lost(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refused(entries: list[PluginLog]) -> Any:
+        raise ValueError("refused")
+
+    real_save = PluginLog.save
+
+    async def save(self: PluginLog, *args: Any, **kwargs: Any) -> None:
+        if self.message == "bad":
+            raise ValueError("refused")
+        await real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(PluginLog, "bulk_create", refused)
+    monkeypatch.setattr(PluginLog, "save", save)
+    published: list[dict[str, Any]] = []
+    sink = LogSink(_collect(published))
+    sink.retries, sink.first_backoff = 1, 0
+    logger = PluginLogger("p", sink)
+    for message in ("one", "bad", "two"):
+        logger.info(message)
+    await sink.stop()
+    stored = await PluginLog.filter(plugin="p").order_by("id").values_list("message", flat=True)
+    assert list(stored) == ["one", "two"]
+    assert [entry["message"] for entry in published] == ["one", "two"]
+    assert sink.dropped == 1
+
+
+def _collect(into: list[dict[str, Any]]) -> Any:
+    async def publish(entry: dict[str, Any]) -> None:
+        into.append(entry)
+
+    return publish
