@@ -32,6 +32,7 @@ from strawberry.types.graphql import OperationType
 from graph.errors import ErrorCodes, coded
 from graph.events import EventMutation, EventQuery
 from graph.mutations import CatalogMutation
+from graph.nul_inputs import refusal
 from graph.plain_fields import PlainFieldsExecution
 from graph.queries import CatalogQuery
 from graph.subscriptions import Subscription
@@ -71,6 +72,9 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        refused = refusal(variable_values, query)
+        if refused is not None:
+            return ExecutionResult(data=None, errors=[refused])
         result = await super().execute(
             query,
             variable_values,

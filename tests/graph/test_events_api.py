@@ -110,18 +110,14 @@ async def test_only_the_platform_may_emit(gql: Execute, plugins: dict[str, Any])
         ({"type": "custom.big", "payload": {"blob": "x" * 70_000}}, "payload"),
         ({"type": "session.created", "payload": {"user": "ann"}}, "payload.id"),
         ({"type": "custom.x", "payload": [1, 2]}, None),
-        ({"type": "custom.x", "payload": {"note": ["ok", "a\x00b"]}}, "payload.note.1"),
         ({"type": "custom.x", "payload": {}, "idempotencyKey": "k" * 256}, "idempotencyKey"),
-        ({"type": "custom.x", "payload": {}, "idempotencyKey": "k\x00"}, "idempotencyKey"),
     ],
     ids=[
         "unknown-type",
         "too-large",
         "session-without-id",
         "not-an-object",
-        "nul-in-payload",
         "key-too-long",
-        "nul-in-key",
     ],
 )
 async def test_bad_events_are_refused_and_nothing_is_stored(

@@ -14,6 +14,7 @@ from models import Delivery, Event
 from runtime import dispatcher, emitter
 from runtime.claims import Claimed
 from runtime.emitter import EmitRequest
+from runtime.errors import BadUserInput
 from runtime.event_cache import CachedEvent
 from runtime.host import PluginHost
 from runtime.sdk import Plugin, PluginContext
@@ -408,3 +409,21 @@ async def test_a_refused_event_fails_alone_not_the_events_emitted_beside_it(
     ]
     assert "idempotencyKey is 256 characters, more than the limit of 255" in str(outcomes[1])
     assert await Event.all().count() == 2
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (EmitRequest("custom.x", {"a": {"b": ["x\x00"]}}), "payload.a.b.0"),
+        (EmitRequest("custom.x", {}, idempotency_key="k\x00"), "idempotencyKey"),
+    ],
+    ids=["payload", "key"],
+)
+async def test_a_nul_that_no_database_could_store_is_refused_naming_where(
+    db: Database, request_: EmitRequest, field: str
+) -> None:
+    async with running_host({"a": Quiet}) as host:
+        with pytest.raises(BadUserInput) as refused:
+            await host.emitter.emit(request_)
+    assert [problem.path for problem in refused.value.fields] == [field]
+    assert await Event.all().count() == 0
