@@ -63,7 +63,10 @@ def as_utc(value: datetime | str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _claimed(row: dict[str, Any], lease_until: float, times: dict[Any, Any]) -> Claimed:
+Times = dict[datetime | str | None, datetime | None]
+
+
+def _claimed(row: dict[str, Any], lease_until: float, times: Times) -> Claimed:
     return Claimed(
         id=int(row["id"]),
         event_id=int(row["event_id"]),
@@ -76,11 +79,11 @@ def _claimed(row: dict[str, Any], lease_until: float, times: dict[Any, Any]) -> 
     )
 
 
-def _time(value: datetime | str | None, times: dict[Any, Any]) -> datetime | None:
+def _time(value: datetime | str | None, times: Times) -> datetime | None:
     # The rows of one claim mostly share their times (deliveries of one batch of events
     # were created, and fall due, together): each distinct one is converted once.
     try:
-        return times[value]  # type: ignore[no-any-return]
+        return times[value]
     except KeyError:
         converted = times[value] = as_utc(value)
         return converted
@@ -115,7 +118,7 @@ async def claim(plugin: str, limit: int, lease: float) -> list[Claimed]:
         limit,
     ]
     rows = await connection.execute_query_dict(sql, values)
-    times: dict[Any, Any] = {}
+    times: Times = {}
     return sorted((_claimed(row, lease_until, times) for row in rows), key=lambda d: d.id)
 
 
