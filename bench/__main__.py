@@ -3,7 +3,7 @@
     .venv/bin/python -m bench                                   # SQLite + memory://
     .venv/bin/python -m bench --postgres postgres://postgres@127.0.0.1:5432/postgres \\
         --broadcast-url redis://127.0.0.1:6379                  # PostgreSQL + Redis
-    .venv/bin/python -m bench --quick                           # small counts (CI), no targets
+    .venv/bin/python -m bench --quick                           # one repetition, small counts (CI), no targets
 
 Scenarios (see bench/README.md): 1 emit throughput (bench.emit, plus emitEvents in batches of
 100), 5 dispatch (bench.dispatch, in-process), 4 catalog (bench.catalog), 2 end-to-end latency
@@ -121,7 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL server (default SQLite)")
     parser.add_argument("--broadcast-url", help="e.g. redis://127.0.0.1:6379 (default memory://)")
     parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="small counts, short windows")
+    parser.add_argument(
+        "--quick", action="store_true", help="one repetition, small counts, short windows"
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -153,6 +155,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if value and urlsplit(value).hostname not in {"127.0.0.1", "localhost", "::1"}:
             parser.error(f"--{name.replace('_', '-')} must point at this machine")
     if args.quick:
+        # It proves every scenario still runs; with no targets, one repetition tells that.
+        args.repetitions = 1
         args.warmup, args.duration = 0.5, 1.0
         args.dispatch_events = min(args.dispatch_events, 100)
         args.catalog_plugins = min(args.catalog_plugins, 500)
