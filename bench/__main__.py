@@ -3,7 +3,7 @@
     .venv/bin/python -m bench                                   # SQLite + memory://
     .venv/bin/python -m bench --postgres postgres://postgres@127.0.0.1:5432/postgres \\
         --broadcast-url redis://127.0.0.1:6379                  # PostgreSQL + Redis
-    .venv/bin/python -m bench --quick                           # one repetition, small counts (CI), no targets
+    .venv/bin/python -m bench --quick                           # one repetition (CI), no targets
 
 Scenarios (see bench/README.md): 1 emit throughput (bench.emit, plus emitEvents in batches of
 100), 5 dispatch (bench.dispatch, in-process), 4 catalog (bench.catalog), 2 end-to-end latency
