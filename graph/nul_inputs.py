@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from graphql import GraphQLError, StringValueNode, Visitor, parse, visit
 
-from runtime.errors import BadUserInput, FieldProblem
-from runtime.storable import NUL, may_hold_nul, nul_path
+from runtime.errors import BadUserInput
+from runtime.storable import NUL, may_hold_nul, nul_path, nul_refused
 
 # How GraphQL's text may spell a NUL inside a string: the character itself, or its escape.
 _IN_TEXT = (NUL, "\\u0000")
@@ -39,13 +39,7 @@ def refusal(variables: dict[str, Any] | None, query: str | None) -> GraphQLError
     where = nul_path(variables)
     if where is None:
         return None
-    field = f"variables.{where}"
-    return _error(
-        BadUserInput(
-            f"{field} holds a NUL character (\\u0000), which cannot be stored",
-            [FieldProblem(field, "holds a NUL character")],
-        )
-    )
+    return _error(nul_refused(f"variables.{where}"))
 
 
 class _Strings(Visitor):

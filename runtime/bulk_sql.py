@@ -88,7 +88,8 @@ def _converted(model: type[Model], field: Any, values: list[Any]) -> list[Any]:
     return out
 
 
-def _values_clause(dialect: str, rows: int, columns: int) -> str:
+def values_clause(dialect: str, rows: int, columns: int) -> str:
+    """The markers of a multi-row VALUES list of `rows` rows of `columns` values."""
     if dialect == "postgres":
         tuples = (
             "(" + ", ".join(f"${row * columns + column + 1}" for column in range(columns)) + ")"
@@ -113,7 +114,7 @@ async def _insert(
     for chunk in chunks(rows, len(columns)):
         sql = (
             f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
-            f"VALUES {_values_clause(dialect, len(chunk), len(columns))} RETURNING {returning}"
+            f"VALUES {values_clause(dialect, len(chunk), len(columns))} RETURNING {returning}"
         )
         records.extend(await client.execute_query_dict(sql, bound_values(model, columns, chunk)))
     return records

@@ -28,7 +28,7 @@ from runtime.group_commit import GroupCommit
 from runtime.hub import Hub
 from runtime.linked_insert import insert_linked
 from runtime.records import DeliveryFacts, EventRecord, NewDelivery, StoredEvent
-from runtime.storable import may_hold_nul, nul_path
+from runtime.storable import NUL, may_hold_nul, nul_path, nul_refused
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 # The column's width: a longer key would fail the transaction the whole batch shares.
@@ -79,11 +79,7 @@ def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
     if may_hold_nul(encoded):
         where = nul_path(dict(request.payload))
         if where is not None:
-            field = f"{path}payload.{where}"
-            raise BadUserInput(
-                f"{field} holds a NUL character (\\u0000), which cannot be stored",
-                [FieldProblem(field, "holds a NUL character")],
-            )
+            raise nul_refused(f"{path}payload.{where}")
     if size > MAX_PAYLOAD_BYTES:
         raise BadUserInput(
             f"{path}payload is {size} bytes, more than the limit of {MAX_PAYLOAD_BYTES}",
@@ -111,11 +107,8 @@ def _check_key(key: str | None, field: str) -> None:
             f"{field} is {len(key)} characters, more than the limit of {MAX_KEY_LENGTH}",
             [FieldProblem(field, f"longer than {MAX_KEY_LENGTH} characters")],
         )
-    if "\x00" in key:
-        raise BadUserInput(
-            f"{field} holds a NUL character (\\u0000), which cannot be stored",
-            [FieldProblem(field, "holds a NUL character")],
-        )
+    if NUL in key:
+        raise nul_refused(field)
 
 
 class Emitter:

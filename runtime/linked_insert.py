@@ -30,7 +30,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from runtime.bulk_sql import bound_values, chunks, dialect_of, insert_ids
+from runtime.bulk_sql import bound_values, chunks, dialect_of, insert_ids, values_clause
 
 
 @dataclass
@@ -55,7 +55,14 @@ async def insert_linked(
         return [], []
     client = get_connection("default")
     if dialect_of(client) == "sqlite" and not isinstance(client, TransactionalDBClient):
-        return await _in_one_trip(client, parent, parent_rows, child, child_rows, link)
+        columns = list(child_rows[0]) if child_rows else [link]
+        return await _in_one_trip(
+            client,
+            _inserts(parent, parent_rows),
+            _inserts(child, child_rows),
+            columns.index(link),
+            len(columns),
+        )
     async with in_transaction() as connection:
         parent_ids = await insert_ids(parent, parent_rows, connection)
         linked = [{**row, link: parent_ids[row[link]]} for row in child_rows]
@@ -67,10 +74,9 @@ def _inserts(model: type[Model], rows: Sequence[Mapping[str, Any]]) -> list[_Ins
         return []
     columns = list(rows[0])
     head = f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) VALUES "
-    row_marks = "(" + ", ".join("?" * len(columns)) + ")"
     return [
         _Insert(
-            head + ", ".join([row_marks] * len(chunk)),
+            head + values_clause("sqlite", len(chunk), len(columns)),
             bound_values(model, columns, chunk),
             len(chunk),
         )
@@ -80,22 +86,19 @@ def _inserts(model: type[Model], rows: Sequence[Mapping[str, Any]]) -> list[_Ins
 
 async def _in_one_trip(
     client: BaseDBAsyncClient,
-    parent: type[Model],
-    parent_rows: Sequence[Mapping[str, Any]],
-    child: type[Model],
-    child_rows: Sequence[Mapping[str, Any]],
-    link: str,
+    parents: list[_Insert],
+    children: list[_Insert],
+    link_at: int,
+    width: int,
 ) -> tuple[list[int], list[int]]:
-    parents = _inserts(parent, parent_rows)
-    children = _inserts(child, child_rows)
-    columns = list(child_rows[0]) if child_rows else [link]
+    """The children's `link_at`-th of `width` values hold their parent's index."""
     for insert in (*parents, *children):
         # Logged as the client logs what it sends, so SQL logs and counts show them too.
         client.log.debug("%s: %s", insert.sql, insert.values)
     async with client.acquire_connection() as connection:
         try:
             result: tuple[list[int], list[int]] = await connection._execute(
-                _transaction, connection._conn, parents, children, columns.index(link), len(columns)
+                _transaction, connection._conn, parents, children, link_at, width
             )
         except sqlite3.IntegrityError as error:
             raise IntegrityError(error) from error

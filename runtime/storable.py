@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.errors import BadUserInput, FieldProblem
+
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
 
@@ -70,3 +72,11 @@ def nul_path(value: Any, path: str = "") -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def nul_refused(field: str) -> BadUserInput:
+    """The error for input whose `field` holds a NUL: no backend may be asked to store it."""
+    return BadUserInput(
+        f"{field} holds a NUL character (\\u0000), which cannot be stored",
+        [FieldProblem(field, "holds a NUL character")],
+    )
