@@ -293,18 +293,20 @@ class PolicyResolver(AbstractResolver):
 
     def __init__(self, policy: AddressPolicy) -> None:
         self._policy = policy
-        self._names: AbstractResolver | None = None
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        if self._names is None:
-            self._names = self._policy.lookup()
-        answers = await self._names.resolve(host, port, family)
+        # A lookup resolver per name, closed at once: a connector never closes a resolver it
+        # was given, and the connector caches what it resolves anyway.
+        names = self._policy.lookup()
+        try:
+            answers = await names.resolve(host, port, family)
+        finally:
+            await names.close()
         for answer in answers:
             self._policy.check(host, answer["host"])
         return answers
 
     async def close(self) -> None:
-        if self._names is not None:
-            await self._names.close()
+        pass
