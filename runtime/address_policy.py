@@ -2,12 +2,12 @@
 
 Loopback, link-local, private, shared (CGNAT), multicast, reserved and unspecified addresses,
 and IPv6 forms that stand for or carry one of them (`::ffff:127.0.0.1`, NAT64, 6to4, Teredo),
-are refused
-unless an allowed network (STREAMSPACE_ALLOWED_NETWORKS) holds them. Names are checked after
-they are resolved, every address they resolve to, and connections go to the checked addresses:
-aiohttp sessions made here resolve through `PolicyResolver` and open each socket through the
-policy, so redirects and literal addresses pass the same check. `file://` URLs may name only
-files under the policy's roots (the data directory and STREAMSPACE_FILE_REPOSITORY_ROOTS).
+are refused unless an allowed network (STREAMSPACE_ALLOWED_NETWORKS) holds them. Names are
+checked after they are resolved, every address they resolve to, and connections go to the
+checked addresses: aiohttp sessions made here resolve through `PolicyResolver` and open each
+socket through the policy, so redirects and literal addresses pass the same check. `file://`
+URLs may name only files under the policy's roots (the data directory and
+STREAMSPACE_FILE_REPOSITORY_ROOTS).
 
 Example:
     >>> policy = AddressPolicy(parse_networks("10.0.0.0/8"))
