@@ -83,16 +83,16 @@ async def git(*args: str, cwd: Path | None = None, options: Sequence[str] = ()) 
     return out
 
 
-async def transport_options(url: str, policy: AddressPolicy) -> list[str]:
-    """The `-c` options that hold git to what `policy` allows for `url`, once it is checked.
+async def checked_source(url: str, policy: AddressPolicy) -> tuple[str, list[str]]:
+    """What git is given for `url` once `policy` allowed it: the URL (a file's resolved path,
+    so git reads the folder that was checked) and the `-c` options that hold it there.
 
     Raises AddressRefused or PathRefused for what the policy refuses, BadUserInput for another
     transport, OSError for a host that does not resolve.
     """
     parts = urlsplit(url)
     if parts.scheme == "file":
-        policy.local_path(url)
-        return []
+        return policy.local_path(url).as_uri(), []
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
         raise BadUserInput(f"{shown_url(url)}: git repositories are read over https, http or file")
     host = parts.hostname
@@ -104,7 +104,7 @@ async def transport_options(url: str, policy: AddressPolicy) -> list[str]:
             f"[{answer['host']}]" if ":" in answer["host"] else answer["host"] for answer in answers
         )
         options += ["-c", f"http.curloptResolve={host}:{port}:{','.join(pinned)}"]
-    return options
+    return url, options
 
 
 async def update_clone(url: str, clone: Path, policy: AddressPolicy) -> None:
@@ -115,7 +115,7 @@ async def update_clone(url: str, clone: Path, policy: AddressPolicy) -> None:
     """
     shown = shown_url(url)
     try:
-        options = await transport_options(url, policy)
+        source, options = await checked_source(url, policy)
     except AddressRefused as error:
         raise BadUserInput(f"{shown}: {error.message}") from None
     except PathRefused as error:
@@ -127,7 +127,7 @@ async def update_clone(url: str, clone: Path, policy: AddressPolicy) -> None:
     try:
         if first:
             clone.parent.mkdir(parents=True, exist_ok=True)
-            await git("clone", "--bare", "--quiet", "--", url, str(clone), options=options)
+            await git("clone", "--bare", "--quiet", "--", source, str(clone), options=options)
             return
         await git(
             "fetch",
@@ -136,7 +136,7 @@ async def update_clone(url: str, clone: Path, policy: AddressPolicy) -> None:
             "--prune-tags",
             "--force",
             "--",
-            url,
+            source,
             "+refs/heads/*:refs/heads/*",
             "+refs/tags/*:refs/tags/*",
             cwd=clone,
