@@ -42,6 +42,7 @@ from runtime.auth import TokenIssuer, bearer_token
 from runtime.builtin_catalog import publish_builtins
 from runtime.catalog import ViewCounter
 from runtime.errors import Unauthenticated
+from runtime.fetch import UrlFetcher
 from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
 from runtime.installs import Installer
@@ -119,8 +120,10 @@ def build_services(settings: Settings) -> Services:
     discover_builtins(registry)
     discover_entry_points(registry)
     installer = Installer(SecretBox(settings.secret_key))
+    # One address policy for every outgoing request: archives, repositories, plugins.
+    network = settings.address_policy()
     # Code installed from repositories while running lives in <data-dir>/plugins/<name>/<version>.
-    code = PluginCode(registry, settings.data_dir / "plugins")
+    code = PluginCode(registry, settings.data_dir / "plugins", fetcher=UrlFetcher(network))
     installer.load_code_with(code)
     host = PluginHost(
         registry,
@@ -133,6 +136,7 @@ def build_services(settings: Settings) -> Services:
             replica=f"{socket.gethostname()}:{os.getpid()}",
         ),
         code=code,
+        network=network,
     )
     installer.apply_changes_with(host.apply_change)
     return Services(

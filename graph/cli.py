@@ -136,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(env STREAMSPACE_WORKERS_DISPATCH, default 4)",
     )
     serve.add_argument(
+        "--allowed-networks",
+        metavar="CIDRS",
+        help="comma-separated networks outgoing requests (repositories, archives, webhooks, "
+        "SMTP) may reach although loopback, link-local or private, e.g. 127.0.0.0/8,10.0.0.0/8 "
+        "(env STREAMSPACE_ALLOWED_NETWORKS; default none: only public addresses)",
+    )
+    serve.add_argument(
+        "--file-repository-roots",
+        metavar="DIRS",
+        help="colon-separated folders file:// repositories may use besides the data "
+        "directory (env STREAMSPACE_FILE_REPOSITORY_ROOTS; default none)",
+    )
+    serve.add_argument(
         "--db-pool-size",
         type=int,
         metavar="N",
@@ -215,7 +228,8 @@ def _add_devkit(commands: Any) -> None:
         help="write DIR/index.json from the archives in DIR",
         description="Read plugin.json from every *.tar.gz in DIR and write DIR/index.json "
         "(apiVersion 1), grouping versions per plugin. Serve DIR over http(s) or use its "
-        "file:// URL as an INDEX repository.",
+        "file:// URL as an INDEX repository (a server reads file:// repositories only under "
+        "its data directory or --file-repository-roots).",
     )
     index.add_argument("dir", metavar="DIR", help="the folder of archives")
     index.add_argument("--name", help="the repository's name (default: the folder's name)")
@@ -270,6 +284,8 @@ def _serve(args: argparse.Namespace) -> int:
         delivery_backoff_base=args.delivery_backoff_base,
         db_pool_size=args.db_pool_size,
         workers_dispatch=args.workers_dispatch,
+        allowed_networks=args.allowed_networks,
+        file_repository_roots=args.file_repository_roots,
     )
     from models.database import normalise_url
 
@@ -284,6 +300,9 @@ def _serve(args: argparse.Namespace) -> int:
     url = f"http://{settings.host}:{settings.port}/graphql"
     print(f"StreamSpace Plugins on {url} (GraphiQL in a browser)", flush=True)
     print(f"  database:  {_shown_url(settings.database_url)}", flush=True)
+    if settings.allowed_networks:
+        networks = ", ".join(str(network) for network in settings.allowed_networks)
+        print(f"  outgoing requests may also reach: {networks}", flush=True)
     if settings.jwt_secret_generated:
         admin = TokenIssuer(settings.jwt_secret).issue(Role.ADMIN, "admin", FIRST_ADMIN_TTL)
         print(f"  admin token (24h): {admin}", flush=True)

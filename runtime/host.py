@@ -18,6 +18,7 @@ from starlette.routing import Router
 from tortoise.connection import get_connection
 
 from models import Delivery, InstalledPlugin
+from runtime.address_policy import AddressPolicy
 from runtime.dependencies import dependency_order
 from runtime.dispatcher import CircuitBreaker, PluginWorker, Reservation, RetryPolicy
 from runtime.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
@@ -89,6 +90,8 @@ class PluginHost:
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)
     # Where installed plugins' code comes from; None: the registry alone (built-ins, tests).
     code: PluginCode | None = None
+    # What plugins may reach through ctx.http and ctx.network (by default: public addresses).
+    network: AddressPolicy = field(default_factory=AddressPolicy)
 
     def __post_init__(self) -> None:
         if self.code is not None:
@@ -115,7 +118,7 @@ class PluginHost:
     # -- start and stop ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10))
+        self._http = self.network.session(timeout=aiohttp.ClientTimeout(total=30, connect=10))
         self.sink.start()
         if get_connection("default").capabilities.dialect == "sqlite":
             # SQLite means one process: whatever is RUNNING was cut off when it last stopped.
@@ -297,6 +300,7 @@ class PluginHost:
             log=logger,
             storage=PluginStore(spec.name),
             http=self._http,
+            network=self.network,
             scheduler=PluginScheduler(spec.name, logger),
             events=PluginEvents(spec.name, self._publish_event),
             api=ApiRegistry(),

@@ -27,6 +27,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import PluginLog, PluginStorage
+from runtime.address_policy import AddressPolicy
 from runtime.storable import may_hold_nul, nul_path, storable_json, storable_text
 
 log = logging.getLogger(__name__)
@@ -431,7 +432,10 @@ class PluginEvents:
 class PluginContext:
     """Everything a plugin's hooks may use; one per loaded plugin.
 
-    `config` holds the validated configuration with secrets decrypted.
+    `config` holds the validated configuration with secrets decrypted. `http` is shared by
+    the plugins and reaches only what the server's address policy allows, redirects included;
+    `network` is that policy, for other protocols (`await ctx.network.connect(host, port)`
+    gives a socket connected to an allowed address, or raises AddressRefused).
     """
 
     name: str
@@ -441,6 +445,7 @@ class PluginContext:
     http: aiohttp.ClientSession
     scheduler: PluginScheduler
     events: PluginEvents
+    network: AddressPolicy = field(default_factory=AddressPolicy)
     api: ApiRegistry = field(default_factory=ApiRegistry)
     ui: UiRegistry = field(default_factory=lambda: UiRegistry(""))
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from runtime.address_policy import AddressPolicy
 from runtime.config_schema import schema_defaults, validate_config
 from runtime.events import (
     LIFECYCLE_TYPES,
@@ -449,6 +450,8 @@ class PluginHarness:
     `plugin` is a Plugin subclass or instance. `manifest` (a Manifest, a mapping, a plugin.json
     path or its folder) supplies the name, permissions and configuration defaults; without it,
     `name` and `permissions` do. `config` is validated against the manifest's configSchema.
+    `network` is the address policy `ctx.network` applies; the harness allows every address
+    unless given one (its HTTP is fake, and a test's stand-in servers listen on 127.0.0.1).
     """
 
     def __init__(
@@ -460,6 +463,7 @@ class PluginHarness:
         name: str | None = None,
         permissions: list[str] | None = None,
         storage: Mapping[str, Any] | None = None,
+        network: AddressPolicy | None = None,
     ) -> None:
         self.plugin = plugin() if isinstance(plugin, type) else plugin
         self.manifest = _load_manifest(manifest) if manifest is not None else None
@@ -497,6 +501,7 @@ class PluginHarness:
             http=self.http,  # type: ignore[arg-type]
             scheduler=self.scheduler,  # type: ignore[arg-type]
             events=self.events,  # type: ignore[arg-type]
+            network=network or AddressPolicy.unrestricted(),
             api=self.api,
             ui=self.ui,
         )

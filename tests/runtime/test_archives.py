@@ -12,10 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
+from runtime.address_policy import AddressPolicy
 from runtime.archives import ArchiveLimits, install_archive, version_dir
 from runtime.errors import BadUserInput
 from runtime.fetch import UrlFetcher
+from tests.local_http import local_network, serve
 
 MANIFEST = json.dumps({"name": "demo", "version": "1.0.0"}).encode()
 
@@ -53,7 +56,7 @@ async def unpack(
         messages.append(message)
 
     await install_archive(
-        UrlFetcher(),
+        UrlFetcher(local_network(tmp_path)),
         source.as_uri(),
         sha256 or hashlib.sha256(body).hexdigest(),
         target,
@@ -156,3 +159,34 @@ def test_folder_names_cannot_climb() -> None:
         version_dir(Path("/data"), "..", "1.0.0")
     with pytest.raises(BadUserInput):
         version_dir(Path("/data"), "demo", "../1")
+
+
+async def test_an_archive_the_address_policy_refuses_is_not_downloaded(tmp_path: Path) -> None:
+    body = archive(file("plugin.json", MANIFEST))
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "demo-1.0.0.tar.gz").write_bytes(body)
+    target = version_dir(tmp_path / "plugins", "demo", "1.0.0")
+    digest = hashlib.sha256(body).hexdigest()
+    asked: list[str] = []
+
+    async def download(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.Response(body=body)
+
+    async with serve(download, "/demo-1.0.0.tar.gz", method="GET") as url:
+        for fetcher, where, message in (
+            (UrlFetcher(), url, "127.0.0.1 is a loopback address"),
+            (
+                UrlFetcher(AddressPolicy().allowing("", tmp_path / "plugins")),
+                (tmp_path / "served" / "demo-1.0.0.tar.gz").as_uri(),
+                "STREAMSPACE_FILE_REPOSITORY_ROOTS",
+            ),
+        ):
+            with pytest.raises(BadUserInput, match=message):
+                await install_archive(fetcher, where, digest, target, name="demo", version="1.0.0")
+            assert nothing_left(tmp_path)
+        assert asked == []
+        await install_archive(
+            UrlFetcher(local_network()), url, digest, target, name="demo", version="1.0.0"
+        )
+        assert asked == ["/demo-1.0.0.tar.gz"]

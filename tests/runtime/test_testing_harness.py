@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 import plugins.webhook
 from plugins.webhook.plugin import WebhookPlugin
+from runtime.address_policy import AddressPolicy
 from runtime.events import LIFECYCLE_TYPES
 from runtime.sdk import Event, PermanentFailure, Plugin, PluginContext, RetryLater, Skip
 from runtime.testing import SAMPLE_PAYLOADS, FakeHttp, MemoryStore, PluginHarness, sample_payload
@@ -174,3 +176,12 @@ async def test_the_webhook_plugin_runs_in_the_harness() -> None:
 def test_config_is_checked_against_the_manifest() -> None:
     with pytest.raises(ValueError, match="configSchema"):
         PluginHarness(WebhookPlugin, manifest=WEBHOOK_DIR, config={})
+
+
+def test_the_harness_lets_a_plugin_reach_any_address_unless_given_a_policy() -> None:
+    """Its HTTP is fake; what a plugin connects to itself (SMTP to a test's 127.0.0.1 server)
+    goes through ctx.network, which allows everything unless the test says otherwise."""
+    assert PluginHarness(Everything).ctx.network.permits(ip_address("127.0.0.1"))
+    strict = PluginHarness(Everything, network=AddressPolicy()).ctx.network
+    assert not strict.permits(ip_address("127.0.0.1"))
+    assert strict.permits(ip_address("93.184.216.34"))
