@@ -27,6 +27,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import PluginLog, PluginStorage
+from runtime.errors import Forbidden
 from runtime.storable import may_hold_nul, nul_path, storable_json, storable_text
 
 log = logging.getLogger(__name__)
@@ -416,15 +417,26 @@ class EventPublisher(Protocol):
     async def __call__(self, event_type: str, payload: Mapping[str, Any]) -> Any: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class PluginEvents:
-    """Publishes `<plugin>.<name>` events, delivered like any other to plugins that want them."""
+    """Publishes `<plugin>.<name>` events, delivered like any other to plugins that want them;
+    only for a plugin whose manifest holds the `events:publish` permission."""
 
     plugin: str
     emit: EventPublisher
+    may_publish: bool = False
 
     async def publish(self, name: str, payload: Mapping[str, Any]) -> Any:
+        if not self.may_publish:
+            raise publishing_refused(self.plugin)
         return await self.emit(f"{self.plugin}.{name}", payload)
+
+
+def publishing_refused(plugin: str) -> Forbidden:
+    return Forbidden(
+        f"the plugin {plugin} may not publish events: its manifest's permissions lack "
+        "events:publish"
+    )
 
 
 @dataclass
