@@ -30,6 +30,7 @@ from strawberry.types.unset import UnsetType
 from graph.context import Context, Services
 from graph.fanout import TransportWSHandler, WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
+from graph.integer_inputs import loads_exactly
 from graph.schema import build_schema
 from models import (
     close_database,
@@ -78,7 +79,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.services = services
 
     def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
+        # Integers beyond 64 bits stay exact, for the operation to be refused naming them.
+        return loads_exactly(data)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames for graphql-transport-ws.
