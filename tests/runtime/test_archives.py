@@ -7,13 +7,14 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from runtime.archives import ArchiveLimits, install_archive, version_dir
+from runtime.archives import ArchiveLimits, install_archive, version_dir, walk_tree
 from runtime.errors import BadUserInput
 from runtime.fetch import UrlFetcher
 
@@ -156,3 +157,60 @@ def test_folder_names_cannot_climb() -> None:
         version_dir(Path("/data"), "..", "1.0.0")
     with pytest.raises(BadUserInput):
         version_dir(Path("/data"), "demo", "../1")
+
+
+def folder(name: str) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    return info, None
+
+
+def nested(depth: int, *, with_folders: bool) -> bytes:
+    """A plugin whose one module lies `depth` folders down."""
+    parts = ["d"] * depth
+    folders = [folder("/".join(parts[: i + 1])) for i in range(depth)] if with_folders else []
+    return archive(file("plugin.json", MANIFEST), *folders, file("/".join(parts) + "/m.py", b""))
+
+
+@pytest.mark.parametrize("with_folders", [True, False], ids=["folder-entries", "file-only"])
+async def test_an_archive_nested_2000_folders_deep_is_refused_by_its_depth(
+    tmp_path: Path, with_folders: bool
+) -> None:
+    (tmp_path / "plugins").mkdir()
+    with pytest.raises(BadUserInput, match=r"is nested \d+ deep, more than the limit of 32"):
+        await unpack(tmp_path, nested(2000, with_folders=with_folders))
+    assert nothing_left(tmp_path)
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_walked_without_recursing(
+    tmp_path: Path,
+) -> None:
+    depth = sys.getrecursionlimit() + 200
+    deepest = tmp_path / "tree"
+    deepest.mkdir()
+    for _ in range(depth):
+        deepest = deepest / "d"
+        deepest.mkdir()  # one at a time: os.makedirs recurses too
+    (deepest / "m.py").write_bytes(b"")
+    try:
+        found = list(walk_tree(tmp_path / "tree"))
+        assert len(found) == depth + 1
+        assert found[-1] == deepest / "m.py"
+    finally:
+        remove_deep(tmp_path / "tree")
+
+
+def remove_deep(root: Path) -> None:
+    """Remove a tree deepest first, without recursing (shutil.rmtree recurses on 3.11)."""
+    folders = [root]
+    index = 0
+    while index < len(folders):
+        for child in folders[index].iterdir():
+            if child.is_dir() and not child.is_symlink():
+                folders.append(child)
+            else:
+                child.unlink()
+        index += 1
+    for path in reversed(folders):
+        path.rmdir()
