@@ -227,7 +227,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route(ASSET_PREFIX + "/{name}", serve_asset, methods=["GET", "HEAD"]),
             WebSocketRoute("/graphql", graphql),
-            Mount("/plugins", app=PluginRoutes(services.host.router_of)),
+            Mount("/plugins", app=PluginRoutes(services.host.router_of, services.tokens.verify)),
         ],
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
