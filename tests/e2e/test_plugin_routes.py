@@ -171,13 +171,19 @@ async def test_the_routes_role_reaches_the_handler_which_never_sees_the_token(
     assert (status, body) == (200, {"subject": "user-1", "authorization": None})
 
 
-async def test_a_public_route_serves_anyone_and_refused_callers_reached_no_handler(
+async def test_a_public_route_serves_anyone_and_refused_callers_reach_no_handler(
     http: aiohttp.ClientSession, routed: Routed
 ) -> None:
-    status, body = await call(http, routed.url("/status"), None)
+    status, before = await call(http, routed.url("/status"), None)
     assert status == 200
-    # Only the callers holding the role were handled (tests of this module run in order).
-    assert body["handled"] == ["count", "mine"]
+    for token in (None, "not-a-token", routed.user_token, routed.platform_token):
+        assert (await call(http, routed.url("/count"), token))[0] in {401, 403}
+    assert (await call(http, routed.url("/mine"), routed.platform_token))[0] == 403
+    _, refused = await call(http, routed.url("/status"), None)
+    assert refused["handled"] == before["handled"]
+    await call(http, routed.url("/count"), routed.server.admin_token)
+    _, allowed = await call(http, routed.url("/status"), "not-a-token")
+    assert allowed["handled"] == [*before["handled"], "count"]
 
 
 async def test_graphql_shows_the_routes_and_which_is_public(
