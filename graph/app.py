@@ -30,6 +30,7 @@ from strawberry.types.unset import UnsetType
 from graph.context import Context, Services
 from graph.fanout import TransportWSHandler, WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
+from graph.integer_inputs import loads_exactly
 from graph.schema import build_schema
 from models import (
     close_database,
@@ -79,7 +80,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.services = services
 
     def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
+        # Integers beyond 64 bits stay exact, for the operation to be refused naming them.
+        return loads_exactly(data)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames for graphql-transport-ws.
@@ -229,7 +231,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route(ASSET_PREFIX + "/{name}", serve_asset, methods=["GET", "HEAD"]),
             WebSocketRoute("/graphql", graphql),
-            Mount("/plugins", app=PluginRoutes(services.host.router_of)),
+            Mount("/plugins", app=PluginRoutes(services.host.router_of, services.tokens.verify)),
         ],
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,

@@ -206,7 +206,9 @@ def _add_devkit(commands: Any) -> None:
         "validate",
         help="check a plugin folder; exit 1 on problems",
         description="Check plugin.json (required fields, semver, configSchema, permissions, "
-        "category) and the entrypoint class against the SDK; print every problem with its path.",
+        "category) and the entrypoint class against the SDK; print every problem with its path. "
+        "A plugin that fits is then loaded with its default configuration to list the HTTP "
+        "routes it registers and the role each needs (or that it is public).",
     )
     validate.add_argument("path", metavar="PATH", help="the plugin's folder")
     pack = actions.add_parser(
@@ -375,7 +377,7 @@ def _plugin(args: argparse.Namespace) -> int:
 
     from runtime.devkit.packing import pack_plugin
     from runtime.devkit.scaffold import ScaffoldError, scaffold
-    from runtime.devkit.validate import validate_plugin
+    from runtime.devkit.validate import list_routes, validate_plugin
 
     if args.plugin_command == "new":
         try:
@@ -397,6 +399,8 @@ def _plugin(args: argparse.Namespace) -> int:
         return 1
     print("ok: the manifest and the class fit the SDK", flush=True)
     if args.plugin_command == "validate":
+        for line in asyncio.run(list_routes(folder)).lines():
+            print(line, flush=True)
         return 0
     packed = pack_plugin(folder, Path(args.out), progress=_progress)
     print(f"wrote {packed.path}")

@@ -7,6 +7,7 @@ mutations call it after changing an installed plugin, and start-up calls it for 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from runtime.dispatcher import CircuitBreaker, PluginWorker, Reservation, RetryP
 from runtime.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
 from runtime.errors import Conflict, NotFound, PlatformError
 from runtime.event_cache import EventCache
-from runtime.events import hook_for, permission_for, visible_payload
+from runtime.events import Origin, hook_for, permission_for, visible_payload
 from runtime.hub import Hub
 from runtime.installs import Installer, manifest_of
 from runtime.loader import PluginCode
@@ -302,7 +303,11 @@ class PluginHost:
             http=self._http,
             network=self.network,
             scheduler=PluginScheduler(spec.name, logger),
-            events=PluginEvents(spec.name, self._publish_event),
+            events=PluginEvents(
+                spec.name,
+                functools.partial(self._publish_event, spec.name),
+                may_publish="events:publish" in spec.manifest.permissions,
+            ),
             api=ApiRegistry(),
             ui=UiRegistry(spec.name),
         )
@@ -472,8 +477,9 @@ class PluginHost:
     async def _publish_log(self, entry: dict[str, Any]) -> None:
         await self.hub.publish(LOG_CHANNEL, entry)
 
-    async def _publish_event(self, event_type: str, payload: Mapping[str, Any]) -> Any:
-        return await self.emitter.emit(EmitRequest(type=event_type, payload=payload))
+    async def _publish_event(self, plugin: str, event_type: str, payload: Mapping[str, Any]) -> Any:
+        origin = Origin.of_plugin(plugin)
+        return await self.emitter.emit(EmitRequest(event_type, payload, origin=origin))
 
     # -- operations ----------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ from runtime.address_policy import AddressPolicy
 from runtime.config_schema import schema_defaults, validate_config
 from runtime.events import (
     LIFECYCLE_TYPES,
+    Origin,
+    check_origin,
     check_type,
     hook_for,
     normalise_payload,
@@ -50,6 +52,7 @@ from runtime.plugin_context import (
     ApiRegistry,
     PluginContext,
     UiRegistry,
+    publishing_refused,
 )
 from runtime.sdk import Event, Plugin, implemented_hooks
 from runtime.sdk_outcomes import PermanentFailure, RetryLater, Skip
@@ -229,14 +232,20 @@ class PublishedEvent:
 
 
 class RecordingEvents:
-    """PluginEvents' API: `publish(name, payload)` records `<plugin>.<name>`."""
+    """PluginEvents' API: `publish(name, payload)` records `<plugin>.<name>`, refused as the
+    runtime refuses it (without `events:publish`, or a name no event may take)."""
 
-    def __init__(self, plugin: str) -> None:
+    def __init__(self, plugin: str, may_publish: bool = True) -> None:
         self.plugin = plugin
+        self.may_publish = may_publish
         self.published: list[PublishedEvent] = []
 
     async def publish(self, name: str, payload: Mapping[str, Any]) -> Any:
-        event = PublishedEvent(f"{self.plugin}.{name}", _json_value(dict(payload)))
+        if not self.may_publish:
+            raise publishing_refused(self.plugin)
+        event_type = f"{self.plugin}.{name}"
+        check_origin(event_type, Origin.of_plugin(self.plugin))
+        event = PublishedEvent(event_type, _json_value(dict(payload)))
         self.published.append(event)
         return {"id": str(uuid.uuid4()), "type": event.type}
 
@@ -490,7 +499,7 @@ class PluginHarness:
         self.storage = MemoryStore(storage)
         self.http = FakeHttp()
         self.scheduler = RecordingScheduler()
-        self.events = RecordingEvents(self.name)
+        self.events = RecordingEvents(self.name, "events:publish" in self.permissions)
         self.api = ApiRegistry()
         self.ui = UiRegistry(self.name)
         self.ctx = PluginContext(

@@ -60,7 +60,12 @@ class Everything(Plugin):
 
 
 async def test_a_hook_runs_with_every_service_recorded() -> None:
-    harness = PluginHarness(Everything, config={"channel": "#ops"}, name="everything")
+    harness = PluginHarness(
+        Everything,
+        config={"channel": "#ops"},
+        name="everything",
+        permissions=["sessions:read", "events:publish"],
+    )
     harness.http.queue(201, json={"accepted": True})
     async with harness:
         assert harness.jobs == ["often", "report"]
@@ -112,6 +117,14 @@ async def test_permissions_decide_what_is_delivered() -> None:
     harness = PluginHarness(Everything, permissions=["users:read"])
     assert (await harness.emit("session.created")).status == "NOT_DELIVERED"
     assert (await harness.emit("user.deleted")).status == "DEAD"
+
+
+async def test_publishing_needs_events_publish_as_in_the_runtime() -> None:
+    harness = PluginHarness(Everything, permissions=["sessions:read"])
+    outcome = await harness.emit("session.created", {"id": "s1", "user_id": "ann"})
+    assert outcome.status == "RETRYING"
+    assert "events:publish" in str(outcome.error)
+    assert harness.published == []
 
 
 def test_sample_payloads_cover_every_lifecycle_event() -> None:
