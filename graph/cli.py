@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from runtime.auth import Role, TokenIssuer, parse_ttl
+from runtime.auth import Role, TokenIssuer, check_subject, parse_ttl
 from runtime.errors import BadUserInput
 from runtime.settings import Settings
 
@@ -335,6 +335,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     ttl = parse_ttl(args.ttl)
+    check_subject(args.subject)  # before the data directory's secrets are made
     settings = Settings.load(data_dir=args.data_dir)
     print(TokenIssuer(settings.jwt_secret).issue(Role(args.role), args.subject, ttl))
     return 0

@@ -122,3 +122,14 @@ async def test_serve_exits_non_zero_when_the_database_is_unreachable(tmp_path: P
         "serve", "--port", str(free_port()), "--data-dir", str(tmp_path), "--database-url", url
     )
     assert result.returncode != 0
+
+
+@pytest.mark.parametrize("subject", ["", "  "])
+async def test_token_refuses_an_empty_or_blank_subject(tmp_path: Path, subject: str) -> None:
+    result = await run_cli(
+        "token", "--role", "admin", "--subject", subject, "--data-dir", str(tmp_path / "data")
+    )
+    assert result.returncode == 2
+    assert "subject is empty" in result.stderr
+    assert result.stdout == ""
+    assert not (tmp_path / "data").exists()  # refused before any secret was made
