@@ -28,9 +28,10 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
 
 from graph.context import Context, Services
-from graph.fanout import TransportWSHandler, WebSocketAdapter
+from graph.fanout import WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
 from graph.schema import build_schema
+from graph.websocket_auth import TokenCheckedLegacyWS, TokenCheckedTransportWS
 from models import (
     close_database,
     dialect,
@@ -69,9 +70,11 @@ def _token_from_params(params: dict[str, Any] | None) -> str | None:
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context and authentication."""
 
-    # Subscription messages to many subscribers cost a frame each (graph/fanout.py).
+    # Subscription messages to many subscribers cost a frame each (graph/fanout.py); a
+    # connection lives no longer than its token (graph/websocket_auth.py).
     websocket_adapter_class = WebSocketAdapter
-    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_transport_ws_handler_class = TokenCheckedTransportWS
+    graphql_ws_handler_class = TokenCheckedLegacyWS
 
     def __init__(self, services: Services) -> None:
         super().__init__(build_schema(debug=services.settings.debug))
