@@ -74,6 +74,28 @@ def _int_env(name: str) -> int | None:
         raise ValueError(f"{name}={value!r} is not a whole number") from None
 
 
+def _positive_int(name: str, default: int) -> int:
+    value = _int_env(name)
+    if value is None:
+        return default
+    if value <= 0:
+        raise ValueError(f"{name}={value} must be greater than 0")
+    return value
+
+
+def _positive_seconds(name: str, default: float) -> float:
+    text = env(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name}={text!r} must be a number of seconds greater than 0")
+    return value
+
+
 def with_pool_size(url: str, size: int | None) -> str:
     """A PostgreSQL URL whose pool holds at most `size` connections (SQLite: unchanged)."""
     parts = urlsplit(url)
@@ -105,6 +127,18 @@ class Settings:
     retention_days: float = 30.0
     # Deliveries one plugin may run at once unless its manifest says otherwise.
     workers_dispatch: int = 4
+    # WebSocket: seconds to send connection_init, and the largest message before it.
+    ws_init_timeout: float = 10.0
+    ws_init_max_bytes: int = 65_536
+    # HTTP: seconds for a request's headers and for its whole body; the headers' size.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_header_bytes: int = 65_536
+    # Seconds an idle keep-alive connection stays open; in-flight requests' time on SIGTERM.
+    keep_alive_timeout: int = 5
+    shutdown_timeout: int = 30
+    # Connections and requests at once before HTTP requests are answered 503.
+    max_concurrency: int = 4096
 
     @classmethod
     def load(
@@ -141,7 +175,7 @@ class Settings:
             port=port or int(env("STREAMSPACE_PORT", "8080") or 8080),
             log_level=(log_level or env("STREAMSPACE_LOG_LEVEL", "INFO") or "INFO").upper(),
             log_format=log_format or env("STREAMSPACE_LOG_FORMAT", "json") or "json",
-            max_body_bytes=int(env("STREAMSPACE_MAX_BODY_BYTES", "1048576") or 1_048_576),
+            max_body_bytes=_positive_int("STREAMSPACE_MAX_BODY_BYTES", 1_048_576),
             debug=env("STREAMSPACE_DEBUG", "") in {"1", "true", "yes"},
             delivery_max_attempts=delivery_max_attempts
             or int(env("STREAMSPACE_DELIVERY_MAX_ATTEMPTS", "8") or 8),
@@ -149,4 +183,12 @@ class Settings:
             or float(env("STREAMSPACE_DELIVERY_BACKOFF_BASE", "2") or 2),
             retention_days=float(env("STREAMSPACE_RETENTION_DAYS", "30") or 30),
             workers_dispatch=workers_dispatch or _int_env("STREAMSPACE_WORKERS_DISPATCH") or 4,
+            ws_init_timeout=_positive_seconds("STREAMSPACE_WS_INIT_TIMEOUT", 10.0),
+            ws_init_max_bytes=_positive_int("STREAMSPACE_WS_INIT_MAX_BYTES", 65_536),
+            header_timeout=_positive_seconds("STREAMSPACE_HEADER_TIMEOUT", 10.0),
+            body_timeout=_positive_seconds("STREAMSPACE_BODY_TIMEOUT", 30.0),
+            max_header_bytes=_positive_int("STREAMSPACE_MAX_HEADER_BYTES", 65_536),
+            keep_alive_timeout=_positive_int("STREAMSPACE_KEEP_ALIVE_TIMEOUT", 5),
+            shutdown_timeout=_positive_int("STREAMSPACE_SHUTDOWN_TIMEOUT", 30),
+            max_concurrency=_positive_int("STREAMSPACE_MAX_CONCURRENCY", 4096),
         )

@@ -7,6 +7,20 @@ import pytest
 
 from runtime.settings import JWT_SECRET_FILE, SECRET_KEY_FILE, Settings, read_or_create_secret
 
+# Each connection limit: its variable, attribute and default.
+LIMITS = {
+    "STREAMSPACE_MAX_BODY_BYTES": ("max_body_bytes", 1_048_576),
+    "STREAMSPACE_WS_INIT_TIMEOUT": ("ws_init_timeout", 10.0),
+    "STREAMSPACE_WS_INIT_MAX_BYTES": ("ws_init_max_bytes", 65_536),
+    "STREAMSPACE_HEADER_TIMEOUT": ("header_timeout", 10.0),
+    "STREAMSPACE_BODY_TIMEOUT": ("body_timeout", 30.0),
+    "STREAMSPACE_MAX_HEADER_BYTES": ("max_header_bytes", 65_536),
+    "STREAMSPACE_KEEP_ALIVE_TIMEOUT": ("keep_alive_timeout", 5),
+    "STREAMSPACE_SHUTDOWN_TIMEOUT": ("shutdown_timeout", 30),
+    "STREAMSPACE_MAX_CONCURRENCY": ("max_concurrency", 4096),
+}
+SECONDS = {name for name, (_, default) in LIMITS.items() if isinstance(default, float)}
+
 ENVIRONMENT = [
     "STREAMSPACE_DATA_DIR",
     "STREAMSPACE_DATABASE_URL",
@@ -15,6 +29,7 @@ ENVIRONMENT = [
     "STREAMSPACE_SECRET_KEY",
     "STREAMSPACE_PORT",
     "STREAMSPACE_LOG_LEVEL",
+    *LIMITS,
 ]
 
 
@@ -103,3 +118,39 @@ def test_an_empty_environment_variable_counts_as_unset(
     monkeypatch.setenv("STREAMSPACE_JWT_SECRET", "")
     settings = Settings.load(data_dir=str(tmp_path))
     assert settings.jwt_secret == (tmp_path / JWT_SECRET_FILE).read_text()
+
+
+def test_connection_limits_have_defaults(tmp_path: Path) -> None:
+    settings = Settings.load(data_dir=str(tmp_path))
+    for attribute, default in LIMITS.values():
+        assert getattr(settings, attribute) == default, attribute
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_a_connection_limit_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    attribute, _ = LIMITS[name]
+    value = "2.5" if name in SECONDS else "7"
+    monkeypatch.setenv(name, value)
+    assert getattr(Settings.load(data_dir=str(tmp_path)), attribute) == float(value)
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS))
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_a_connection_limit_that_is_not_a_positive_number_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"{name}=") as raised:
+        Settings.load(data_dir=str(tmp_path))
+    assert value in str(raised.value)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_seconds_must_be_finite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("STREAMSPACE_BODY_TIMEOUT", value)
+    with pytest.raises(ValueError, match="STREAMSPACE_BODY_TIMEOUT"):
+        Settings.load(data_dir=str(tmp_path))
