@@ -32,6 +32,7 @@ from graph.fanout import WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
 from graph.schema import build_schema
 from graph.websocket_auth import TokenCheckedLegacyWS, TokenCheckedTransportWS
+from graph.websocket_frames import lift_max_size
 from models import (
     close_database,
     dialect,
@@ -77,7 +78,11 @@ class GraphQLApp(GraphQL[Context, None]):
     graphql_ws_handler_class = TokenCheckedLegacyWS
 
     def __init__(self, services: Services) -> None:
-        super().__init__(build_schema(debug=services.settings.debug))
+        settings = services.settings
+        super().__init__(
+            build_schema(debug=settings.debug),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
+        )
         self.services = services
 
     def decode_json(self, data: str | bytes) -> object:
@@ -114,6 +119,9 @@ class GraphQLApp(GraphQL[Context, None]):
         except Unauthenticated as error:
             log.info("websocket refused", extra={"reason": error.message})
             raise ConnectionRejectionError({"message": error.message}) from None
+        if isinstance(context.request, WebSocket):
+            # Authenticated: messages may now be as large as an HTTP request's body.
+            lift_max_size(context.request.scope)
         return await super().on_ws_connect(context)
 
 

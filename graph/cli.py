@@ -299,8 +299,10 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         lifespan="on",
-        # uvicorn's default WebSocket protocol, letting subscriptions write prepared frames.
-        ws=FrameWritingProtocol,
+        # uvicorn's default WebSocket protocol, letting subscriptions write prepared frames;
+        # messages capped small until connection_init authenticates, then as HTTP bodies are.
+        ws=FrameWritingProtocol.capped_before_init(settings.ws_init_max_bytes),
+        ws_max_size=settings.max_body_bytes,
         # WebSockets are closed (1012) at once; in-flight requests get this long to finish.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
