@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -27,6 +28,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
 
+from graph.body_deadline import BodyDeadline
 from graph.context import Context, Services
 from graph.fanout import WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
@@ -240,6 +242,8 @@ def create_app(settings: Settings) -> Starlette:
         ],
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
+        # uvicorn waits for a body without limit; the headers' limit is in serve's protocol.
+        middleware=[Middleware(BodyDeadline, seconds=settings.body_timeout)],
     )
     app.state.services = services
     return app

@@ -55,7 +55,6 @@ the secret `serve` uses with the same data directory. Send it as
 """
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STARTUP_FAILURE = 3
-GRACEFUL_SHUTDOWN_SECONDS = 30
 # Allocations between young-generation collections (Python's default: 700).
 GC_YOUNG_THRESHOLD = 20_000
 
@@ -255,6 +254,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from graph.app import create_app
+    from graph.header_limits import HeaderLimitedProtocol
     from graph.logs import configure_logging
     from graph.websocket_frames import FrameWritingProtocol
 
@@ -299,12 +299,19 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         lifespan="on",
+        # uvicorn's httptools protocol, with a time and size limit on a request's headers.
+        http=HeaderLimitedProtocol.limited(
+            header_timeout=settings.header_timeout, max_header_bytes=settings.max_header_bytes
+        ),
         # uvicorn's default WebSocket protocol, letting subscriptions write prepared frames;
         # messages capped small until connection_init authenticates, then as HTTP bodies are.
         ws=FrameWritingProtocol.capped_before_init(settings.ws_init_max_bytes),
         ws_max_size=settings.max_body_bytes,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        # Past this many connections and requests at once, a new request is answered 503.
+        limit_concurrency=settings.max_concurrency,
         # WebSockets are closed (1012) at once; in-flight requests get this long to finish.
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     server = uvicorn.Server(config)
     tune_collector()

@@ -31,7 +31,11 @@ LIMITS = {
     "STREAMSPACE_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
     "STREAMSPACE_WS_INIT_TIMEOUT": "1",
     "STREAMSPACE_WS_INIT_MAX_BYTES": "4096",
+    "STREAMSPACE_HEADER_TIMEOUT": "2",
+    "STREAMSPACE_BODY_TIMEOUT": "2",
 }
+TRICKLE_PAUSE = 0.3  # seconds between two bytes of a slow client
+SLOW_CLIENTS = 50
 # Far above any limit under test: only a server that never closes makes a test wait this long.
 PATIENCE = 30.0
 
@@ -131,3 +135,87 @@ async def test_after_connection_init_messages_may_be_as_large_as_a_request_body(
         assert '"pong"' in str(await connection.recv())
     connection.transport.write(announced_text_frame(MAX_BODY_BYTES + 1))
     assert await close_code(connection) == 1009
+
+
+# -- HTTP: slow headers and bodies ----------------------------------------------------------------
+
+
+async def healthy(server: Server) -> bool:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+    try:
+        return (await answer(reader)).startswith(b"HTTP/1.1 200")
+    finally:
+        writer.close()
+
+
+async def answer(reader: asyncio.StreamReader) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    async with asyncio.timeout(PATIENCE):
+        return await reader.read()
+
+
+async def slow_client(server: Server, head: bytes, drip: bytes) -> bytes:
+    """Send `head`, then `drip` a byte at a time, slowly; what the server answered."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(head)
+
+    async def trickle() -> None:
+        for byte in drip:
+            if writer.is_closing():
+                return
+            writer.write(bytes([byte]))
+            await asyncio.sleep(TRICKLE_PAUSE)
+
+    trickling = asyncio.create_task(trickle())
+    try:
+        return await answer(reader)
+    finally:
+        trickling.cancel()
+        writer.close()
+
+
+def slow_body(server: Server) -> Any:
+    body = json.dumps({"query": "{ viewer { subject } }"}).encode()
+    head = (
+        b"POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+        b"authorization: Bearer %s\r\ncontent-length: %d\r\n\r\n"
+        % (server.admin_token.encode(), len(body))
+    )
+    return slow_client(server, head, body)
+
+
+def slow_headers(server: Server) -> Any:
+    return slow_client(server, b"GET /healthz HTTP/1.1\r\n", b"x-slow: " + b"y" * 200)
+
+
+async def test_a_body_trickled_slower_than_the_limit_gets_408_and_the_server_keeps_answering(
+    limited: Server,
+) -> None:
+    trickled = asyncio.create_task(slow_body(limited))
+    assert await healthy(limited)
+    answered = await trickled
+    assert answered.startswith(b"HTTP/1.1 408"), answered
+    assert await healthy(limited)
+
+
+async def test_headers_trickled_slower_than_the_limit_get_408_and_the_server_keeps_answering(
+    limited: Server,
+) -> None:
+    trickled = asyncio.create_task(slow_headers(limited))
+    assert await healthy(limited)
+    answered = await trickled
+    assert answered.startswith(b"HTTP/1.1 408"), answered
+    assert await healthy(limited)
+
+
+async def test_many_slow_clients_are_all_refused_while_the_server_keeps_answering(
+    limited: Server,
+) -> None:
+    clients = [slow_body(limited) for _ in range(SLOW_CLIENTS // 2)]
+    clients += [slow_headers(limited) for _ in range(SLOW_CLIENTS // 2)]
+    trickled = asyncio.gather(*clients)
+    assert await healthy(limited)
+    answers = await trickled
+    assert all(answered.startswith(b"HTTP/1.1 408") for answered in answers), answers
+    assert await healthy(limited)
