@@ -45,6 +45,7 @@ from models.database import ping_database
 from runtime.auth import TokenIssuer, bearer_token
 from runtime.builtin_catalog import publish_builtins
 from runtime.catalog import ViewCounter
+from runtime.data_dir import create_private_dir
 from runtime.errors import Unauthenticated
 from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
@@ -178,7 +179,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Whatever started is stopped again, in reverse order, also when a later step fails.
         async with AsyncExitStack() as stack:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            create_private_dir(settings.data_dir)
             applied = await migrate_database(settings.database_url)
             for name in applied:
                 log.info("migration applied", extra={"migration": name})

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from runtime.data_dir import create_private_dir
+
 DEFAULT_DATA_DIR = "./.streamspace"
 JWT_SECRET_FILE = "jwt-secret"
 SECRET_KEY_FILE = "secret-key"
@@ -30,38 +32,47 @@ def _read_secret(path: Path) -> str:
     return value
 
 
-def _create_in_place(path: Path, value: str) -> None:
+def _create_in_place(path: Path, value: str) -> bool:
     """Where hard links are not supported: O_EXCL still lets only one process create it."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return
+        return False
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value)
+    return True
 
 
 def read_or_create_secret(path: Path) -> str:
     """The secret stored at `path`, created (owner-only) on first use."""
+    return load_secret(path)[0]
+
+
+def load_secret(path: Path) -> tuple[str, bool]:
+    """The secret stored at `path`, and whether this call created it (owner-only, in an
+    owner-only directory when it makes that too)."""
     if path.exists():
-        return _read_secret(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+        return _read_secret(path), False
+    create_private_dir(path.parent)
     value = secrets.token_urlsafe(48)
     # The secret is written whole to a private temporary file, then linked into place:
     # link fails when the name exists, so of two processes starting at once one secret wins,
     # and no reader ever sees a half-written (or empty) file.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    created = False
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(value)
         os.link(temporary, path)
+        created = True
     except FileExistsError:
         pass
     except OSError:
-        _create_in_place(path, value)
+        created = _create_in_place(path, value)
     finally:
         temporary.unlink(missing_ok=True)
-    return _read_secret(path)
+    return _read_secret(path), created
 
 
 def _int_env(name: str) -> int | None:
@@ -116,6 +127,8 @@ class Settings:
     jwt_secret: str
     secret_key: str
     jwt_secret_generated: bool
+    # This load generated the signing secret into the data directory: the first start.
+    jwt_secret_created: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
@@ -157,8 +170,11 @@ class Settings:
         workers_dispatch: int | None = None,
     ) -> Settings:
         directory = Path(data_dir or env("STREAMSPACE_DATA_DIR", DEFAULT_DATA_DIR) or "").resolve()
-        jwt_secret = env("STREAMSPACE_JWT_SECRET")
+        jwt_secret, jwt_created = env("STREAMSPACE_JWT_SECRET"), False
         secret_key = env("STREAMSPACE_SECRET_KEY")
+        generated = jwt_secret is None
+        if jwt_secret is None:
+            jwt_secret, jwt_created = load_secret(directory / JWT_SECRET_FILE)
         return cls(
             data_dir=directory,
             database_url=with_pool_size(
@@ -168,9 +184,10 @@ class Settings:
                 db_pool_size or _int_env("STREAMSPACE_DB_POOL_SIZE"),
             ),
             broadcast_url=broadcast_url or env("STREAMSPACE_BROADCAST_URL", "memory://") or "",
-            jwt_secret=jwt_secret or read_or_create_secret(directory / JWT_SECRET_FILE),
+            jwt_secret=jwt_secret,
             secret_key=secret_key or read_or_create_secret(directory / SECRET_KEY_FILE),
-            jwt_secret_generated=jwt_secret is None,
+            jwt_secret_generated=generated,
+            jwt_secret_created=jwt_created,
             host=host or env("STREAMSPACE_HOST", "127.0.0.1") or "",
             port=port or int(env("STREAMSPACE_PORT", "8080") or 8080),
             log_level=(log_level or env("STREAMSPACE_LOG_LEVEL", "INFO") or "INFO").upper(),

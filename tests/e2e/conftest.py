@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +132,8 @@ class Server:
                 pytest.fail(f"the server was not ready in {START_LIMIT}s:\n{self.logs()}")
             time.sleep(0.1)
         for line in self.output().splitlines():
-            if line.strip().startswith("admin token"):
+            # Printed on the first start of a data directory only (or when asked).
+            if line.strip().startswith("admin token (24h):"):
                 self.admin_token = line.rsplit(" ", 1)[-1].strip()
 
     def stop(self) -> int:
@@ -149,11 +150,16 @@ class Server:
 
 
 def start_server(
-    directory: Path, backend: str, database_url: str | None = None, **env: str
+    directory: Path,
+    backend: str,
+    database_url: str | None = None,
+    *,
+    flags: Sequence[str] = (),
+    **env: str,
 ) -> Server:
     data_dir = directory / "data"
     port = free_port()
-    args = [cli_path(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    args = [cli_path(), "serve", "--port", str(port), "--data-dir", str(data_dir), *flags]
     if database_url:
         args += ["--database-url", database_url]
     stdout_path, stderr_path = directory / "serve.out", directory / "serve.err"

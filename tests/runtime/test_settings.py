@@ -1,11 +1,18 @@
 """Settings: generated secrets in the data directory, environment overrides and defaults."""
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from runtime.settings import JWT_SECRET_FILE, SECRET_KEY_FILE, Settings, read_or_create_secret
+from runtime.settings import (
+    JWT_SECRET_FILE,
+    SECRET_KEY_FILE,
+    Settings,
+    load_secret,
+    read_or_create_secret,
+)
 
 # Each connection limit: its variable, attribute and default.
 LIMITS = {
@@ -46,6 +53,33 @@ def test_a_secret_is_created_once_readable_by_its_owner_only(tmp_path: Path) -> 
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert read_or_create_secret(path) == first
     assert sorted(p.name for p in path.parent.iterdir()) == ["jwt-secret"]
+
+
+def test_a_secret_says_whether_this_call_created_it(tmp_path: Path) -> None:
+    path = tmp_path / "jwt-secret"
+    value, created = load_secret(path)
+    assert created
+    assert load_secret(path) == (value, False)
+
+
+def test_the_data_directory_made_for_the_secrets_is_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        Settings.load(data_dir=str(tmp_path / "data"))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    for name in (JWT_SECRET_FILE, SECRET_KEY_FILE):
+        assert stat.S_IMODE((tmp_path / "data" / name).stat().st_mode) == 0o600
+
+
+def test_only_the_load_that_generates_the_signing_secret_is_the_first_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, later = Settings.load(data_dir=str(tmp_path)), Settings.load(data_dir=str(tmp_path))
+    assert first.jwt_secret_created and not later.jwt_secret_created
+    monkeypatch.setenv("STREAMSPACE_JWT_SECRET", "jwt-from-the-environment")
+    assert not Settings.load(data_dir=str(tmp_path / "other")).jwt_secret_created
 
 
 def test_a_secret_written_by_the_operator_is_read_as_written(tmp_path: Path) -> None:
