@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -27,11 +28,14 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
 
+from graph.body_deadline import BodyDeadline
 from graph.context import Context, Services
-from graph.fanout import TransportWSHandler, WebSocketAdapter
+from graph.fanout import WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
 from graph.integer_inputs import loads_exactly
 from graph.schema import build_schema
+from graph.websocket_auth import TokenCheckedLegacyWS, TokenCheckedTransportWS
+from graph.websocket_frames import lift_max_size
 from models import (
     close_database,
     dialect,
@@ -42,6 +46,7 @@ from models.database import ping_database
 from runtime.auth import TokenIssuer, bearer_token
 from runtime.builtin_catalog import publish_builtins
 from runtime.catalog import ViewCounter
+from runtime.data_dir import create_private_dir
 from runtime.errors import Unauthenticated
 from runtime.fetch import UrlFetcher
 from runtime.host import HostSettings, PluginHost
@@ -71,12 +76,18 @@ def _token_from_params(params: dict[str, Any] | None) -> str | None:
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context and authentication."""
 
-    # Subscription messages to many subscribers cost a frame each (graph/fanout.py).
+    # Subscription messages to many subscribers cost a frame each (graph/fanout.py); a
+    # connection lives no longer than its token (graph/websocket_auth.py).
     websocket_adapter_class = WebSocketAdapter
-    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_transport_ws_handler_class = TokenCheckedTransportWS
+    graphql_ws_handler_class = TokenCheckedLegacyWS
 
     def __init__(self, services: Services) -> None:
-        super().__init__(build_schema(debug=services.settings.debug))
+        settings = services.settings
+        super().__init__(
+            build_schema(debug=settings.debug),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
+        )
         self.services = services
 
     def decode_json(self, data: str | bytes) -> object:
@@ -114,6 +125,9 @@ class GraphQLApp(GraphQL[Context, None]):
         except Unauthenticated as error:
             log.info("websocket refused", extra={"reason": error.message})
             raise ConnectionRejectionError({"message": error.message}) from None
+        if isinstance(context.request, WebSocket):
+            # Authenticated: messages may now be as large as an HTTP request's body.
+            lift_max_size(context.request.scope)
         return await super().on_ws_connect(context)
 
 
@@ -171,7 +185,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Whatever started is stopped again, in reverse order, also when a later step fails.
         async with AsyncExitStack() as stack:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            create_private_dir(settings.data_dir)
             applied = await migrate_database(settings.database_url)
             for name in applied:
                 log.info("migration applied", extra={"migration": name})
@@ -235,6 +249,8 @@ def create_app(settings: Settings) -> Starlette:
         ],
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
+        # uvicorn waits for a body without limit; the headers' limit is in serve's protocol.
+        middleware=[Middleware(BodyDeadline, seconds=settings.body_timeout)],
     )
     app.state.services = services
     return app

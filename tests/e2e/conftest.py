@@ -133,7 +133,8 @@ class Server:
                 pytest.fail(f"the server was not ready in {START_LIMIT}s:\n{self.logs()}")
             time.sleep(0.1)
         for line in self.output().splitlines():
-            if line.strip().startswith("admin token"):
+            # Printed on the first start of a data directory only (or when asked).
+            if line.strip().startswith("admin token (24h):"):
                 self.admin_token = line.rsplit(" ", 1)[-1].strip()
 
     def stop(self) -> int:
@@ -156,6 +157,7 @@ def start_server(
     *,
     allowed_networks: str | None = LOOPBACK_NETWORKS,
     file_roots: Sequence[Path] = (),
+    flags: Sequence[str] = (),
     **env: str,
 ) -> Server:
     """Start `serve` in `directory`. Its address policy allows `allowed_networks` (by default
@@ -163,7 +165,7 @@ def start_server(
     default, none) and file:// repositories under `file_roots`."""
     data_dir = directory / "data"
     port = free_port()
-    args = [cli_path(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    args = [cli_path(), "serve", "--port", str(port), "--data-dir", str(data_dir), *flags]
     if database_url:
         args += ["--database-url", database_url]
     if allowed_networks is not None:
