@@ -107,6 +107,10 @@ class Installer:
         """The configuration with secrets decrypted, as the runtime hands it to the plugin."""
         return {**plugin.config, **self._box.decrypt(plugin.secret_config)}
 
+    def secret_values(self, plugin: InstalledPlugin) -> dict[str, Any]:
+        """The secret part of the configuration, decrypted: what the plugin's redactor hides."""
+        return self._box.decrypt(plugin.secret_config)
+
     def visible_config(
         self, plugin: InstalledPlugin, manifest: Mapping[str, Any]
     ) -> dict[str, Any]:
