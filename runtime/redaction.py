@@ -25,7 +25,8 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 import orjson
 
-MASK = "********"
+from runtime.config_schema import MASK
+
 # Shorter values would match ordinary words of every message; they are not searched for.
 MIN_SECRET_CHARS = 4
 # A part of a secret URL (a path segment, a query value) is searched for on its own when it

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from models import Delivery, InstalledPlugin
+from runtime.config_schema import SecretShape
 from runtime.emitter import EmitRequest
 from runtime.host import PluginHost
 from runtime.registry import PluginRegistry, discover_builtins
@@ -66,7 +67,8 @@ async def webhook_host(url: str, **config: Any) -> PluginHost:
     registry = PluginRegistry()
     discover_builtins(registry)
     installer = Installer(BOX)
-    public, hidden = installer._split({"url": url, "secret": SECRET, **config}, {"url", "secret"})
+    secrets = SecretShape.of_keys({"url", "secret"})
+    public, hidden = installer.split({"url": url, "secret": SECRET, **config}, secrets)
     await InstalledPlugin.create(
         name="streamspace-webhook",
         version="1.0.0",
