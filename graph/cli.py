@@ -193,7 +193,8 @@ def _add_devkit(commands: Any) -> None:
         "validate",
         help="check a plugin folder; exit 1 on problems",
         description="Check plugin.json (required fields, semver, configSchema, permissions, "
-        "category) and the entrypoint class against the SDK; print every problem with its path.",
+        "category) and the entrypoint class against the SDK; print every problem with its path, "
+        "and a warning for each setting whose key looks secret but is not marked secret.",
     )
     validate.add_argument("path", metavar="PATH", help="the plugin's folder")
     pack = actions.add_parser(
@@ -356,7 +357,7 @@ def _plugin(args: argparse.Namespace) -> int:
 
     from runtime.devkit.packing import pack_plugin
     from runtime.devkit.scaffold import ScaffoldError, scaffold
-    from runtime.devkit.validate import validate_plugin
+    from runtime.devkit.validate import plugin_warnings, validate_plugin
 
     if args.plugin_command == "new":
         try:
@@ -373,6 +374,9 @@ def _plugin(args: argparse.Namespace) -> int:
     problems = validate_plugin(folder)
     for problem in problems:
         print(f"  {problem}", flush=True)
+    # Warnings do not fail validation: the author decides whether the setting is a secret.
+    for warning in plugin_warnings(folder):
+        print(f"  warning: {warning}", flush=True)
     if problems:
         print(f"{len(problems)} problem(s) in {folder}", file=sys.stderr)
         return 1
