@@ -118,9 +118,10 @@ def build_services(settings: Settings) -> Services:
     registry = PluginRegistry()
     discover_builtins(registry)
     discover_entry_points(registry)
-    installer = Installer(SecretBox(settings.secret_key))
+    box = SecretBox(settings.secret_key)
+    installer = Installer(box)
     # Code installed from repositories while running lives in <data-dir>/plugins/<name>/<version>.
-    code = PluginCode(registry, settings.data_dir / "plugins")
+    code = PluginCode(registry, settings.data_dir / "plugins", box=box)
     installer.load_code_with(code)
     host = PluginHost(
         registry,
@@ -137,6 +138,7 @@ def build_services(settings: Settings) -> Services:
     installer.apply_changes_with(host.apply_change)
     return Services(
         settings=settings,
+        box=box,
         tokens=TokenIssuer(settings.jwt_secret),
         installer=installer,
         views=ViewCounter(),
@@ -166,7 +168,9 @@ def create_app(settings: Settings) -> Starlette:
         # Whatever started is stopped again, in reverse order, also when a later step fails.
         async with AsyncExitStack() as stack:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            applied = await migrate_database(settings.database_url)
+            applied = await migrate_database(
+                settings.database_url, secret_key=settings.secret_key
+            )
             for name in applied:
                 log.info("migration applied", extra={"migration": name})
             await init_database(settings.database_url)

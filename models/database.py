@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -21,6 +22,13 @@ MODEL_MODULES = [
 ]
 MIGRATIONS_MODULE = "migrations"
 DEFAULT_POOL_SIZE = 20
+# The server's secret key while migrations run: data migrations that encrypt read it here.
+_SECRET_KEY: ContextVar[str | None] = ContextVar("migration_secret_key", default=None)
+
+
+def migration_secret_key() -> str | None:
+    """The secret key `migrate_database` was given, for migrations that encrypt values."""
+    return _SECRET_KEY.get()
 
 
 def normalise_url(url: str) -> str:
@@ -83,17 +91,25 @@ def database_config(url: str) -> dict[str, Any]:
     }
 
 
-async def migrate_database(url: str, target: str | None = None) -> list[str]:
-    """Apply pending migrations (up to target, e.g. models.0001_initial); return their names."""
+async def migrate_database(
+    url: str, target: str | None = None, *, secret_key: str | None = None
+) -> list[str]:
+    """Apply pending migrations (up to target, e.g. models.0001_initial); return their names.
+
+    `secret_key` (STREAMSPACE_SECRET_KEY) is what migrations that encrypt existing values
+    use; one that finds such values without it fails, changing nothing.
+    """
     applied: list[str] = []
 
     def progress(event: str, app_label: str, name: str) -> None:
         if event == "apply_done":
             applied.append(f"{app_label}.{name}")
 
+    token = _SECRET_KEY.set(secret_key)
     try:
         await migrate(config=database_config(url), target=target, progress=progress)
     finally:
+        _SECRET_KEY.reset(token)
         # An open aiosqlite connection keeps a non-daemon thread, and the process, alive.
         await Tortoise.close_connections()
     return applied

@@ -5,6 +5,10 @@ folder as it was at that tag. Each version becomes a tar.gz made by `git archive
 tagged folder, so installing from git takes the same checked path as installing from an index.
 Archives are named by the tree's object id: the same tree gives the same file (and sha256) on
 every sync, and a re-tagged version gives a new one.
+
+A repository's credentials reach git through a credential helper that reads them from the
+environment of that one git process: never on a command line (which other users of the
+machine may read) nor in the clone's configuration (which would keep them on disk).
 """
 
 from __future__ import annotations
@@ -21,24 +25,51 @@ from models import Repository
 from runtime.errors import BadUserInput
 from runtime.manifest import parse_manifest
 from runtime.repositories import OfferedPlugin, OfferedVersion, SyncError, version_key
+from runtime.url_credentials import UrlCredentials
 
 GIT_TIMEOUT = 120.0
 _TAG = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]*)-v(?P<version>\d[0-9A-Za-z.+-]*)$")
 # Never ask for credentials on a terminal, and never read the operator's global settings.
 _ENV = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+_USER_VARIABLE = "STREAMSPACE_GIT_USERNAME"
+_PASSWORD_VARIABLE = "STREAMSPACE_GIT_PASSWORD"
+# The first (empty) helper drops any the user's configuration names; the second answers git's
+# `get` with the credentials in its environment.
+_HELPER = (
+    '!f() { test "$1" = get && '
+    f'printf \'username=%s\\npassword=%s\\n\' "${_USER_VARIABLE}" "${_PASSWORD_VARIABLE}"; }}; f'
+)
+
+
+def _with_credentials(
+    args: tuple[str, ...], credentials: UrlCredentials | None
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """git's arguments and environment, with a credential helper when there are credentials."""
+    if credentials is None:
+        return args, _ENV
+    helper = ("-c", "credential.helper=", "-c", f"credential.helper={_HELPER}")
+    environment = {
+        **_ENV,
+        _USER_VARIABLE: credentials.username,
+        _PASSWORD_VARIABLE: credentials.password,
+    }
+    return (*helper, *args), environment
 
 
 class GitError(BadUserInput):
     """A git command failed; the message carries git's own explanation."""
 
 
-async def git(*args: str, cwd: Path | None = None) -> bytes:
+async def git(
+    *args: str, cwd: Path | None = None, credentials: UrlCredentials | None = None
+) -> bytes:
     """Run git with `args` (never through a shell) and return its output."""
+    command, environment = _with_credentials(args, credentials)
     process = await asyncio.create_subprocess_exec(
         "git",
-        *args,
+        *command,
         cwd=cwd,
-        env=_ENV,
+        env=environment,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -51,16 +82,21 @@ async def git(*args: str, cwd: Path | None = None) -> bytes:
         raise GitError(f"git {args[0]} took longer than {GIT_TIMEOUT:.0f}s") from None
     if process.returncode != 0:
         message = err.decode(errors="replace").strip().splitlines()
-        raise GitError(f"git {args[0]} failed: {message[-1] if message else process.returncode}")
+        reason = message[-1] if message else str(process.returncode)
+        if credentials is not None:
+            reason = credentials.redactor().text(reason)
+        raise GitError(f"git {args[0]} failed: {reason}")
     return out
 
 
-async def update_clone(url: str, clone: Path) -> None:
+async def update_clone(url: str, clone: Path, credentials: UrlCredentials | None = None) -> None:
     """Clone `url` bare into `clone`, or fetch what changed (tags moved or deleted included)."""
     if not (clone / "HEAD").exists():
         clone.parent.mkdir(parents=True, exist_ok=True)
-        await git("clone", "--bare", "--quiet", "--", url, str(clone))
+        await git("clone", "--bare", "--quiet", "--", url, str(clone), credentials=credentials)
         return
+    # A clone made while the URL held credentials kept them in its configuration.
+    await git("config", "remote.origin.url", url, cwd=clone)
     await git(
         "fetch",
         "--quiet",
@@ -72,6 +108,7 @@ async def update_clone(url: str, clone: Path) -> None:
         "+refs/heads/*:refs/heads/*",
         "+refs/tags/*:refs/tags/*",
         cwd=clone,
+        credentials=credentials,
     )
 
 
@@ -100,14 +137,14 @@ async def _offered_version(
 
 
 async def read_git_repository(
-    repository: Repository, data_dir: Path
+    repository: Repository, data_dir: Path, credentials: UrlCredentials | None = None
 ) -> tuple[list[OfferedPlugin], list[SyncError]]:
     """The plugins a git repository publishes, each with its tagged versions."""
     home = data_dir / "repositories" / str(repository.id)
     clone = home / "clone.git"
     archives = home / "archives"
     archives.mkdir(parents=True, exist_ok=True)
-    await update_clone(repository.url, clone)
+    await update_clone(repository.url, clone, credentials)
     tags = (await git("tag", "--list", cwd=clone)).decode().split()
     found: dict[str, list[tuple[str, str]]] = {}
     for tag in tags:

@@ -63,7 +63,7 @@ def build_repository(root: Path, plugins: list[tuple[str, str, str, dict[str, An
 async def dynamic_host(data_dir: Path) -> AsyncIterator[tuple[PluginHost, Installer]]:
     """A started host and installer that load repository code into `data_dir/plugins`."""
     registry = PluginRegistry()
-    code = PluginCode(registry, data_dir / "plugins")
+    code = PluginCode(registry, data_dir / "plugins", box=BOX)
     installer = Installer(BOX)
     installer.load_code_with(code)
     hub = Hub("memory://")
