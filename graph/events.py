@@ -227,7 +227,8 @@ class EventMutation:
             raise BadUserInput(
                 "input must be a JSON object", [FieldProblem("input", "not an object")]
             )
-        return cast(JSON | None, await registered.handler(dict(input or {})))
+        answer = await info.context.services.host.call_action(plugin, registered, input or {})
+        return cast(JSON | None, answer)
 
 
 __all__ = ["EventMutation", "EventQuery"]

@@ -31,6 +31,7 @@ from runtime.metrics import RuntimeMetrics
 from runtime.outcomes import OutcomeWriter
 from runtime.plugin_context import (
     CURRENT_EVENT,
+    Action,
     ApiRegistry,
     LogSink,
     PluginContext,
@@ -85,6 +86,10 @@ class HostSettings:
 
 class PluginTestFailed(Exception):
     """A plugin's connection test raised; the message is redacted already."""
+
+
+class PluginActionFailed(Exception):
+    """A plugin's action raised something unexpected; the message is redacted already."""
 
 
 @dataclass
@@ -508,6 +513,22 @@ class PluginHost:
             return None
         redacted: dict[str, Any] = plugin.redactor.value(dict(result))
         return redacted
+
+    async def call_action(self, name: str, action: Action, given: Mapping[str, Any]) -> Any:
+        """What the action answers; what it raises leaves with the plugin's secrets redacted
+        (an error meant for the caller keeps its code)."""
+        plugin = self.loaded.get(name)
+        redactor = plugin.redactor if plugin is not None else NO_SECRETS
+        try:
+            result = await action.handler(dict(given))
+        except PlatformError as error:
+            error.message = redactor.text(error.message)
+            error.args = (error.message,)
+            raise
+        except Exception as error:
+            shown = redactor.text(f"{type(error).__name__}: {error}")
+            raise PluginActionFailed(shown) from None
+        return redactor.json(result)
 
     async def redeliver(self, delivery_id: int) -> Delivery:
         """One more attempt for a finished delivery (DEAD or SUCCEEDED)."""

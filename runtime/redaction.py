@@ -188,6 +188,17 @@ class Redactor:
         one pass over it, so a result that holds none costs no walk."""
         return self._bytes_pattern is not None and self._bytes_pattern.search(encoded) is not None
 
+    def json(self, value: Any) -> Any:
+        """`result` applied to a JSON value only when its encoded text holds a secret; a
+        value JSON cannot encode is returned as it is."""
+        if self._bytes_pattern is None:
+            return value
+        try:
+            encoded = orjson.dumps(value)
+        except TypeError:
+            return value
+        return self.result(value) if self.holds_secret(encoded) else value
+
     def result(self, value: Any) -> Any:
         """A hook's result (JSON) with the plugin's secret values replaced in its strings.
 

@@ -12,7 +12,8 @@ import pytest
 
 from models import Delivery, InstalledPlugin, PluginLog
 from runtime.emitter import DELIVERY_CHANNEL, EmitRequest
-from runtime.host import LOG_CHANNEL, STATUS_CHANNEL, PluginTestFailed
+from runtime.errors import BadUserInput
+from runtime.host import LOG_CHANNEL, STATUS_CHANNEL, PluginActionFailed, PluginTestFailed
 from runtime.manifest import parse_manifest
 from runtime.redaction import MASK
 from runtime.sdk import PermanentFailure, Plugin, PluginContext, RetryLater, Skip
@@ -149,3 +150,35 @@ async def test_a_connection_test_reports_without_secrets(db: Database) -> None:
         reported = await host.test_plugin("echoing")
     assert str(raised.value) == f"RuntimeError: cannot log in with {MASK}"
     assert reported == {"ok": False, "message": f"HTTP 401 for https://hooks.example.test/{MASK}"}
+
+
+class WithActions(Plugin):
+    MANIFEST = manifest("actions")
+
+    async def on_load(self, ctx: PluginContext) -> None:
+        token = ctx.config["token"]
+
+        async def explode(given: Mapping[str, Any]) -> Any:
+            raise RuntimeError(f"cannot call the vendor with {token}")
+
+        async def refuse(given: Mapping[str, Any]) -> Any:
+            raise BadUserInput(f"{token} does not allow this")
+
+        async def echo(given: Mapping[str, Any]) -> Any:
+            return {"token": token, "given": dict(given)}
+
+        for name, handler in (("explode", explode), ("refuse", refuse), ("echo", echo)):
+            ctx.api.action(name, handler)
+
+
+async def test_an_action_answers_and_fails_without_the_plugins_secrets(db: Database) -> None:
+    async with running_host({"actions": WithActions}, secrets={"actions": SECRETS}) as host:
+        actions = host.loaded["actions"].context.api.actions
+        with pytest.raises(PluginActionFailed) as unexpected:
+            await host.call_action("actions", actions["explode"], {})
+        with pytest.raises(BadUserInput) as refused:
+            await host.call_action("actions", actions["refuse"], {})
+        answer = await host.call_action("actions", actions["echo"], {"x": 1})
+    assert str(unexpected.value) == f"RuntimeError: cannot call the vendor with {MASK}"
+    assert refused.value.message == f"{MASK} does not allow this"
+    assert answer == {"token": MASK, "given": {"x": 1}}
