@@ -6,7 +6,9 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import orjson
+import pytest
 
+from runtime.dispatcher import _jsonable
 from runtime.redaction import MASK, NO_SECRETS, Redactor, looks_like_token, secret_leaves
 
 HOOK = "https://hooks.example.com/services/T0SECRET1/B0SECRET2/XyZsecretTOKEN123"
@@ -107,3 +109,16 @@ def test_token_like_parts_are_long_or_hold_a_digit() -> None:
     assert looks_like_token("x" * 20)
     assert not looks_like_token("services")
     assert not looks_like_token("deploy-bot")
+
+
+def test_a_successful_result_without_secrets_is_searched_once_and_never_walked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    redactor = Redactor.of_secrets({"webhookUrl": HOOK, "token": "xoxb-1234567890-abcdef"})
+
+    def walked(self: Redactor, value: object) -> object:
+        raise AssertionError("a result without secrets was walked")
+
+    monkeypatch.setattr(Redactor, "result", walked)
+    clean = {"status": 200, "response": "ok", "items": [{"id": n} for n in range(100)]}
+    assert _jsonable(clean, redactor) == clean
