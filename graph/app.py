@@ -168,9 +168,7 @@ def create_app(settings: Settings) -> Starlette:
         # Whatever started is stopped again, in reverse order, also when a later step fails.
         async with AsyncExitStack() as stack:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            applied = await migrate_database(
-                settings.database_url, secret_key=settings.secret_key
-            )
+            applied = await migrate_database(settings.database_url, secret_key=settings.secret_key)
             for name in applied:
                 log.info("migration applied", extra={"migration": name})
             await init_database(settings.database_url)

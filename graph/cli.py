@@ -324,9 +324,7 @@ def _migrate(args: argparse.Namespace) -> int:
     settings = Settings.load(data_dir=args.data_dir, database_url=args.database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(f"database: {_shown_url(settings.database_url)}")
-    applied = asyncio.run(
-        migrate_database(settings.database_url, secret_key=settings.secret_key)
-    )
+    applied = asyncio.run(migrate_database(settings.database_url, secret_key=settings.secret_key))
     for name in applied:
         print(f"applied {name}")
     if applied:
