@@ -30,6 +30,7 @@ from strawberry.types.unset import UnsetType
 from graph.context import Context, Services
 from graph.fanout import TransportWSHandler, WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
+from graph.integer_inputs import loads_exactly
 from graph.schema import build_schema
 from models import (
     close_database,
@@ -42,6 +43,7 @@ from runtime.auth import TokenIssuer, bearer_token
 from runtime.builtin_catalog import publish_builtins
 from runtime.catalog import ViewCounter
 from runtime.errors import Unauthenticated
+from runtime.fetch import UrlFetcher
 from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
 from runtime.installs import Installer
@@ -78,7 +80,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.services = services
 
     def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
+        # Integers beyond 64 bits stay exact, for the operation to be refused naming them.
+        return loads_exactly(data)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames for graphql-transport-ws.
@@ -120,8 +123,10 @@ def build_services(settings: Settings) -> Services:
     discover_entry_points(registry)
     box = SecretBox(settings.secret_key)
     installer = Installer(box)
+    # One address policy for every outgoing request: archives, repositories, plugins.
+    network = settings.address_policy()
     # Code installed from repositories while running lives in <data-dir>/plugins/<name>/<version>.
-    code = PluginCode(registry, settings.data_dir / "plugins", box=box)
+    code = PluginCode(registry, settings.data_dir / "plugins", fetcher=UrlFetcher(network), box=box)
     installer.load_code_with(code)
     host = PluginHost(
         registry,
@@ -134,6 +139,7 @@ def build_services(settings: Settings) -> Services:
             replica=f"{socket.gethostname()}:{os.getpid()}",
         ),
         code=code,
+        network=network,
     )
     installer.apply_changes_with(host.apply_change)
     return Services(
@@ -227,7 +233,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route(ASSET_PREFIX + "/{name}", serve_asset, methods=["GET", "HEAD"]),
             WebSocketRoute("/graphql", graphql),
-            Mount("/plugins", app=PluginRoutes(services.host.router_of)),
+            Mount("/plugins", app=PluginRoutes(services.host.router_of, services.tokens.verify)),
         ],
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,

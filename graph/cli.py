@@ -136,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(env STREAMSPACE_WORKERS_DISPATCH, default 4)",
     )
     serve.add_argument(
+        "--allowed-networks",
+        metavar="CIDRS",
+        help="comma-separated networks outgoing requests (repositories, archives, webhooks, "
+        "SMTP) may reach although loopback, link-local or private, e.g. 127.0.0.0/8,10.0.0.0/8 "
+        "(env STREAMSPACE_ALLOWED_NETWORKS; default none: only public addresses)",
+    )
+    serve.add_argument(
+        "--file-repository-roots",
+        metavar="DIRS",
+        help="colon-separated folders file:// repositories may use besides the data "
+        "directory (env STREAMSPACE_FILE_REPOSITORY_ROOTS; default none)",
+    )
+    serve.add_argument(
         "--db-pool-size",
         type=int,
         metavar="N",
@@ -194,7 +207,9 @@ def _add_devkit(commands: Any) -> None:
         help="check a plugin folder; exit 1 on problems",
         description="Check plugin.json (required fields, semver, configSchema, permissions, "
         "category) and the entrypoint class against the SDK; print every problem with its path, "
-        "and a warning for each setting whose key looks secret but is not marked secret.",
+        "and a warning for each setting whose key looks secret but is not marked secret. "
+        "A plugin that fits is then loaded with its default configuration to list the HTTP "
+        "routes it registers and the role each needs (or that it is public).",
     )
     validate.add_argument("path", metavar="PATH", help="the plugin's folder")
     pack = actions.add_parser(
@@ -216,7 +231,8 @@ def _add_devkit(commands: Any) -> None:
         help="write DIR/index.json from the archives in DIR",
         description="Read plugin.json from every *.tar.gz in DIR and write DIR/index.json "
         "(apiVersion 1), grouping versions per plugin. Serve DIR over http(s) or use its "
-        "file:// URL as an INDEX repository.",
+        "file:// URL as an INDEX repository (a server reads file:// repositories only under "
+        "its data directory or --file-repository-roots).",
     )
     index.add_argument("dir", metavar="DIR", help="the folder of archives")
     index.add_argument("--name", help="the repository's name (default: the folder's name)")
@@ -271,6 +287,8 @@ def _serve(args: argparse.Namespace) -> int:
         delivery_backoff_base=args.delivery_backoff_base,
         db_pool_size=args.db_pool_size,
         workers_dispatch=args.workers_dispatch,
+        allowed_networks=args.allowed_networks,
+        file_repository_roots=args.file_repository_roots,
     )
     from models.database import normalise_url
 
@@ -285,6 +303,9 @@ def _serve(args: argparse.Namespace) -> int:
     url = f"http://{settings.host}:{settings.port}/graphql"
     print(f"StreamSpace Plugins on {url} (GraphiQL in a browser)", flush=True)
     print(f"  database:  {_shown_url(settings.database_url)}", flush=True)
+    if settings.allowed_networks:
+        networks = ", ".join(str(network) for network in settings.allowed_networks)
+        print(f"  outgoing requests may also reach: {networks}", flush=True)
     if settings.jwt_secret_generated:
         admin = TokenIssuer(settings.jwt_secret).issue(Role.ADMIN, "admin", FIRST_ADMIN_TTL)
         print(f"  admin token (24h): {admin}", flush=True)
@@ -357,7 +378,7 @@ def _plugin(args: argparse.Namespace) -> int:
 
     from runtime.devkit.packing import pack_plugin
     from runtime.devkit.scaffold import ScaffoldError, scaffold
-    from runtime.devkit.validate import plugin_warnings, validate_plugin
+    from runtime.devkit.validate import list_routes, plugin_warnings, validate_plugin
 
     if args.plugin_command == "new":
         try:
@@ -382,6 +403,8 @@ def _plugin(args: argparse.Namespace) -> int:
         return 1
     print("ok: the manifest and the class fit the SDK", flush=True)
     if args.plugin_command == "validate":
+        for line in asyncio.run(list_routes(folder)).lines():
+            print(line, flush=True)
         return 0
     packed = pack_plugin(folder, Path(args.out), progress=_progress)
     print(f"wrote {packed.path}")

@@ -50,6 +50,7 @@ class CatalogMutation:
             repositories.RepositoryType(input.type.value),
             input.description,
             box=info.context.services.box,
+            policy=info.context.services.host.network,
         )
         return Repository.from_row(row)
 
@@ -59,10 +60,13 @@ class CatalogMutation:
 
     @mutation(permission_classes=[IsAdmin], description="Fetch the index; update the catalog.")
     async def sync_repository(self, info: Info, id: strawberry.ID) -> SyncResult:
-        data_dir = info.context.services.settings.data_dir
+        services = info.context.services
         return SyncResult.from_result(
             await repositories.sync_repository(
-                parse_id(id), data_dir=data_dir, box=info.context.services.box
+                parse_id(id),
+                data_dir=services.settings.data_dir,
+                box=services.box,
+                policy=services.host.network,
             )
         )
 

@@ -31,6 +31,7 @@ from strawberry.types.graphql import OperationType
 
 from graph.errors import ErrorCodes, coded
 from graph.events import EventMutation, EventQuery
+from graph.integer_inputs import refusal as wide_integers
 from graph.mutations import CatalogMutation
 from graph.nul_inputs import refusal
 from graph.plain_fields import PlainFieldsExecution
@@ -72,7 +73,7 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        refused = refusal(variable_values, query)
+        refused = refusal(variable_values, query) or wide_integers(variable_values, query)
         if refused is not None:
             return ExecutionResult(data=None, errors=[refused])
         result = await super().execute(

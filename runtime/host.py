@@ -7,6 +7,7 @@ mutations call it after changing an installed plugin, and start-up calls it for 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,12 +19,13 @@ from starlette.routing import Router
 from tortoise.connection import get_connection
 
 from models import Delivery, InstalledPlugin
+from runtime.address_policy import AddressPolicy
 from runtime.dependencies import dependency_order
 from runtime.dispatcher import CircuitBreaker, PluginWorker, Reservation, RetryPolicy
 from runtime.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
 from runtime.errors import Conflict, NotFound, PlatformError
 from runtime.event_cache import EventCache
-from runtime.events import hook_for, permission_for, visible_payload
+from runtime.events import Origin, hook_for, permission_for, visible_payload
 from runtime.hub import Hub
 from runtime.installs import Installer, manifest_of
 from runtime.loader import PluginCode
@@ -101,6 +103,8 @@ class PluginHost:
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)
     # Where installed plugins' code comes from; None: the registry alone (built-ins, tests).
     code: PluginCode | None = None
+    # What plugins may reach through ctx.http and ctx.network (by default: public addresses).
+    network: AddressPolicy = field(default_factory=AddressPolicy)
 
     def __post_init__(self) -> None:
         if self.code is not None:
@@ -127,7 +131,7 @@ class PluginHost:
     # -- start and stop ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10))
+        self._http = self.network.session(timeout=aiohttp.ClientTimeout(total=30, connect=10))
         self.sink.start()
         if get_connection("default").capabilities.dialect == "sqlite":
             # SQLite means one process: whatever is RUNNING was cut off when it last stopped.
@@ -311,8 +315,13 @@ class PluginHost:
             log=logger,
             storage=PluginStore(spec.name),
             http=self._http,
+            network=self.network,
             scheduler=PluginScheduler(spec.name, logger),
-            events=PluginEvents(spec.name, self._publish_event),
+            events=PluginEvents(
+                spec.name,
+                functools.partial(self._publish_event, spec.name),
+                may_publish="events:publish" in spec.manifest.permissions,
+            ),
             api=ApiRegistry(),
             ui=UiRegistry(spec.name),
         )
@@ -493,8 +502,9 @@ class PluginHost:
     async def _publish_log(self, entry: dict[str, Any]) -> None:
         await self.hub.publish(LOG_CHANNEL, entry)
 
-    async def _publish_event(self, event_type: str, payload: Mapping[str, Any]) -> Any:
-        return await self.emitter.emit(EmitRequest(type=event_type, payload=payload))
+    async def _publish_event(self, plugin: str, event_type: str, payload: Mapping[str, Any]) -> Any:
+        origin = Origin.of_plugin(plugin)
+        return await self.emitter.emit(EmitRequest(event_type, payload, origin=origin))
 
     # -- operations ----------------------------------------------------------------------
 

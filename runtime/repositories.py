@@ -33,6 +33,7 @@ from models import (
     PluginVersion,
     Repository,
 )
+from runtime.address_policy import AddressPolicy, AddressRefused, PathRefused
 from runtime.bulk_sql import dialect_of
 from runtime.catalog import search_text
 from runtime.errors import BadUserInput, Conflict, FieldProblem, NotFound
@@ -117,6 +118,24 @@ def _url_is_valid(url: str) -> bool:
     return parts.scheme == "file" and parts.path not in {"", "/"}
 
 
+def _url_problem(url: str, policy: AddressPolicy | None) -> str | None:
+    """Why `url` cannot be a repository's, or None. With a policy, what it refuses without a
+    lookup (a file outside its folders, a refused address written in the URL) is refused now
+    rather than at every sync; a name is judged when a sync resolves it."""
+    if not _url_is_valid(url):
+        return "must be an https://, http:// or file:// URL"
+    if policy is None:
+        return None
+    try:
+        if url.startswith("file:"):
+            policy.local_path(url)
+        else:
+            policy.check_host(urlsplit(url).hostname or "")
+    except (AddressRefused, PathRefused) as error:
+        return str(error)
+    return None
+
+
 async def add_repository(
     name: str,
     url: str,
@@ -124,6 +143,7 @@ async def add_repository(
     description: str | None,
     *,
     box: SecretBox | None = None,
+    policy: AddressPolicy | None = None,
 ) -> Repository:
     """Add a repository; credentials in its URL are kept encrypted by `box`."""
     problems: list[FieldProblem] = []
@@ -131,8 +151,9 @@ async def add_repository(
     url, credentials = split_credentials(url.strip())
     if not name or len(name) > 255:
         problems.append(FieldProblem("name", "must be 1 to 255 characters"))
-    if not _url_is_valid(url):
-        problems.append(FieldProblem("url", "must be an https://, http:// or file:// URL"))
+    url_problem = _url_problem(url, policy)
+    if url_problem is not None:
+        problems.append(FieldProblem("url", url_problem))
     elif credentials is not None and urlsplit(url).scheme == "file":
         problems.append(FieldProblem("url", "a file:// URL takes no user name or password"))
     if repo_type is RepositoryType.BUILTIN:
@@ -394,12 +415,10 @@ def index_location(url: str) -> tuple[str, str]:
 
 
 async def _read_index(
-    repository: Repository, fetcher: Fetcher | None, credentials: UrlCredentials | None
+    repository: Repository, fetcher: Fetcher, credentials: UrlCredentials | None
 ) -> tuple[list[OfferedPlugin], list[SyncError]]:
     base_url, index_url = index_location(repository.url)
-    document = await (fetcher or UrlFetcher()).fetch(
-        index_url, max_bytes=MAX_INDEX_BYTES, auth=credentials
-    )
+    document = await fetcher.fetch(index_url, max_bytes=MAX_INDEX_BYTES, auth=credentials)
     return parse_index(document, base_url)
 
 
@@ -433,12 +452,16 @@ async def sync_repository(
     data_dir: Path | None = None,
     *,
     box: SecretBox | None = None,
+    policy: AddressPolicy | None = None,
 ) -> SyncResult:
     """Bring the catalog in line with the repository's index.json, or its git tags.
 
-    A git repository is cloned (then fetched) into `data_dir`, which it therefore needs;
-    `box` decrypts the repository's credentials, when it has any.
+    A git repository is cloned (then fetched) into `data_dir`, which it therefore needs.
+    Every request obeys `policy` (by default: public addresses only, no file:// URLs);
+    `fetcher` defaults to a UrlFetcher under it. `box` decrypts the repository's
+    credentials, when it has any.
     """
+    policy = policy or AddressPolicy()
     repository = await get_repository(repository_id)
     if repository.type not in {RepositoryType.INDEX.value, RepositoryType.GIT.value}:
         raise BadUserInput(
@@ -452,8 +475,9 @@ async def sync_repository(
             # Imported here: git_repos builds on this module's types.
             from runtime.git_repos import read_git_repository
 
-            offered, errors = await read_git_repository(repository, data_dir, credentials)
+            offered, errors = await read_git_repository(repository, data_dir, policy, credentials)
         else:
+            fetcher = fetcher or UrlFetcher(policy)
             offered, errors = await _read_index(repository, fetcher, credentials)
     except BadUserInput as error:
         # Whatever a server or git answered, the credentials never reach the row or caller.

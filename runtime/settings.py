@@ -12,6 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from runtime.address_policy import (
+    ALLOWED_NETWORKS_SETTING,
+    FILE_ROOTS_SETTING,
+    AddressPolicy,
+    Network,
+    parse_networks,
+    parse_roots,
+)
+
 DEFAULT_DATA_DIR = "./.streamspace"
 JWT_SECRET_FILE = "jwt-secret"
 SECRET_KEY_FILE = "secret-key"
@@ -105,6 +114,16 @@ class Settings:
     retention_days: float = 30.0
     # Deliveries one plugin may run at once unless its manifest says otherwise.
     workers_dispatch: int = 4
+    # Networks outgoing requests may reach although not public; folders file:// repositories
+    # may use besides the data directory.
+    allowed_networks: tuple[Network, ...] = ()
+    file_repository_roots: tuple[Path, ...] = ()
+
+    def address_policy(self) -> AddressPolicy:
+        """The policy every outgoing request of the server and its plugins obeys."""
+        return AddressPolicy(
+            self.allowed_networks, (self.data_dir.resolve(), *self.file_repository_roots)
+        )
 
     @classmethod
     def load(
@@ -121,6 +140,8 @@ class Settings:
         delivery_backoff_base: float | None = None,
         db_pool_size: int | None = None,
         workers_dispatch: int | None = None,
+        allowed_networks: str | None = None,
+        file_repository_roots: str | None = None,
     ) -> Settings:
         directory = Path(data_dir or env("STREAMSPACE_DATA_DIR", DEFAULT_DATA_DIR) or "").resolve()
         jwt_secret = env("STREAMSPACE_JWT_SECRET")
@@ -149,4 +170,14 @@ class Settings:
             or float(env("STREAMSPACE_DELIVERY_BACKOFF_BASE", "2") or 2),
             retention_days=float(env("STREAMSPACE_RETENTION_DAYS", "30") or 30),
             workers_dispatch=workers_dispatch or _int_env("STREAMSPACE_WORKERS_DISPATCH") or 4,
+            allowed_networks=parse_networks(
+                allowed_networks
+                if allowed_networks is not None
+                else env(ALLOWED_NETWORKS_SETTING, "")
+            ),
+            file_repository_roots=parse_roots(
+                file_repository_roots
+                if file_repository_roots is not None
+                else env(FILE_ROOTS_SETTING, "")
+            ),
         )

@@ -5,6 +5,8 @@ category), imports the entrypoint from the folder (removing what it imported fro
 `sys.modules` afterwards) and checks the class against the SDK's hooks. `secret_warnings`
 names settings whose key reads as a secret (a password, a token, an API key...) that the
 schema does not mark secret: they would be stored in clear and shown as they are.
+`list_routes` then loads the plugin in the testing harness, with its default configuration,
+to show the HTTP routes it registers and which of them are public.
 
 Example:
     >>> import tempfile
@@ -16,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import re
 import sys
@@ -28,11 +32,15 @@ from typing import Any
 
 import orjson
 
-from runtime.config_schema import is_secret, normalise_schema
-from runtime.manifest import manifest_problems
+from runtime.config_schema import is_secret, normalise_schema, schema_defaults
+from runtime.manifest import manifest_problems, parse_manifest
+from runtime.plugin_routes import PluginRoute
 from runtime.registry import MANIFEST_FILES
-from runtime.sdk import hook_problems
+from runtime.sdk import Plugin, hook_problems
+from runtime.testing import PluginHarness
 
+# How long on_load may take to register its routes when they are listed.
+LOAD_TIMEOUT = 10.0
 REQUIRED = ("name", "version", "displayName", "description", "type", "category", "entrypoints")
 CATEGORIES = frozenset(
     {
@@ -225,3 +233,63 @@ def validate_plugin(folder: Path) -> list[Problem]:
     elif entrypoint is not None:
         problems.append(Problem("entrypoints.python", "must be a string 'module:Class'"))
     return problems
+
+
+@dataclass(frozen=True)
+class RouteListing:
+    """The HTTP routes a plugin registers when loaded, and who may call each."""
+
+    plugin: str
+    routes: list[PluginRoute]
+    # Why the list may be short: on_load failed with the default configuration.
+    note: str | None = None
+
+    def lines(self) -> list[str]:
+        """What `plugin validate` prints."""
+        if not self.routes:
+            shown = ["routes: none"]
+        else:
+            shown = [f"routes (under /plugins/{self.plugin}/ while active):"]
+            shown += [f"  {_shown_route(route)}" for route in self.routes]
+        if self.note:
+            shown.append(f"  note: {self.note}")
+        return shown
+
+
+def _shown_route(route: PluginRoute) -> str:
+    who = (
+        "PUBLIC: anyone may call it, without a token"
+        if route.role is None
+        else f"needs the {route.role.value} role"
+    )
+    return f"{','.join(route.methods)} {route.path}  {who}"
+
+
+async def list_routes(folder: Path) -> RouteListing:
+    """Load the plugin in `folder` (valid: see validate_plugin) in the testing harness with
+    its default configuration, and list the routes its on_load and on_enable register."""
+    path = manifest_path(folder)
+    if path is None:
+        raise ValueError(f"no plugin.json in {folder}")
+    manifest = parse_manifest(orjson.loads(path.read_bytes()))
+    cls = load_class(folder, manifest.entrypoints["python"])
+    if not issubclass(cls, Plugin):
+        raise ValueError(f"{cls.__name__} is not a subclass of runtime.sdk.Plugin")
+    # Not checked against configSchema: settings an admin must supply have no default.
+    config = {**schema_defaults(manifest.config_schema), **manifest.default_config}
+    harness = PluginHarness(
+        cls, config=config, name=manifest.name, permissions=manifest.permissions
+    )
+    note = None
+    try:
+        async with asyncio.timeout(LOAD_TIMEOUT):
+            await harness.load()
+    except Exception as error:
+        note = (
+            f"loading with the default configuration stopped ({type(error).__name__}: "
+            f"{error}); the routes registered before that are listed"
+        )
+    routes = list(harness.api.routes)
+    with contextlib.suppress(Exception):
+        await harness.unload()
+    return RouteListing(manifest.name, routes, note)

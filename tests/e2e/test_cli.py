@@ -78,6 +78,8 @@ async def test_serve_help_explains_flags_and_environment() -> None:
         "--broadcast-url": "STREAMSPACE_BROADCAST_URL",
         "--log-level": "STREAMSPACE_LOG_LEVEL",
         "--log-format": "STREAMSPACE_LOG_FORMAT",
+        "--allowed-networks": "STREAMSPACE_ALLOWED_NETWORKS",
+        "--file-repository-roots": "STREAMSPACE_FILE_REPOSITORY_ROOTS",
     }
     for flag, variable in flags.items():
         assert flag in text
@@ -114,6 +116,15 @@ async def test_serve_refuses_bad_settings_without_a_traceback(tmp_path: Path) ->
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "eighty" in result.stderr
+
+
+async def test_serve_refuses_a_malformed_allowed_network(tmp_path: Path) -> None:
+    result = await run_cli(
+        "serve", "--data-dir", str(tmp_path), "--allowed-networks", "127.0.0.0/8,intranet"
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "STREAMSPACE_ALLOWED_NETWORKS (--allowed-networks): 'intranet'" in result.stderr
 
 
 async def test_serve_exits_non_zero_when_the_database_is_unreachable(tmp_path: Path) -> None:

@@ -30,7 +30,9 @@ PLUGIN = "streamspace-devkit-e2e"
 
 @pytest.fixture(scope="module")
 def kit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("devkit"), "sqlite")
+    running = start_server(
+        tmp_path_factory.mktemp("devkit"), "sqlite", file_roots=[tmp_path_factory.getbasetemp()]
+    )
     try:
         yield running
     finally:
@@ -134,7 +136,7 @@ async def test_the_packed_plugin_is_offered_by_a_repository(
 
 
 async def test_the_installed_plugin_handles_events(tmp_path: Path, published: Path) -> None:
-    server = start_server(tmp_path, "sqlite")
+    server = start_server(tmp_path, "sqlite", file_roots=[published])
     try:
         async with aiohttp.ClientSession() as http:
             catalog_id = await _add_and_sync(http, server, published)

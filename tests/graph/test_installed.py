@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from models import CatalogPlugin, InstalledPlugin
 from runtime.auth import Role
 from runtime.config_schema import MASK
-from tests.graph.conftest import Catalog, Execute
+from runtime.sdk import Plugin, PluginContext
+from tests.graph.conftest import Catalog, Execute, InstallPlugins
 
 HOOK = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXX"
 FIELDS = "id name version enabled status config installedBy catalogPlugin { id name }"
@@ -384,3 +387,49 @@ async def test_upgrade_and_rollback_keep_nested_secrets_encrypted(
     assert services.installer.full_config(rolled) == NESTED_CONFIG
     text = await stored_text(str(row.id))
     assert all(secret not in text for secret in NESTED_SECRETS)
+
+
+class Served(Plugin):
+    async def on_load(self, ctx: PluginContext) -> None:
+        async def answer(request: Request) -> JSONResponse:
+            return JSONResponse({})
+
+        ctx.api.route("/count", answer)
+        ctx.api.route("/mine", answer, ["GET", "POST"], role="user")
+        ctx.api.route("/status", answer, public=True)
+
+
+async def test_an_installed_plugin_shows_its_routes_and_which_are_public(
+    gql: Execute, install_test_plugins: InstallPlugins
+) -> None:
+    await install_test_plugins({"served": Served})
+    query = """{ installedPlugin(name: "served") { routes { path url methods role public } } }"""
+    routes = (await gql(query, role=Role.USER)).ok()["installedPlugin"]["routes"]
+    assert routes == [
+        {
+            "path": "/count",
+            "url": "/plugins/served/count",
+            "methods": ["GET"],
+            "role": "admin",
+            "public": False,
+        },
+        {
+            "path": "/mine",
+            "url": "/plugins/served/mine",
+            "methods": ["GET", "POST"],
+            "role": "user",
+            "public": False,
+        },
+        {
+            "path": "/status",
+            "url": "/plugins/served/status",
+            "methods": ["GET"],
+            "role": None,
+            "public": True,
+        },
+    ]
+    row = await InstalledPlugin.get(name="served")
+    disable = "mutation($id: ID!) { disablePlugin(id: $id) { status } }"
+    (await gql(disable, {"id": str(row.id)})).ok()
+    after = (await gql(query)).ok()["installedPlugin"]["routes"]
+    assert after == []

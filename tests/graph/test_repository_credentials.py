@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from runtime.address_policy import Network
 from runtime.auth import Role
 from tests.graph.conftest import Execute
+from tests.local_http import local_network
 from tests.runtime.plugin_repo import build_repository
 from tests.runtime.test_repository_credentials import PASSWORD, PrivateFiles, private_files
 
@@ -20,6 +22,12 @@ SYNC = "mutation($id: ID!) { syncRepository(id: $id) { added repository { url la
 LIST = "{ repositories { name url lastSyncError } }"
 CREDENTIALS = "{ repositories { name credentials { username password } } }"
 CATALOG = "{ catalog { edges { node { name repository { url credentials { password } } } } } }"
+
+
+@pytest.fixture
+def allowed_networks() -> tuple[Network, ...]:
+    """Loopback, where the test's repository listens."""
+    return local_network().allowed_networks
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from runtime.builtin_catalog import publish_builtins
 from runtime.settings import Settings
 from tests.conftest import TABLES, Database
 from tests.graph.conftest import Execute
-from tests.local_http import serve
+from tests.local_http import local_network, serve
 
 WEBHOOK_KEY = "whsec_" + base64.b64encode(b"SECRET-webhook-signing-key").decode()
 PAGERDUTY_KEY = "SECRETpagerduty1" + "0" * 16
@@ -138,6 +138,7 @@ async def services(db: Database, tmp_path: Path) -> AsyncIterator[Services]:
         secret_key="test-secret-key",
         jwt_secret_generated=False,
         delivery_max_attempts=1,
+        allowed_networks=local_network().allowed_networks,
     )
     built = build_services(settings)
     built.host.settings = dataclasses.replace(built.host.settings, breaker_threshold=1_000)

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from models import CatalogPlugin, PluginVersion, Repository
+from runtime.address_policy import AddressPolicy
 from runtime.errors import BadUserInput
 from runtime.git_repos import git
 from runtime.repositories import RepositoryType, add_repository, sync_repository
@@ -115,18 +116,18 @@ async def test_credentials_are_refused_on_a_file_url_and_without_the_key(
 
 
 async def test_a_private_index_syncs_and_its_archives_install_with_the_credentials(
-    db: Database, tmp_path: Path, index_server: PrivateFiles
+    db: Database, tmp_path: Path, index_server: PrivateFiles, network: AddressPolicy
 ) -> None:
     row = await add_repository(
         "private", index_server.with_credentials(), RepositoryType.INDEX, None, box=BOX
     )
-    result = await sync_repository(row.id, box=BOX)
+    result = await sync_repository(row.id, box=BOX, policy=network)
     assert (result.added, result.errors) == (1, [])
     [version] = await PluginVersion.all()
     assert version.archive_url == index_server.url + "greeter-1.0.0.tar.gz"
 
     data = tmp_path / "data"
-    async with dynamic_host(data) as (host, installer):
+    async with dynamic_host(data, network) as (host, installer):
         entry = await CatalogPlugin.get(name="greeter")
         installed = await installer.install(entry.id, None, enable=True, installed_by="alice")
         assert installed.status == "ACTIVE", installed.last_error
@@ -137,14 +138,14 @@ async def test_a_private_index_syncs_and_its_archives_install_with_the_credentia
 
 
 async def test_wrong_credentials_fail_the_sync_without_showing_them(
-    db: Database, index_server: PrivateFiles
+    db: Database, index_server: PrivateFiles, network: AddressPolicy
 ) -> None:
     wrong = "wrong-SECRET-pass-1234"
     row = await add_repository(
         "private", index_server.with_credentials(wrong), RepositoryType.INDEX, None, box=BOX
     )
     with pytest.raises(BadUserInput) as raised:
-        await sync_repository(row.id, box=BOX)
+        await sync_repository(row.id, box=BOX, policy=network)
     await row.refresh_from_db()
     assert "answered HTTP 401" in str(row.last_sync_error)
     for text in (raised.value.message, str(row.last_sync_error), await everything_stored()):
@@ -175,7 +176,7 @@ async def test_a_sync_error_that_quotes_the_password_is_stored_without_it(db: Da
 
 
 async def test_credentials_are_never_sent_to_another_host_an_index_names(
-    db: Database, tmp_path: Path, index_server: PrivateFiles
+    db: Database, tmp_path: Path, index_server: PrivateFiles, network: AddressPolicy
 ) -> None:
     seen: list[str | None] = []
 
@@ -191,8 +192,8 @@ async def test_credentials_are_never_sent_to_another_host_an_index_names(
         row = await add_repository(
             "private", index_server.with_credentials(), RepositoryType.INDEX, None, box=BOX
         )
-        assert (await sync_repository(row.id, box=BOX)).added == 1
-        async with dynamic_host(tmp_path / "data") as (_, installer):
+        assert (await sync_repository(row.id, box=BOX, policy=network)).added == 1
+        async with dynamic_host(tmp_path / "data", network) as (_, installer):
             entry = await CatalogPlugin.get(name="greeter")
             installed = await installer.install(entry.id, None, enable=True, installed_by="a")
     assert installed.status == "ACTIVE"
@@ -212,23 +213,25 @@ async def git_server(tmp_path: Path) -> AsyncIterator[PrivateFiles]:
 
 
 async def test_a_private_git_repository_syncs_with_the_credentials_kept_off_disk(
-    db: Database, tmp_path: Path, git_server: PrivateFiles
+    db: Database, tmp_path: Path, git_server: PrivateFiles, network: AddressPolicy
 ) -> None:
     data = tmp_path / "data"
     row = await add_repository(
         "private", git_server.with_credentials(), RepositoryType.GIT, None, box=BOX
     )
     assert row.url == git_server.url
-    first = await sync_repository(row.id, data_dir=data, box=BOX)
+    first = await sync_repository(row.id, data_dir=data, box=BOX, policy=network)
     assert (first.added, first.errors) == (1, [])
-    again = await sync_repository(row.id, data_dir=data, box=BOX)  # a fetch this time
+    again = await sync_repository(
+        row.id, data_dir=data, box=BOX, policy=network
+    )  # a fetch this time
     assert again.errors == []
     assert PASSWORD not in files_under(data)
     assert PASSWORD not in await everything_stored()
 
 
 async def test_a_git_clone_made_with_credentials_in_its_url_loses_them_on_the_next_sync(
-    db: Database, tmp_path: Path, git_server: PrivateFiles
+    db: Database, tmp_path: Path, git_server: PrivateFiles, network: AddressPolicy
 ) -> None:
     data = tmp_path / "data"
     row = await add_repository(
@@ -239,19 +242,19 @@ async def test_a_git_clone_made_with_credentials_in_its_url_loses_them_on_the_ne
     clone.parent.mkdir(parents=True)
     await git("clone", "--bare", "--quiet", "--", git_server.with_credentials(), str(clone))
     assert PASSWORD in (clone / "config").read_text()
-    assert (await sync_repository(row.id, data_dir=data, box=BOX)).errors == []
+    assert (await sync_repository(row.id, data_dir=data, box=BOX, policy=network)).errors == []
     assert PASSWORD not in files_under(data)
 
 
 async def test_wrong_git_credentials_fail_without_showing_them(
-    db: Database, tmp_path: Path, git_server: PrivateFiles
+    db: Database, tmp_path: Path, git_server: PrivateFiles, network: AddressPolicy
 ) -> None:
     wrong = "wrong-SECRET-git-9876"
     row = await add_repository(
         "private", git_server.with_credentials(wrong), RepositoryType.GIT, None, box=BOX
     )
     with pytest.raises(BadUserInput) as raised:
-        await sync_repository(row.id, data_dir=tmp_path / "data", box=BOX)
+        await sync_repository(row.id, data_dir=tmp_path / "data", box=BOX, policy=network)
     await row.refresh_from_db()
     assert "git clone failed" in str(row.last_sync_error)
     for text in (raised.value.message, str(row.last_sync_error), files_under(tmp_path / "data")):

@@ -1,6 +1,7 @@
 """Settings: generated secrets in the data directory, environment overrides and defaults."""
 
 import stat
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ ENVIRONMENT = [
     "STREAMSPACE_SECRET_KEY",
     "STREAMSPACE_PORT",
     "STREAMSPACE_LOG_LEVEL",
+    "STREAMSPACE_ALLOWED_NETWORKS",
+    "STREAMSPACE_FILE_REPOSITORY_ROOTS",
 ]
 
 
@@ -103,3 +106,49 @@ def test_an_empty_environment_variable_counts_as_unset(
     monkeypatch.setenv("STREAMSPACE_JWT_SECRET", "")
     settings = Settings.load(data_dir=str(tmp_path))
     assert settings.jwt_secret == (tmp_path / JWT_SECRET_FILE).read_text()
+
+
+# --- the address policy ---------------------------------------------------------------------
+
+
+def test_by_default_only_public_addresses_and_the_data_directory_are_reached(
+    tmp_path: Path,
+) -> None:
+    settings = Settings.load(data_dir=str(tmp_path))
+    assert (settings.allowed_networks, settings.file_repository_roots) == ((), ())
+    policy = settings.address_policy()
+    assert not policy.permits(ip_address("127.0.0.1"))
+    assert not policy.permits(ip_address("10.0.0.1"))
+    assert policy.permits(ip_address("93.184.216.34"))
+    assert policy.file_roots == (tmp_path.resolve(),)
+
+
+def test_allowed_networks_and_file_roots_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSPACE_ALLOWED_NETWORKS", "127.0.0.0/8, 10.0.0.0/8")
+    monkeypatch.setenv("STREAMSPACE_FILE_REPOSITORY_ROOTS", f"{tmp_path / 'a'}:{tmp_path / 'b'}")
+    settings = Settings.load(data_dir=str(tmp_path / "data"))
+    assert settings.allowed_networks == (ip_network("127.0.0.0/8"), ip_network("10.0.0.0/8"))
+    policy = settings.address_policy()
+    assert policy.permits(ip_address("127.0.0.1")) and policy.permits(ip_address("10.9.9.9"))
+    assert not policy.permits(ip_address("192.168.0.1"))
+    assert policy.file_roots == tuple((tmp_path / name).resolve() for name in ("data", "a", "b"))
+
+
+def test_the_flags_win_even_when_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMSPACE_ALLOWED_NETWORKS", "0.0.0.0/0")
+    monkeypatch.setenv("STREAMSPACE_FILE_REPOSITORY_ROOTS", "/")
+    settings = Settings.load(
+        data_dir=str(tmp_path), allowed_networks="", file_repository_roots=str(tmp_path / "r")
+    )
+    assert settings.allowed_networks == ()
+    assert settings.file_repository_roots == ((tmp_path / "r").resolve(),)
+
+
+def test_a_malformed_network_is_refused_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSPACE_ALLOWED_NETWORKS", "127.0.0.0/8,intranet")
+    with pytest.raises(ValueError, match=r"STREAMSPACE_ALLOWED_NETWORKS.*'intranet'"):
+        Settings.load(data_dir=str(tmp_path))
