@@ -200,6 +200,44 @@ async def test_credentials_are_never_sent_to_another_host_an_index_names(
     assert seen == [None]
 
 
+async def test_credentials_do_not_follow_a_redirect_to_another_origin(
+    db: Database, tmp_path: Path, network: AddressPolicy
+) -> None:
+    build_repository(tmp_path, [("greeter", "1.0.0", "1", {})])
+    sent: list[str | None] = []
+    seen: list[str | None] = []
+
+    async def elsewhere(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization"))
+        return web.FileResponse(tmp_path / "repo" / "index.json")
+
+    async with serve(elsewhere, "/{tail:.*}", method="GET") as other:
+
+        async def moved(request: web.Request) -> web.StreamResponse:
+            sent.append(request.headers.get("Authorization"))
+            raise web.HTTPFound(f"{other}/index.json")
+
+        async with serve(moved, "/{tail:.*}", method="GET") as private:
+            url = private.replace("http://", f"http://{USER}:{PASSWORD}@", 1) + "/"
+            row = await add_repository("private", url, RepositoryType.INDEX, None, box=BOX)
+            assert (await sync_repository(row.id, box=BOX, policy=network)).added == 1
+    assert len(sent) == 1 and sent[0] is not None  # the repository's own origin had them
+    assert seen == [None]
+
+
+async def test_a_private_index_at_a_refused_address_is_never_contacted(
+    db: Database, index_server: PrivateFiles
+) -> None:
+    row = await add_repository(
+        "private", index_server.with_credentials(), RepositoryType.INDEX, None, box=BOX
+    )
+    with pytest.raises(BadUserInput) as raised:
+        await sync_repository(row.id, box=BOX)  # the default policy: loopback refused
+    assert "refused by the address policy" in raised.value.message
+    assert PASSWORD not in raised.value.message
+    assert index_server.authorizations == []
+
+
 @pytest.fixture
 async def git_server(tmp_path: Path) -> AsyncIterator[PrivateFiles]:
     """A bare git repository served over git's "dumb" HTTP transport, behind Basic auth."""
@@ -259,3 +297,16 @@ async def test_wrong_git_credentials_fail_without_showing_them(
     assert "git clone failed" in str(row.last_sync_error)
     for text in (raised.value.message, str(row.last_sync_error), files_under(tmp_path / "data")):
         assert wrong not in text
+
+
+async def test_a_private_git_repository_at_a_refused_address_is_never_contacted(
+    db: Database, tmp_path: Path, git_server: PrivateFiles
+) -> None:
+    row = await add_repository(
+        "private", git_server.with_credentials(), RepositoryType.GIT, None, box=BOX
+    )
+    with pytest.raises(BadUserInput) as raised:
+        await sync_repository(row.id, data_dir=tmp_path / "data", box=BOX)
+    assert "refused by the address policy" in raised.value.message
+    assert PASSWORD not in raised.value.message
+    assert git_server.authorizations == []
