@@ -135,11 +135,12 @@ def build_services(settings: Settings) -> Services:
     registry = PluginRegistry()
     discover_builtins(registry)
     discover_entry_points(registry)
-    installer = Installer(SecretBox(settings.secret_key))
+    box = SecretBox(settings.secret_key)
+    installer = Installer(box)
     # One address policy for every outgoing request: archives, repositories, plugins.
     network = settings.address_policy()
     # Code installed from repositories while running lives in <data-dir>/plugins/<name>/<version>.
-    code = PluginCode(registry, settings.data_dir / "plugins", fetcher=UrlFetcher(network))
+    code = PluginCode(registry, settings.data_dir / "plugins", fetcher=UrlFetcher(network), box=box)
     installer.load_code_with(code)
     host = PluginHost(
         registry,
@@ -157,6 +158,7 @@ def build_services(settings: Settings) -> Services:
     installer.apply_changes_with(host.apply_change)
     return Services(
         settings=settings,
+        box=box,
         tokens=TokenIssuer(settings.jwt_secret),
         installer=installer,
         views=ViewCounter(),
@@ -186,7 +188,7 @@ def create_app(settings: Settings) -> Starlette:
         # Whatever started is stopped again, in reverse order, also when a later step fails.
         async with AsyncExitStack() as stack:
             create_private_dir(settings.data_dir)
-            applied = await migrate_database(settings.database_url)
+            applied = await migrate_database(settings.database_url, secret_key=settings.secret_key)
             for name in applied:
                 log.info("migration applied", extra={"migration": name})
             await init_database(settings.database_url)

@@ -231,7 +231,8 @@ def _add_devkit(commands: Any) -> None:
         "validate",
         help="check a plugin folder; exit 1 on problems",
         description="Check plugin.json (required fields, semver, configSchema, permissions, "
-        "category) and the entrypoint class against the SDK; print every problem with its path. "
+        "category) and the entrypoint class against the SDK; print every problem with its path, "
+        "and a warning for each setting whose key looks secret but is not marked secret. "
         "A plugin that fits is then loaded with its default configuration to list the HTTP "
         "routes it registers and the role each needs (or that it is public).",
     )
@@ -423,7 +424,7 @@ def _migrate(args: argparse.Namespace) -> int:
     settings = Settings.load(data_dir=args.data_dir, database_url=args.database_url)
     create_private_dir(settings.data_dir)
     print(f"database: {_shown_url(settings.database_url)}")
-    applied = asyncio.run(migrate_database(settings.database_url))
+    applied = asyncio.run(migrate_database(settings.database_url, secret_key=settings.secret_key))
     for name in applied:
         print(f"applied {name}")
     if applied:
@@ -457,7 +458,7 @@ def _plugin(args: argparse.Namespace) -> int:
 
     from runtime.devkit.packing import pack_plugin
     from runtime.devkit.scaffold import ScaffoldError, scaffold
-    from runtime.devkit.validate import list_routes, validate_plugin
+    from runtime.devkit.validate import list_routes, plugin_warnings, validate_plugin
 
     if args.plugin_command == "new":
         try:
@@ -474,6 +475,9 @@ def _plugin(args: argparse.Namespace) -> int:
     problems = validate_plugin(folder)
     for problem in problems:
         print(f"  {problem}", flush=True)
+    # Warnings do not fail validation: the author decides whether the setting is a secret.
+    for warning in plugin_warnings(folder):
+        print(f"  warning: {warning}", flush=True)
     if problems:
         print(f"{len(problems)} problem(s) in {folder}", file=sys.stderr)
         return 1

@@ -38,13 +38,18 @@ def _config(value: Any, path: str = "config") -> dict[str, Any] | None:
 
 @strawberry.type
 class CatalogMutation:
-    @mutation(permission_classes=[IsAdmin])
+    @mutation(
+        permission_classes=[IsAdmin],
+        description="A user name and password in the URL (https://user:token@host/...) are "
+        "stored encrypted, used only to read the repository, and never shown.",
+    )
     async def add_repository(self, info: Info, input: AddRepositoryInput) -> Repository:
         row = await repositories.add_repository(
             input.name,
             input.url,
             repositories.RepositoryType(input.type.value),
             input.description,
+            box=info.context.services.box,
             policy=info.context.services.host.network,
         )
         return Repository.from_row(row)
@@ -58,7 +63,10 @@ class CatalogMutation:
         services = info.context.services
         return SyncResult.from_result(
             await repositories.sync_repository(
-                parse_id(id), data_dir=services.settings.data_dir, policy=services.host.network
+                parse_id(id),
+                data_dir=services.settings.data_dir,
+                box=services.box,
+                policy=services.host.network,
             )
         )
 

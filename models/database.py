@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -30,6 +31,14 @@ SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 OPEN_BITS = 0o077  # group and other
 
 log = logging.getLogger(__name__)
+
+# The server's secret key while migrations run: data migrations that encrypt read it here.
+_SECRET_KEY: ContextVar[str | None] = ContextVar("migration_secret_key", default=None)
+
+
+def migration_secret_key() -> str | None:
+    """The secret key `migrate_database` was given, for migrations that encrypt values."""
+    return _SECRET_KEY.get()
 
 
 def normalise_url(url: str) -> str:
@@ -126,8 +135,14 @@ def _take_open_bits(path: Path) -> None:
         )
 
 
-async def migrate_database(url: str, target: str | None = None) -> list[str]:
-    """Apply pending migrations (up to target, e.g. models.0001_initial); return their names."""
+async def migrate_database(
+    url: str, target: str | None = None, *, secret_key: str | None = None
+) -> list[str]:
+    """Apply pending migrations (up to target, e.g. models.0001_initial); return their names.
+
+    `secret_key` (STREAMSPACE_SECRET_KEY) is what migrations that encrypt existing values
+    use; one that finds such values without it fails, changing nothing.
+    """
     make_sqlite_file_private(url)
     applied: list[str] = []
 
@@ -135,9 +150,11 @@ async def migrate_database(url: str, target: str | None = None) -> list[str]:
         if event == "apply_done":
             applied.append(f"{app_label}.{name}")
 
+    token = _SECRET_KEY.set(secret_key)
     try:
         await migrate(config=database_config(url), target=target, progress=progress)
     finally:
+        _SECRET_KEY.reset(token)
         # An open aiosqlite connection keeps a non-daemon thread, and the process, alive.
         await Tortoise.close_connections()
     return applied

@@ -27,6 +27,7 @@ import orjson
 
 from runtime.errors import BadUserInput
 from runtime.fetch import Fetcher
+from runtime.url_credentials import UrlCredentials
 
 # (message) → None: the host turns each into a plugin log line and a LOADING status change.
 Progress = Callable[[str], Awaitable[None]]
@@ -68,6 +69,7 @@ async def install_archive(
     version: str,
     limits: ArchiveLimits | None = None,
     progress: Progress = _quiet,
+    auth: UrlCredentials | None = None,
 ) -> Path:
     """Download `url`, check it and unpack it into `target`; an existing target is kept.
 
@@ -77,7 +79,7 @@ async def install_archive(
         return target
     limits = limits or ArchiveLimits()
     await progress(f"downloading {name} {version} from {url}")
-    body = await fetcher.fetch(url, max_bytes=limits.max_bytes)
+    body = await fetcher.fetch(url, max_bytes=limits.max_bytes, auth=auth)
     await progress(f"downloaded {len(body)} bytes; checking sha256")
     digest = hashlib.sha256(body).hexdigest()
     if sha256 is None:

@@ -6,19 +6,23 @@ says the URL "could not be fetched" without saying why (refused connection, rese
 those would tell a closed port from an open one to whoever chooses the URL. An answer from an
 HTTP server is told with its status; the detail of a failure is logged at DEBUG.
 
-The transport is an interface so tests and other callers can substitute their own.
+A repository's credentials travel as HTTP Basic authentication, never inside the URL, and an
+error or a log line names the URL without credentials or query string. The transport is an
+interface so tests and other callers can substitute their own.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from runtime.address_policy import AddressPolicy, AddressRefused, PathRefused
 from runtime.errors import BadUserInput
+from runtime.redaction import strip_url_credentials
+from runtime.url_credentials import UrlCredentials
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +31,15 @@ _CHUNK = 65536
 
 
 class Fetcher(Protocol):
-    async def fetch(self, url: str, *, max_bytes: int) -> bytes: ...
+    async def fetch(
+        self, url: str, *, max_bytes: int, auth: UrlCredentials | None = None
+    ) -> bytes: ...
 
 
 def shown_url(url: str) -> str:
-    """`url` without its user name and password, fit for an error or a log line."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    """`url` without its user name, password and query string, fit for an error or a log
+    line."""
+    return strip_url_credentials(url)
 
 
 def _too_large(url: str, max_bytes: int) -> BadUserInput:
@@ -58,9 +62,9 @@ def could_not_fetch(url: str, error: BaseException) -> BadUserInput:
     shown = shown_url(url)
     refused = refusal_of(error)
     if refused is not None:
-        return BadUserInput(f"{shown}: {refused.message}")
-    # Some errors (timeouts) have no message of their own; the URL's password stays out.
-    detail = (str(error) or type(error).__name__).replace(url, shown)
+        return BadUserInput(f"{shown}: {strip_url_credentials(refused.message)}")
+    # Some errors (timeouts) have no message of their own; no URL's password or query stays in.
+    detail = strip_url_credentials(str(error)) or type(error).__name__
     log.debug("fetch failed", extra={"url": shown, "error": type(error).__name__, "detail": detail})
     return BadUserInput(f"{shown} could not be fetched")
 
@@ -78,12 +82,12 @@ class UrlFetcher:
         self.policy = policy or AddressPolicy()
         self._timeout = timeout
 
-    async def fetch(self, url: str, *, max_bytes: int) -> bytes:
+    async def fetch(self, url: str, *, max_bytes: int, auth: UrlCredentials | None = None) -> bytes:
         scheme = urlsplit(url).scheme
         if scheme == "file":
             return self._read_file(url, max_bytes)
         if scheme in {"http", "https"}:
-            return await self._download(url, max_bytes)
+            return await self._download(url, max_bytes, auth)
         raise BadUserInput(f"{shown_url(url)}: only https://, http:// and file:// URLs can be read")
 
     def _read_file(self, url: str, max_bytes: int) -> bytes:
@@ -100,16 +104,20 @@ class UrlFetcher:
             raise _too_large(url, max_bytes)
         return body
 
-    async def _download(self, url: str, max_bytes: int) -> bytes:
+    async def _download(self, url: str, max_bytes: int, auth: UrlCredentials | None) -> bytes:
+        headers = {} if auth is None else {"Authorization": auth.basic_authorization}
+        shown = shown_url(url)
         try:
             self.policy.check_host(urlsplit(url).hostname or "")
+            # aiohttp drops the Authorization header on a redirect to another origin; each
+            # redirect's connection is checked by the policy's session like the first.
             async with (
                 self.policy.session(timeout=self._timeout) as session,
-                session.get(url) as response,
+                session.get(url, headers=headers) as response,
             ):
                 if response.status != 200:
                     # An HTTP server answered, at an address the policy allows.
-                    raise BadUserInput(f"{shown_url(url)} answered HTTP {response.status}")
+                    raise BadUserInput(f"{shown} answered HTTP {response.status}")
                 if response.content_length is not None and response.content_length > max_bytes:
                     raise _too_large(url, max_bytes)
                 body = bytearray()

@@ -10,6 +10,11 @@ Cloning obeys the address policy: a file:// repository must lie under an allowed
 http(s) the host is resolved and checked here, and git is told to use exactly the checked
 addresses (curl's resolve list: no second lookup, so no DNS rebinding in between), to follow
 no redirect and to use no proxy. Other transports (ssh, git, ext) are refused.
+
+A repository's credentials reach git through a credential helper that reads them from the
+environment of that one git process: never on a command line (which other users of the
+machine may read) nor in the clone's configuration (which would keep them on disk). As git
+follows no redirect, they go to the checked host only.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from runtime.address_policy import AddressPolicy, AddressRefused, PathRefused, l
 from runtime.errors import BadUserInput
 from runtime.fetch import shown_url
 from runtime.manifest import parse_manifest
+from runtime.redaction import strip_url_credentials
 from runtime.repositories import OfferedPlugin, OfferedVersion, SyncError, version_key
+from runtime.url_credentials import UrlCredentials
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +59,49 @@ _ENV = {
     "GIT_ALLOW_PROTOCOL": "http:https:file",
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_USER_VARIABLE = "STREAMSPACE_GIT_USERNAME"
+_PASSWORD_VARIABLE = "STREAMSPACE_GIT_PASSWORD"
+# The first (empty) helper drops any the user's configuration names; the second answers git's
+# `get` with the credentials in its environment.
+_HELPER = (
+    '!f() { test "$1" = get && '
+    f'printf \'username=%s\\npassword=%s\\n\' "${_USER_VARIABLE}" "${_PASSWORD_VARIABLE}"; }}; f'
+)
+
+
+def _with_credentials(
+    args: tuple[str, ...], credentials: UrlCredentials | None
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """git's arguments and environment, with a credential helper when there are credentials."""
+    if credentials is None:
+        return args, _ENV
+    helper = ("-c", "credential.helper=", "-c", f"credential.helper={_HELPER}")
+    environment = {
+        **_ENV,
+        _USER_VARIABLE: credentials.username,
+        _PASSWORD_VARIABLE: credentials.password,
+    }
+    return (*helper, *args), environment
 
 
 class GitError(BadUserInput):
     """A git command failed; the message carries git's own explanation."""
 
 
-async def git(*args: str, cwd: Path | None = None, options: Sequence[str] = ()) -> bytes:
+async def git(
+    *args: str,
+    cwd: Path | None = None,
+    options: Sequence[str] = (),
+    credentials: UrlCredentials | None = None,
+) -> bytes:
     """Run git with `args` (never through a shell) and return its output; `options` go before
     the command (`-c name=value`)."""
+    command, environment = _with_credentials((*options, *args), credentials)
     process = await asyncio.create_subprocess_exec(
         "git",
-        *options,
-        *args,
+        *command,
         cwd=cwd,
-        env=_ENV,
+        env=environment,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -79,7 +114,10 @@ async def git(*args: str, cwd: Path | None = None, options: Sequence[str] = ()) 
         raise GitError(f"git {args[0]} took longer than {GIT_TIMEOUT:.0f}s") from None
     if process.returncode != 0:
         message = err.decode(errors="replace").strip().splitlines()
-        raise GitError(f"git {args[0]} failed: {message[-1] if message else process.returncode}")
+        reason = message[-1] if message else str(process.returncode)
+        if credentials is not None:
+            reason = credentials.redactor().text(reason)
+        raise GitError(f"git {args[0]} failed: {reason}")
     return out
 
 
@@ -107,11 +145,14 @@ async def checked_source(url: str, policy: AddressPolicy) -> tuple[str, list[str
     return url, options
 
 
-async def update_clone(url: str, clone: Path, policy: AddressPolicy) -> None:
+async def update_clone(
+    url: str, clone: Path, policy: AddressPolicy, credentials: UrlCredentials | None = None
+) -> None:
     """Clone `url` bare into `clone`, or fetch what changed (tags moved or deleted included).
 
     A failure says only that the repository could not be fetched: git's reason (refused,
-    reset, timed out) would tell a closed port from an open one. It is logged at DEBUG.
+    reset, timed out) would tell a closed port from an open one. It is logged at DEBUG,
+    without the credentials.
     """
     shown = shown_url(url)
     try:
@@ -127,8 +168,19 @@ async def update_clone(url: str, clone: Path, policy: AddressPolicy) -> None:
     try:
         if first:
             clone.parent.mkdir(parents=True, exist_ok=True)
-            await git("clone", "--bare", "--quiet", "--", source, str(clone), options=options)
+            await git(
+                "clone",
+                "--bare",
+                "--quiet",
+                "--",
+                source,
+                str(clone),
+                options=options,
+                credentials=credentials,
+            )
             return
+        # A clone made while the URL held credentials kept them in its configuration.
+        await git("config", "remote.origin.url", source, cwd=clone)
         await git(
             "fetch",
             "--quiet",
@@ -141,10 +193,11 @@ async def update_clone(url: str, clone: Path, policy: AddressPolicy) -> None:
             "+refs/tags/*:refs/tags/*",
             cwd=clone,
             options=options,
+            credentials=credentials,
         )
     except GitError as error:
         verb = "clone" if first else "fetch"
-        detail = error.message.replace(url, shown)
+        detail = strip_url_credentials(error.message.replace(url, shown))
         log.debug("git failed", extra={"url": shown, "command": verb, "detail": detail})
         raise BadUserInput(f"{shown} could not be fetched (git {verb} failed)") from None
 
@@ -174,14 +227,17 @@ async def _offered_version(
 
 
 async def read_git_repository(
-    repository: Repository, data_dir: Path, policy: AddressPolicy
+    repository: Repository,
+    data_dir: Path,
+    policy: AddressPolicy,
+    credentials: UrlCredentials | None = None,
 ) -> tuple[list[OfferedPlugin], list[SyncError]]:
     """The plugins a git repository publishes, each with its tagged versions."""
     home = data_dir / "repositories" / str(repository.id)
     clone = home / "clone.git"
     archives = home / "archives"
     archives.mkdir(parents=True, exist_ok=True)
-    await update_clone(repository.url, clone, policy)
+    await update_clone(repository.url, clone, policy, credentials)
     tags = (await git("tag", "--list", cwd=clone)).decode().split()
     found: dict[str, list[tuple[str, str]]] = {}
     for tag in tags:

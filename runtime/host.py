@@ -33,6 +33,7 @@ from runtime.metrics import RuntimeMetrics
 from runtime.outcomes import OutcomeWriter
 from runtime.plugin_context import (
     CURRENT_EVENT,
+    Action,
     ApiRegistry,
     LogSink,
     PluginContext,
@@ -42,6 +43,7 @@ from runtime.plugin_context import (
     PluginStore,
     UiRegistry,
 )
+from runtime.redaction import NO_SECRETS, Redactor
 from runtime.registry import PluginRegistry, PluginSpec
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import Plugin
@@ -67,6 +69,8 @@ class LoadedPlugin:
     # The installed version this instance runs: an upgrade or rollback changes it.
     version: str = ""
     router: Router | None = None
+    # Built from the plugin's secret values: what leaves its code passes through it.
+    redactor: Redactor = NO_SECRETS
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,14 @@ class HostSettings:
     breaker_cooldown: float = 30.0
     # Deliveries one plugin runs at once when its manifest names no "concurrency".
     default_concurrency: int = 4
+
+
+class PluginTestFailed(Exception):
+    """A plugin's connection test raised; the message is redacted already."""
+
+
+class PluginActionFailed(Exception):
+    """A plugin's action raised something unexpected; the message is redacted already."""
 
 
 @dataclass
@@ -292,9 +304,11 @@ class PluginHost:
             },
         )
 
-    def _context(self, spec: PluginSpec, config: dict[str, Any]) -> PluginContext:
+    def _context(
+        self, spec: PluginSpec, config: dict[str, Any], redactor: Redactor
+    ) -> PluginContext:
         assert self._http is not None, "the host is not started"
-        logger = PluginLogger(spec.name, self.sink)
+        logger = PluginLogger(spec.name, self.sink, redactor)
         return PluginContext(
             name=spec.name,
             config=config,
@@ -348,13 +362,16 @@ class PluginHost:
     async def _load(self, row: InstalledPlugin, config: dict[str, Any]) -> None:
         spec, message = await self._spec_for(row)
         if spec is None:
-            message = message or "the plugin's code is not available on this server"
+            message = NO_SECRETS.text(
+                message or "the plugin's code is not available on this server"
+            )
             await InstalledPlugin.filter(name=row.name).update(
                 status="FAILED", last_error=storable_text(message)
             )
             await self._publish_status_only(row.name, "FAILED", message, previous=row.status)
             return
-        context = self._context(spec, config)
+        redactor = Redactor.of_secrets(self.installer.secret_values(row))
+        context = self._context(spec, config, redactor)
         instance = spec.cls()
         worker = PluginWorker(
             spec.name,
@@ -377,17 +394,25 @@ class PluginHost:
             ),
             outcomes=self.outcomes,
             events=self.events,
+            redactor=redactor,
         )
         # The status the row had is the previousStatus of the LOADING change.
         self.loaded[spec.name] = LoadedPlugin(
-            spec, instance, context, worker, config, status=row.status, version=row.version
+            spec,
+            instance,
+            context,
+            worker,
+            config,
+            status=row.status,
+            version=row.version,
+            redactor=redactor,
         )
         await self._set_status(spec.name, "LOADING")
         try:
             await instance.on_load(context)
             await instance.on_enable(context)
         except Exception as error:
-            message = f"{type(error).__name__}: {error}"
+            message = redactor.text(f"{type(error).__name__}: {error}")
             context.log.error(f"loading failed: {message}")
             await context.scheduler.cancel_all()
             await self._set_status(spec.name, "FAILED", message)
@@ -484,10 +509,36 @@ class PluginHost:
     # -- operations ----------------------------------------------------------------------
 
     async def test_plugin(self, name: str) -> Mapping[str, Any] | None:
+        """The plugin's connection test, its result and any error it raises redacted."""
         plugin = self.loaded.get(name)
         if plugin is None:
             raise LookupError(name)
-        return await plugin.instance.test_connection(plugin.context)
+        try:
+            result = await plugin.instance.test_connection(plugin.context)
+        except Exception as error:
+            raise PluginTestFailed(
+                plugin.redactor.text(f"{type(error).__name__}: {error}")
+            ) from None
+        if result is None:
+            return None
+        redacted: dict[str, Any] = plugin.redactor.value(dict(result))
+        return redacted
+
+    async def call_action(self, name: str, action: Action, given: Mapping[str, Any]) -> Any:
+        """What the action answers; what it raises leaves with the plugin's secrets redacted
+        (an error meant for the caller keeps its code)."""
+        plugin = self.loaded.get(name)
+        redactor = plugin.redactor if plugin is not None else NO_SECRETS
+        try:
+            result = await action.handler(dict(given))
+        except PlatformError as error:
+            error.message = redactor.text(error.message)
+            error.args = (error.message,)
+            raise
+        except Exception as error:
+            shown = redactor.text(f"{type(error).__name__}: {error}")
+            raise PluginActionFailed(shown) from None
+        return redactor.json(result)
 
     async def redeliver(self, delivery_id: int) -> Delivery:
         """One more attempt for a finished delivery (DEAD or SUCCEEDED)."""

@@ -30,6 +30,7 @@ from models import PluginLog, PluginStorage
 from runtime.address_policy import AddressPolicy
 from runtime.errors import Forbidden
 from runtime.plugin_routes import PluginRoute, declare_route
+from runtime.redaction import NO_SECRETS, Redactor
 from runtime.storable import may_hold_nul, nul_path, storable_json, storable_text
 
 log = logging.getLogger(__name__)
@@ -178,27 +179,32 @@ def _json_text(value: Any) -> str:
 
 
 class PluginLogger:
-    """A plugin's logger: entries are stored (pluginLogs query) and streamed (subscription)."""
+    """A plugin's logger: entries are stored (pluginLogs query) and streamed (subscription).
 
-    def __init__(self, plugin: str, sink: LogSink) -> None:
+    Each line and its data pass through the plugin's `Redactor` first, so neither the stored
+    entry nor the server's own log ever holds one of the plugin's secrets.
+    """
+
+    def __init__(self, plugin: str, sink: LogSink, redactor: Redactor = NO_SECRETS) -> None:
         self._plugin = plugin
         self._sink = sink
+        self._redactor = redactor
         self._python = logging.getLogger(f"plugins.{plugin}")
 
     def log(self, level: str, message: str, /, **data: Any) -> None:
         level = level.upper()
         if level not in LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
+        text = storable_text(self._redactor.text(str(message)))
+        values = self._redactor.value(_json_safe(data)) if data else None
         # Keys a LogRecord owns (message, name, args, ...) would make `extra` raise.
-        extra = {key: value for key, value in data.items() if key not in _RECORD_KEYS}
-        self._python.log(
-            logging.getLevelName(level), message, extra={**extra, "plugin": self._plugin}
-        )
+        extra = {key: value for key, value in (values or {}).items() if key not in _RECORD_KEYS}
+        self._python.log(logging.getLevelName(level), text, extra={**extra, "plugin": self._plugin})
         entry = PluginLog(
             plugin=self._plugin,
             level=level,
-            message=storable_text(str(message)),
-            data=_json_safe(data) if data else None,
+            message=text,
+            data=values,
             created_at=datetime.now(UTC),
         )
         self._sink.put(entry)

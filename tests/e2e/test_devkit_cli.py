@@ -187,3 +187,15 @@ async def test_the_installed_plugin_handles_events(tmp_path: Path, published: Pa
             ]
     finally:
         check_clean_exit(server, server.stop())
+
+
+async def test_validate_warns_about_unmarked_secrets_and_still_passes(tmp_path: Path) -> None:
+    made = await run_cli("plugin", "new", "keyed", "--dir", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    manifest_file = tmp_path / "keyed" / "plugin.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["configSchema"]["apiToken"] = {"type": "string"}
+    manifest_file.write_text(json.dumps(manifest))
+    result = await run_cli("plugin", "validate", str(tmp_path / "keyed"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: configSchema.apiToken: looks like a secret" in result.stdout

@@ -85,7 +85,7 @@ async def builtin_host(
     installer = Installer(BOX)
     schema = PluginSchema.of(spec.manifest.raw)
     merged = schema.validated({**schema.defaults, **config})
-    public, hidden = installer._split(merged, schema.secrets)
+    public, hidden = installer.split(merged, schema.shape)
     await InstalledPlugin.create(
         name=name, version=spec.manifest.version, enabled=True, config=public, secret_config=hidden
     )

@@ -68,7 +68,7 @@ async def dynamic_host(
     """A started host and installer that load repository code into `data_dir/plugins`,
     downloading archives as `network` allows."""
     registry = PluginRegistry()
-    code = PluginCode(registry, data_dir / "plugins", fetcher=UrlFetcher(network))
+    code = PluginCode(registry, data_dir / "plugins", fetcher=UrlFetcher(network), box=BOX)
     installer = Installer(BOX)
     installer.load_code_with(code)
     hub = Hub("memory://")
