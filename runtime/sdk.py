@@ -30,7 +30,7 @@ from runtime.events import LIFECYCLE_TYPES
 from runtime.notify import Allowance, HourlyLimit, Notice, NoticeField, config_key, describe
 from runtime.plugin_context import PluginContext
 from runtime.sdk_outcomes import PermanentFailure, RetryLater, Skip
-from runtime.vendor_http import raise_for_status, retry_after_seconds
+from runtime.vendor_http import raise_for_status, retry_after_seconds, unreachable
 
 HookResult = Mapping[str, Any] | None
 
@@ -212,4 +212,5 @@ __all__ = [
     "implemented_hooks",
     "raise_for_status",
     "retry_after_seconds",
+    "unreachable",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from runtime.address_policy import AddressRefused
 from runtime.sdk_outcomes import PermanentFailure, RetryLater
 
 
@@ -43,3 +44,32 @@ def raise_for_status(
     if status == 429 or status >= 500:
         raise RetryLater(message, after=retry_after)
     raise PermanentFailure(message)
+
+
+def refusal_in(error: BaseException) -> AddressRefused | None:
+    """The address policy's refusal behind `error` (aiohttp wraps it), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, AddressRefused):
+            return current
+        seen.add(id(current))
+        wrapped = getattr(current, "os_error", None)
+        current = (
+            wrapped
+            if isinstance(wrapped, BaseException)
+            else current.__cause__ or current.__context__
+        )
+    return None
+
+
+def unreachable(error: BaseException, vendor: str, reason: str | None = None) -> Exception:
+    """The outcome of a request that reached no answer: PermanentFailure when the address
+    policy refused the host (trying again cannot change a setting), else RetryLater.
+
+    `reason` replaces the error's own text where that could quote a secret URL.
+    """
+    refused = refusal_in(error)
+    if refused is not None:
+        return PermanentFailure(f"{vendor} could not be reached: {refused}")
+    return RetryLater(f"{vendor} could not be reached: {reason or error}")

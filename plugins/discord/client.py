@@ -22,7 +22,13 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from runtime.sdk import PermanentFailure, PluginContext, RetryLater, retry_after_seconds
+from runtime.sdk import (
+    PermanentFailure,
+    PluginContext,
+    RetryLater,
+    retry_after_seconds,
+    unreachable,
+)
 
 BUCKET_KEY = "discord-bucket"
 # A bucket that resets this soon is waited for within the delivery: Discord's webhook buckets
@@ -122,7 +128,7 @@ class DiscordWebhook:
         except aiohttp.ClientError as error:
             # The webhook URL carries its token: never let it reach a delivery's error.
             reason = str(error).replace(webhook_url, "<webhook URL>")
-            raise RetryLater(f"Discord could not be reached: {reason}") from None
+            raise unreachable(error, "Discord", reason) from None
 
         if 200 <= status < 300:
             if answer_headers.get("X-RateLimit-Remaining") == "0":

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from runtime.sdk import PermanentFailure, RetryLater, retry_after_seconds
+from runtime.sdk import PermanentFailure, RetryLater, retry_after_seconds, unreachable
 
 HEADERS = {"content-type": "application/json", "user-agent": "streamspace-pagerduty/1.0"}
 
@@ -53,7 +53,7 @@ async def send_event(
     except TimeoutError:
         raise RetryLater(f"PagerDuty did not answer within {seconds:g}s") from None
     except aiohttp.ClientError as error:
-        raise RetryLater(f"PagerDuty could not be reached: {error}") from None
+        raise unreachable(error, "PagerDuty") from None
     answer = _answer(text)
     if 200 <= status < 300:
         return {

@@ -13,7 +13,13 @@ from typing import Any
 import aiohttp
 import orjson
 
-from runtime.sdk import PermanentFailure, PluginContext, RetryLater, retry_after_seconds
+from runtime.sdk import (
+    PermanentFailure,
+    PluginContext,
+    RetryLater,
+    retry_after_seconds,
+    unreachable,
+)
 
 USER_AGENT = "streamspace-slack/1.0"
 # Slack's error bodies are one word; a proxy's HTML error page is cut to stay readable.
@@ -42,7 +48,7 @@ async def post_message(ctx: PluginContext, body: Mapping[str, Any]) -> dict[str,
     except TimeoutError as error:
         raise RetryLater(f"Slack did not answer in time: {error}") from None
     except aiohttp.ClientError as error:
-        raise RetryLater(f"Slack could not be reached: {error}") from None
+        raise unreachable(error, "Slack") from None
     if 200 <= status < 300:
         return {"status": status, "response": text.strip()[:REASON_LIMIT]}
     if status == 429:

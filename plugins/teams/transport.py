@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from runtime.sdk import PermanentFailure, RetryLater, retry_after_seconds
+from runtime.sdk import PermanentFailure, RetryLater, retry_after_seconds, unreachable
 
 USER_AGENT = "streamspace-teams/1.0"
 # A 200 from a legacy connector that is really an error reports the status in its text.
@@ -41,8 +41,8 @@ def _detail(text: str) -> str:
 def _unreachable(error: aiohttp.ClientError) -> str:
     # Not str(error): some aiohttp errors quote the full URL, and with it the signature.
     if isinstance(error, aiohttp.ClientConnectorError):
-        return f"Teams could not be reached ({type(error).__name__}: {error.os_error})"
-    return f"Teams could not be reached ({type(error).__name__})"
+        return f"{type(error).__name__}: {error.os_error}"
+    return type(error).__name__
 
 
 async def post(
@@ -66,7 +66,7 @@ async def post(
     except TimeoutError:
         raise RetryLater(f"Teams did not answer within {timeout_seconds:g}s") from None
     except aiohttp.ClientError as error:
-        raise RetryLater(_unreachable(error)) from None
+        raise unreachable(error, "Teams", _unreachable(error)) from None
     if 200 <= status < 300:
         embedded = _EMBEDDED_STATUS.search(text)
         if embedded is None:

@@ -23,6 +23,7 @@ from runtime.sdk import (
     Skip,
     raise_for_status,
     retry_after_seconds,
+    unreachable,
 )
 
 
@@ -66,6 +67,6 @@ class WebhookPlugin(Plugin):
         except TimeoutError as error:
             raise RetryLater(f"the receiver did not answer in time: {error}") from None
         except aiohttp.ClientError as error:
-            raise RetryLater(f"the receiver could not be reached: {error}") from None
+            raise unreachable(error, "the receiver") from None
         raise_for_status(status, "the receiver", retry_after=retry_after)
         return {"status": status, "webhookId": message_id}

@@ -20,7 +20,7 @@ from runtime.config_schema import SecretShape
 from runtime.emitter import EmitRequest
 from runtime.host import PluginHost, PluginTestFailed
 from runtime.registry import PluginRegistry, discover_builtins
-from runtime.sdk import RetryLater
+from runtime.sdk import PermanentFailure
 from tests.conftest import Database
 from tests.local_http import local_network, serve
 from tests.runtime.hosting import BOX, all_final, until
@@ -150,7 +150,7 @@ async def first_error(url: str, network: AddressPolicy) -> str | None:
         event_id = result.event.id
         await until(lambda: Delivery.exists(event_id=event_id, error__isnull=False))
         # The connection test's error leaves the host redacted, naming what was raised.
-        refused = rf"^{RetryLater.__name__}: .*refused by the address policy"
+        refused = rf"^{PermanentFailure.__name__}: .*refused by the address policy"
         with pytest.raises(PluginTestFailed, match=refused):
             await host.test_plugin("streamspace-webhook")
     finally:
@@ -168,6 +168,15 @@ async def test_a_receiver_on_loopback_is_refused_unless_allowed(
         assert "refused by the address policy" in error, error
         assert "a loopback address" in error
     assert receiver.received == []
+
+
+async def test_a_refused_receiver_is_dead_at_once_rather_than_retried(
+    db: Database, receiver: Receiver
+) -> None:
+    """Trying again cannot change the address policy: the first attempt is the last."""
+    await first_error(receiver.url, AddressPolicy())
+    delivery = await Delivery.get()
+    assert (delivery.status, delivery.attempts) == ("DEAD", 1)
 
 
 async def test_types_outside_the_configured_events_are_skipped(
