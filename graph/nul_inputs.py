@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, StringValueNode, Visitor, parse, visit
+from graphql import GraphQLError, StringValueNode, Visitor, visit
 
+from graph.documents import parse_limited
 from runtime.errors import BadUserInput
 from runtime.storable import NUL, may_hold_nul, nul_path, nul_refused
 
@@ -55,7 +56,7 @@ def _literal_holds_nul(query: str) -> bool:
     """Whether a string literal holds a NUL once its escapes are read (a backslash written
     as `\\\\` before "u0000" is text)."""
     try:
-        document = parse(query)
+        document = parse_limited(query)  # within the limits the operation's own parse keeps
     except GraphQLError:
         return False  # the parser answers for a document it cannot read
     strings = _Strings()

@@ -10,25 +10,16 @@ from collections.abc import Iterable
 from typing import Any
 
 import strawberry
-from graphql import (
-    ASTValidationRule,
-    GraphQLError,
-)
 from graphql import ExecutionResult as GraphQLExecutionResult
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-    max_aliases,
-    query_depth_limiter,
-)
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from graph.document_limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from graph.documents import Documents
 from graph.errors import ErrorCodes, coded
 from graph.events import EventMutation, EventQuery
 from graph.mutations import CatalogMutation
@@ -40,14 +31,15 @@ from graph.subscriptions import Subscription
 Query = merge_types("Query", (CatalogQuery, EventQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, EventMutation))
 
-MAX_DEPTH = 12
-MAX_TOKENS = 4000
-MAX_ALIASES = 30
-# Built once: MaxAliasesLimiter and QueryDepthLimiter create a new rule class per instance, and
-# the validation cache keys on the rule classes, so per-request instances never hit the cache.
-LIMIT_RULES: list[type[ASTValidationRule]] = [
-    max_aliases.create_validator(MAX_ALIASES),
-    query_depth_limiter.create_validator(MAX_DEPTH, None),
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_DEPTH",
+    "MAX_TOKENS",
+    "Execution",
+    "Schema",
+    "build_schema",
+    "schema",
+    "schema_extensions",
 ]
 
 
@@ -84,8 +76,8 @@ class Schema(strawberry.Schema):
             allowed_operation_types,
             operation_extensions,
         )
-        # Errors raised while an extension parses (ParserCache, MaxTokensLimiter) leave the
-        # operation hook before ErrorCodes sees them; code them here too.
+        # Errors raised while an extension parses (Documents) leave the operation hook before
+        # ErrorCodes sees them; code them here too.
         if result.errors:
             result.errors = [coded(error, debug=self.debug) for error in result.errors]
         return result
@@ -124,15 +116,10 @@ def _reports(extension: SchemaExtension) -> bool:
 
 
 def schema_extensions(*, debug: bool = False) -> list[Any]:
-    """What every operation runs through: error codes, limits, parser and validation caches."""
+    """What every operation runs through: error codes; its document parsed and validated
+    within limits, once per text."""
     codes = type("DebugErrorCodes", (ErrorCodes,), {"debug": True}) if debug else ErrorCodes
-    return [
-        codes,
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: AddValidationRules(LIMIT_RULES),
-        lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
-    ]
+    return [codes, Documents]
 
 
 def build_schema(*, debug: bool = False) -> strawberry.Schema:

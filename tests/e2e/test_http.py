@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -177,6 +178,35 @@ async def test_a_body_over_the_cap_gets_413(http: aiohttp.ClientSession, server:
     async with http.post(server.graphql_url, data=small, headers=headers) as response:
         assert response.status == 200
         assert (await response.json())["data"]["viewer"]["subject"] == "admin"
+
+
+def doubling_fragments(n: int) -> str:
+    """Under 3 KB: each fragment spreads the next twice, 2^n fields once spread."""
+    chain = " ".join(f"fragment F{i} on Viewer {{ ...F{i + 1} ...F{i + 1} }}" for i in range(n))
+    return f"{{ viewer {{ ...F0 }} }} {chain} fragment F{n} on Viewer {{ subject }}"
+
+
+async def test_healthz_answers_while_hostile_documents_are_refused(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
+    """n=20 held the event loop (and /healthz) for seconds; n=40 never finished."""
+
+    async def hostile(n: int) -> dict[str, Any]:
+        async with http.post(server.graphql_url, json={"query": doubling_fragments(n)}) as sent:
+            assert sent.status == 200
+            document: dict[str, Any] = await sent.json()
+            return document
+
+    async def healthz() -> int:
+        async with http.get(f"{server.base}/healthz") as response:
+            return response.status
+
+    refused = [asyncio.create_task(hostile(n)) for n in (20, 40, 60)]
+    assert [await healthz() for _ in range(3)] == [200, 200, 200]
+    for n, task in zip((20, 40, 60), refused, strict=True):
+        document = await task
+        assert error_codes(document) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert document["errors"][0]["message"].startswith(f"{2**n + 1} fields selected")
 
 
 async def test_a_first_session(http: aiohttp.ClientSession, server: Server, tmp_path: Path) -> None:
