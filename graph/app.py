@@ -28,9 +28,10 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
 
 from graph.context import Context, Services
-from graph.fanout import TransportWSHandler, WebSocketAdapter
+from graph.fanout import WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
 from graph.schema import build_schema
+from graph.websocket_handlers import LegacyWS, TransportWS
 from models import (
     close_database,
     dialect,
@@ -71,7 +72,8 @@ class GraphQLApp(GraphQL[Context, None]):
 
     # Subscription messages to many subscribers cost a frame each (graph/fanout.py).
     websocket_adapter_class = WebSocketAdapter
-    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_transport_ws_handler_class = TransportWS
+    graphql_ws_handler_class = LegacyWS
 
     def __init__(self, services: Services) -> None:
         super().__init__(build_schema(debug=services.settings.debug))

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import aclosing
 from typing import Any
 
 import strawberry
@@ -14,13 +15,15 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from graph.document_limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from graph.documents import Documents
-from graph.errors import ErrorCodes, coded
+from graph.errors import coded
 from graph.events import EventMutation, EventQuery
 from graph.mutations import CatalogMutation
 from graph.nul_inputs import refusal
@@ -44,8 +47,11 @@ __all__ = [
 
 
 class Schema(strawberry.Schema):
-    """Strawberry's schema without its own error logging: ErrorCodes logs what is unexpected,
-    and a caller's mistake (a bad token, a misspelt field) is not a server error."""
+    """Strawberry's schema, every error coded (graph/errors.py) on every transport.
+
+    Strawberry's own error logging is off: `coded` logs what is unexpected, and a caller's
+    mistake (a bad token, a misspelt field) is not a server error.
+    """
 
     debug = False
 
@@ -64,23 +70,45 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        """One result; a subscription is refused (InvalidOperationTypeError): it streams."""
         refused = refusal(variable_values, query)
         if refused is not None:
             return ExecutionResult(data=None, errors=[refused])
-        result = await super().execute(
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
             query,
             variable_values,
             context_value,
             root_value,
             operation_name,
-            allowed_operation_types,
+            allowed - {OperationType.SUBSCRIPTION},
             operation_extensions,
         )
-        # Errors raised while an extension parses (Documents) leave the operation hook before
-        # ErrorCodes sees them; code them here too.
-        if result.errors:
-            result.errors = [coded(error, debug=self.debug) for error in result.errors]
-        return result
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """The results of any operation, as WebSocket transports run them."""
+        refused = refusal(variable_values, query)
+        if refused is not None:
+            return _only(PreExecutionError(data=None, errors=[refused]))
+        results = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+        return _caught(results, debug=self.debug)
 
     async def _handle_execution_result(
         self,
@@ -90,8 +118,9 @@ class Schema(strawberry.Schema):
         *,
         skip_process_errors: bool = False,
     ) -> ExecutionResult:
-        # Every subscription message of every subscriber comes through here. None of our
-        # extensions reports results, so a clean result skips asking each of them for some.
+        # Every result of every transport, and every subscription message of every
+        # subscriber, comes through here. None of our extensions reports results, so a
+        # clean result skips asking each of them for some.
         if (
             isinstance(result, GraphQLExecutionResult)
             and not result.errors
@@ -100,9 +129,40 @@ class Schema(strawberry.Schema):
             handled = ExecutionResult(data=result.data, errors=None)
             context.result = handled
             return handled
-        return await super()._handle_execution_result(
+        handled = await super()._handle_execution_result(
             context, result, extensions_runner, skip_process_errors=skip_process_errors
         )
+        if handled.errors:
+            handled.errors = [coded(error, debug=self.debug) for error in handled.errors]
+        return handled
+
+
+async def _only(result: PreExecutionError) -> StreamResult:
+    yield result
+
+
+async def _caught(results: StreamResult, *, debug: bool) -> StreamResult:
+    """`results`, and in place of an exception that escapes them (strawberry's stream lets a
+    parse error raised in an extension's hook through), one coded error result."""
+    first = True
+    try:
+        async with aclosing(results):
+            async for result in results:
+                yield result
+                first = False
+    except Exception as error:
+        errors = [coded(_as_graphql_error(error), debug=debug)]
+        yield (
+            PreExecutionError(data=None, errors=errors)
+            if first
+            else ExecutionResult(data=None, errors=errors)
+        )
+
+
+def _as_graphql_error(error: Exception) -> GraphQLError:
+    if isinstance(error, GraphQLError):
+        return error
+    return GraphQLError(str(error), original_error=error)
 
 
 class Execution(PlainFieldsExecution):
@@ -116,10 +176,9 @@ def _reports(extension: SchemaExtension) -> bool:
 
 
 def schema_extensions(*, debug: bool = False) -> list[Any]:
-    """What every operation runs through: error codes; its document parsed and validated
-    within limits, once per text."""
-    codes = type("DebugErrorCodes", (ErrorCodes,), {"debug": True}) if debug else ErrorCodes
-    return [codes, Documents]
+    """What every operation runs through: its document parsed and validated within limits,
+    once per text. (`debug` is the schema's: errors are coded by `Schema`.)"""
+    return [Documents]
 
 
 def build_schema(*, debug: bool = False) -> strawberry.Schema:
