@@ -11,7 +11,14 @@ from tortoise.queryset import QuerySet
 
 from graph.context import Info
 from graph.permissions import IsAdmin, IsAnyone, IsPlatform
-from graph.types.common import PageInfo, field, mutation, parse_id
+from graph.types.common import (
+    PageInfo,
+    bounded,
+    column_length,
+    field,
+    mutation,
+    parse_id,
+)
 from graph.types.events import (
     Delivery,
     DeliveryConnection,
@@ -34,13 +41,17 @@ from models import Delivery as DeliveryRow
 from models import Event as EventRow
 from models import PluginLog as PluginLogRow
 from runtime.auth import Role
+from runtime.catalog import decode_after
 from runtime.emitter import EmitRequest, EmitResult
 from runtime.errors import BadUserInput, FieldProblem, Forbidden, NotFound
 from runtime.installs import get_installed
-from runtime.pagination import decode_cursor, encode_cursor, page_size
+from runtime.pagination import SortKey, encode_cursor, page_size
 
 LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
 ACTIVE = frozenset({"ACTIVE", "DEGRADED"})
+EVENT_TYPE_LENGTH = column_length(EventRow, "type")
+PLUGIN_LENGTH = column_length(PluginLogRow, "plugin")
+NEWEST_FIRST = (SortKey("id", descending=True),)
 
 
 def _newest_first(
@@ -49,7 +60,9 @@ def _newest_first(
     """Keyset pages on the id, newest first (ids grow with time)."""
     size = page_size(first)
     if after:
-        query = query.filter(id__lt=int(decode_cursor(after, 1)[0]))
+        # A cursor arrives from the caller: an id that is no integer, or one past BIGINT,
+        # is BAD_USER_INPUT rather than a database error.
+        query = query.filter(id__lt=decode_after(query.model, NEWEST_FIRST, after)[0])
     return query.order_by("-id").limit(size + 1), size
 
 
@@ -89,7 +102,7 @@ class EventQuery:
         query = EventRow.all()
         given = filter or EventFilter()
         if given.type:
-            query = query.filter(type=given.type)
+            query = query.filter(type=bounded(given.type, "filter.type", EVENT_TYPE_LENGTH))
         if given.since:
             query = query.filter(received_at__gte=given.since)
         if given.until:
@@ -111,13 +124,15 @@ class EventQuery:
         query = DeliveryRow.all()
         given = filter or DeliveryFilter()
         if given.plugin:
-            query = query.filter(plugin=given.plugin)
+            plugin = bounded(given.plugin, "filter.plugin", column_length(DeliveryRow, "plugin"))
+            query = query.filter(plugin=plugin)
         if given.status:
             query = query.filter(status=given.status.value)
         if given.event_id is not None:
             query = query.filter(event_id=parse_id(given.event_id, "filter.eventId"))
         if given.event_type:
-            query = query.filter(event__type=given.event_type)
+            event_type = bounded(given.event_type, "filter.eventType", EVENT_TYPE_LENGTH)
+            query = query.filter(event__type=event_type)
         if given.since:
             query = query.filter(created_at__gte=given.since)
         if given.until:
@@ -137,7 +152,7 @@ class EventQuery:
         first: int | None = 50,
         after: str | None = None,
     ) -> PluginLogConnection:
-        query = PluginLogRow.filter(plugin=plugin)
+        query = PluginLogRow.filter(plugin=bounded(plugin, "plugin", PLUGIN_LENGTH))
         if level is not None:
             query = query.filter(level__in=LEVEL_ORDER[LEVEL_ORDER.index(level.value) :])
         page, size = _newest_first(query, first, after)

@@ -75,14 +75,46 @@ def subscription(
     return decorate
 
 
+# Ids are the databases' BIGINT primary keys.
+MAX_ID = 2**63 - 1
+SHOWN_CHARACTERS = 40
+
+
+def shown(value: str) -> str:
+    """`value` as an error message quotes it: a long one cut short."""
+    return repr(value if len(value) <= SHOWN_CHARACTERS else value[:SHOWN_CHARACTERS] + "…")
+
+
 def parse_id(value: strawberry.ID | str, path: str = "id") -> int:
-    """The integer behind an ID argument; BAD_USER_INPUT naming `path` when there is none."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    """The integer behind an ID argument; BAD_USER_INPUT naming `path` unless it is written
+    in decimal digits and below 2^63 (not " 1", "1e3", "-1" or "1_0")."""
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_ID:
         raise BadUserInput(
-            f"{path}: {value!r} is not an id", [FieldProblem(path, "not an id")]
-        ) from None
+            f"{path}: {shown(text)} is not an id (a decimal integer below 2^63)",
+            [FieldProblem(path, "not an id")],
+        )
+    return int(text)
+
+
+def bounded(value: str | None, path: str, limit: int) -> str | None:
+    """`value`, unless it is longer than `limit` characters: BAD_USER_INPUT naming `path`.
+
+    A filter longer than the column it is compared with matches nothing, and the ORM refuses
+    to send it (an internal error); the column's own length is the limit to give.
+    """
+    if value is not None and len(value) > limit:
+        raise BadUserInput(
+            f"{path}: at most {limit} characters, not {len(value)}",
+            [FieldProblem(path, f"at most {limit} characters")],
+        )
+    return value
+
+
+def column_length(model: Any, field: str) -> int:
+    """The most characters `model`'s text column `field` holds."""
+    length: int = model._meta.fields_map[field].max_length
+    return length
 
 
 @strawberry.type

@@ -217,3 +217,17 @@ async def test_the_legacy_protocol_codes_its_errors_too(
         refused = await receive(ws)
         assert refused["type"] == "error"
         assert refused["payload"]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+@pytest.mark.parametrize("event_id", ["abc", str(2**63)])
+async def test_an_event_id_that_is_no_bigint_is_bad_input(
+    http: aiohttp.ClientSession, server: Server, event_id: str
+) -> None:
+    # It was Python's own message ("invalid literal for int() ..."), without a code.
+    document = f'subscription {{ eventOutcomes(eventId: "{event_id}") {{ status }} }}'
+    async with await connected(http, server) as ws:
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": document}})
+        result = await receive(ws)
+        assert (result["type"], codes(result["payload"])) == ("next", ["BAD_USER_INPUT"])
+        assert result["payload"]["errors"][0]["message"].startswith("eventId: ")
+        assert await receive(ws) == {"type": "complete", "id": "1"}
