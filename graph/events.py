@@ -18,6 +18,7 @@ from graph.types.common import (
     field,
     mutation,
     parse_id,
+    shown,
 )
 from graph.types.events import (
     Delivery,
@@ -40,12 +41,13 @@ from graph.types.events import (
 from models import Delivery as DeliveryRow
 from models import Event as EventRow
 from models import PluginLog as PluginLogRow
-from runtime.auth import Role
+from runtime.auth import Principal, Role
 from runtime.catalog import decode_after
 from runtime.emitter import EmitRequest, EmitResult
 from runtime.errors import BadUserInput, FieldProblem, Forbidden, NotFound
 from runtime.installs import get_installed
 from runtime.pagination import SortKey, encode_cursor, page_size
+from runtime.plugin_context import Action
 
 LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
 ACTIVE = frozenset({"ACTIVE", "DEGRADED"})
@@ -229,20 +231,39 @@ class EventMutation:
     async def plugin_action(
         self, info: Info, plugin: str, action: str, input: JSON | None = None
     ) -> JSON | None:
-        loaded = info.context.services.host.loaded.get(plugin)
-        if loaded is None:
-            raise NotFound(f"plugin {plugin} is not active")
-        registered = loaded.context.api.actions.get(action)
-        if registered is None:
-            raise NotFound(f"plugin {plugin} has no action {action!r}")
         principal = info.context.principal
-        if principal is None or not principal.has(Role(registered.role)):
-            raise Forbidden(f"action {action} of {plugin} needs the {registered.role} role")
+        assert principal is not None  # IsAnyone has checked it
+        registered = _registered_action(info, plugin, action)
+        # The role first: a caller it does not admit never learns whether the plugin or the
+        # action exists. Admins, who see every plugin anyway, are told which is missing.
+        if registered is None or not _admits(principal, registered.role):
+            if registered is None and principal.has(Role.ADMIN):
+                raise _missing(info, plugin, action)
+            raise Forbidden(
+                f"no action {shown(action)} of plugin {shown(plugin)} is open to the "
+                f"{' or '.join(sorted(role.value for role in principal.roles))} role"
+            )
         if input is not None and not isinstance(input, Mapping):
             raise BadUserInput(
                 "input must be a JSON object", [FieldProblem("input", "not an object")]
             )
         return cast(JSON | None, await registered.handler(dict(input or {})))
+
+
+def _registered_action(info: Info, plugin: str, action: str) -> Action | None:
+    loaded = info.context.services.host.loaded.get(plugin)
+    return None if loaded is None else loaded.context.api.actions.get(action)
+
+
+def _admits(principal: Principal, role: str) -> bool:
+    """Whether `principal` holds `role`; a role no token can hold admits nobody."""
+    return role in {held.value for held in principal.roles}
+
+
+def _missing(info: Info, plugin: str, action: str) -> NotFound:
+    if plugin not in info.context.services.host.loaded:
+        return NotFound(f"plugin {shown(plugin)} is not active")
+    return NotFound(f"plugin {shown(plugin)} has no action {shown(action)}")
 
 
 __all__ = ["EventMutation", "EventQuery"]

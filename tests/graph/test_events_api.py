@@ -367,6 +367,37 @@ async def test_plugin_actions_are_called_with_their_role(
     assert (await gql(ACTION, {"plugin": "ghost", "action": "greet"})).codes == ["NOT_FOUND"]
 
 
+async def test_a_caller_an_action_does_not_admit_never_learns_what_exists(
+    gql: Execute, plugins: dict[str, Any]
+) -> None:
+    """The role is checked first: the same FORBIDDEN whether the plugin or the action exists
+    (it used to be NOT_FOUND for what did not exist, FORBIDDEN for what did)."""
+    asked = [("echo", "wipe"), ("echo", "nope"), ("ghost", "wipe")]  # only the first exists
+    for role in (Role.USER, Role.PLATFORM):
+        answers = [await gql(ACTION, {"plugin": p, "action": a}, role=role) for p, a in asked]
+        assert [answer.codes for answer in answers] == [["FORBIDDEN"]] * 3
+        told = {
+            answer.errors[0]["message"].replace(plugin, "P").replace(action, "A")
+            for answer, (plugin, action) in zip(answers, asked, strict=True)
+        }
+        assert told == {f"no action 'A' of plugin 'P' is open to the {role.value} role"}
+    # Admins see every plugin anyway: they are told what is missing.
+    assert (await gql(ACTION, {"plugin": "echo", "action": "nope"})).errors[0]["message"] == (
+        "plugin 'echo' has no action 'nope'"
+    )
+
+
+async def test_an_action_registered_for_a_role_no_token_holds_admits_nobody(
+    gql: Execute, plugins: dict[str, Any], services: Services
+) -> None:
+    async def handler(_: Any) -> bool:
+        return True
+
+    services.host.loaded["echo"].context.api.action("odd", handler, role="superuser")
+    answer = await gql(ACTION, {"plugin": "echo", "action": "odd"})  # was INTERNAL
+    assert answer.codes == ["FORBIDDEN"]
+
+
 async def test_ui_extensions_are_served_by_slot_while_active(
     gql: Execute, plugins: dict[str, Any], services: Services
 ) -> None:
