@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import aclosing
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -30,6 +31,7 @@ from graph.nul_inputs import refusal
 from graph.plain_fields import PlainFieldsExecution
 from graph.queries import CatalogQuery
 from graph.subscriptions import Subscription
+from graph.types.common import DATETIME
 
 Query = merge_types("Query", (CatalogQuery, EventQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, EventMutation))
@@ -189,6 +191,7 @@ def build_schema(*, debug: bool = False) -> strawberry.Schema:
         subscription=Subscription,
         extensions=schema_extensions(debug=debug),
         execution_context_class=Execution,
+        scalar_overrides={datetime: DATETIME},
     )
     schema.debug = debug
     return schema

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import strawberry
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.permission import BasePermission
+from strawberry.schema.types.base_scalars import DateTimeDefinition
+from strawberry.types.scalar import ScalarDefinition
 
 from runtime.errors import BadUserInput, FieldProblem
 
@@ -115,6 +119,33 @@ def column_length(model: Any, field: str) -> int:
     """The most characters `model`'s text column `field` holds."""
     length: int = model._meta.fields_map[field].max_length
     return length
+
+
+def _instant(value: object) -> datetime:
+    parse = cast(Callable[[object], datetime], DateTimeDefinition.parse_value)
+    moment = parse(value)
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)  # what PostgreSQL stores; SQLite would keep the text
+        except OverflowError:
+            raise StrawberryInputCoercionError(
+                f'Value cannot represent a DateTime: "{value}". It falls outside the years '
+                "1 to 9999 once in UTC."
+            ) from None
+    return moment
+
+
+DATETIME = ScalarDefinition(
+    name=DateTimeDefinition.name,
+    description=DateTimeDefinition.description,
+    specified_by_url=None,
+    serialize=DateTimeDefinition.serialize,
+    parse_value=_instant,
+    parse_literal=None,
+    origin=datetime,
+)
+"""Strawberry's DateTime, refusing as bad input an instant PostgreSQL cannot hold (year 1
+at +14:00 is year 0 in UTC) instead of failing in the database driver."""
 
 
 @strawberry.type

@@ -184,3 +184,52 @@ async def test_an_event_id_to_subscribe_to_that_is_no_bigint_is_bad_input(
             "fields": [{"path": "eventId", "message": "not an id"}],
         }
     assert no_traceback.text == ""
+
+
+# Year 1 at +14:00 is year 0 in UTC, year 9999 at -14:00 is year 10000: PostgreSQL's driver
+# failed on them (INTERNAL), SQLite took them.
+OUT_OF_UTC = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "query($t: DateTime) { events(filter: {since: $t}) { pageInfo { endCursor } } }",
+        "query($t: DateTime) { deliveries(filter: {until: $t}) { pageInfo { endCursor } } }",
+    ],
+    ids=["events", "deliveries"],
+)
+async def test_an_instant_outside_utc_years_is_bad_input(
+    gql: Execute, no_traceback: pytest.LogCaptureFixture, operation: str
+) -> None:
+    for moment in OUT_OF_UTC:
+        result = await gql(operation, {"t": moment})
+        assert result.codes == ["BAD_USER_INPUT"]
+        assert "outside the years 1 to 9999 once in UTC" in result.errors[0]["message"]
+    assert no_traceback.text == ""
+
+
+async def test_an_event_occurring_outside_utc_years_is_bad_input(
+    gql: Execute, no_traceback: pytest.LogCaptureFixture
+) -> None:
+    result = await gql(
+        'mutation { emitEvent(input: {type: "custom.x", payload: {}, '
+        f'occurredAt: "{OUT_OF_UTC[0]}"}}) {{ duplicate }} }}',
+        role=Role.PLATFORM,
+    )
+    assert result.codes == ["GRAPHQL_VALIDATION_FAILED"]  # a literal: GraphQL's own check
+    assert "outside the years 1 to 9999" in result.errors[0]["message"]
+    assert no_traceback.text == ""
+
+
+async def test_a_catalog_cursor_outside_utc_years_is_bad_input(
+    gql: Execute, no_traceback: pytest.LogCaptureFixture
+) -> None:
+    after = cursor([OUT_OF_UTC[0], 1])
+    result = await gql(
+        "query($after: String) { catalog(sort: NEWEST, after: $after) { totalCount } }",
+        {"after": after},
+        role=Role.USER,
+    )
+    refused(result, "after")
+    assert no_traceback.text == ""
