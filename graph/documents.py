@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
@@ -74,10 +75,15 @@ _parsed: Lru[str, DocumentNode] = Lru(CACHE_SIZE)
 _validated: Lru[tuple[GraphQLSchema, str], list[GraphQLError]] = Lru(CACHE_SIZE)
 
 
+# Threads of their own: a flood of long documents queues here, not in the loop's default
+# executor (name resolution for outgoing requests); more threads would only share the GIL.
+_readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="graphql-documents")
+
+
 async def _run(text: str, work: Callable[[], V]) -> V:
     if len(text) <= INLINE_CHARACTERS:
         return work()
-    return await asyncio.to_thread(work)
+    return await asyncio.get_running_loop().run_in_executor(_readers, work)
 
 
 async def parsed(text: str) -> DocumentNode:
