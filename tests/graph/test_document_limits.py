@@ -20,9 +20,9 @@ def problems(document: str) -> list[str]:
     return [error.message for error in validate_within_limits(SCHEMA, parse(document))]
 
 
-def doubling(n: int, spread: str = "...F{next} ...F{next}") -> str:
+def doubling(n: int) -> str:
     """`{ viewer { ...F0 } }` where each fragment spreads the next twice: 2^n leaves."""
-    chain = " ".join(f"fragment F{i} on Viewer {{ {spread.format(next=i + 1)} }}" for i in range(n))
+    chain = " ".join(f"fragment F{i} on Viewer {{ ...F{i + 1} ...F{i + 1} }}" for i in range(n))
     return f"{{ viewer {{ ...F0 }} }} {chain} fragment F{n} on Viewer {{ subject }}"
 
 
