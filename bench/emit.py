@@ -73,6 +73,10 @@ def free_port() -> int:
 def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in OVERRIDDEN_ENV}
     env["PYTHONUNBUFFERED"] = "1"
+    # The receiver listens on loopback and the no-op repository is a folder under the temporary
+    # directory: the servers started here may reach both, which the default policy refuses.
+    env["STREAMSPACE_ALLOWED_NETWORKS"] = "127.0.0.0/8"
+    env["STREAMSPACE_FILE_REPOSITORY_ROOTS"] = tempfile.gettempdir()
     return env
 
 

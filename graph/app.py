@@ -21,6 +21,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -35,6 +36,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UnsetType
 
+from graph.body_deadline import BodyDeadline
 from graph.context import Context, Services
 from graph.fanout import WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
@@ -47,7 +49,9 @@ from graph.http_requests import (
     limited,
     request_fields,
 )
+from graph.integer_inputs import loads_exactly
 from graph.schema import build_schema
+from graph.websocket_frames import lift_max_size
 from graph.websocket_handlers import LegacyWS, TransportWS
 from models import (
     close_database,
@@ -59,7 +63,9 @@ from models.database import ping_database
 from runtime.auth import TokenIssuer, bearer_token
 from runtime.builtin_catalog import publish_builtins
 from runtime.catalog import ViewCounter
+from runtime.data_dir import create_private_dir
 from runtime.errors import Unauthenticated
+from runtime.fetch import UrlFetcher
 from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
 from runtime.installs import Installer
@@ -88,13 +94,19 @@ class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context and authentication, and a GraphQL error with
     a code for every request it does not run (graph/http_requests.py)."""
 
-    # Subscription messages to many subscribers cost a frame each (graph/fanout.py).
+    # One handler per protocol (graph/websocket_handlers.py): a connection lives no longer
+    # than its token, its operations are limited in number and their errors coded, and
+    # subscription messages to many subscribers cost a frame each (graph/fanout.py).
     websocket_adapter_class = WebSocketAdapter
     graphql_transport_ws_handler_class = TransportWS
     graphql_ws_handler_class = LegacyWS
 
     def __init__(self, services: Services) -> None:
-        super().__init__(build_schema(debug=services.settings.debug))
+        settings = services.settings
+        super().__init__(
+            build_schema(debug=settings.debug),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
+        )
         self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -166,7 +178,8 @@ class GraphQLApp(GraphQL[Context, None]):
             raise RequestRefused(400, "the request holds no GraphQL query") from None
 
     def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
+        # Integers beyond 64 bits stay exact, for the operation to be refused naming them.
+        return loads_exactly(data)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames for graphql-transport-ws.
@@ -199,6 +212,9 @@ class GraphQLApp(GraphQL[Context, None]):
         except Unauthenticated as error:
             log.info("websocket refused", extra={"reason": error.message})
             raise ConnectionRejectionError({"message": error.message}) from None
+        if isinstance(context.request, WebSocket):
+            # Authenticated: messages may now be as large as an HTTP request's body.
+            lift_max_size(context.request.scope)
         return await super().on_ws_connect(context)
 
 
@@ -217,9 +233,12 @@ def build_services(settings: Settings) -> Services:
     registry = PluginRegistry()
     discover_builtins(registry)
     discover_entry_points(registry)
-    installer = Installer(SecretBox(settings.secret_key))
+    box = SecretBox(settings.secret_key)
+    installer = Installer(box)
+    # One address policy for every outgoing request: archives, repositories, plugins.
+    network = settings.address_policy()
     # Code installed from repositories while running lives in <data-dir>/plugins/<name>/<version>.
-    code = PluginCode(registry, settings.data_dir / "plugins")
+    code = PluginCode(registry, settings.data_dir / "plugins", fetcher=UrlFetcher(network), box=box)
     installer.load_code_with(code)
     host = PluginHost(
         registry,
@@ -232,10 +251,12 @@ def build_services(settings: Settings) -> Services:
             replica=f"{socket.gethostname()}:{os.getpid()}",
         ),
         code=code,
+        network=network,
     )
     installer.apply_changes_with(host.apply_change)
     return Services(
         settings=settings,
+        box=box,
         tokens=TokenIssuer(settings.jwt_secret),
         installer=installer,
         views=ViewCounter(),
@@ -264,8 +285,8 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Whatever started is stopped again, in reverse order, also when a later step fails.
         async with AsyncExitStack() as stack:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            applied = await migrate_database(settings.database_url)
+            create_private_dir(settings.data_dir)
+            applied = await migrate_database(settings.database_url, secret_key=settings.secret_key)
             for name in applied:
                 log.info("migration applied", extra={"migration": name})
             await init_database(settings.database_url)
@@ -327,11 +348,13 @@ def create_app(settings: Settings) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Mount(
                 "/plugins",
-                app=PluginRoutes(services.host.router_of),
+                app=PluginRoutes(services.host.router_of, services.tokens.verify),
                 max_body_size=settings.max_body_bytes,
             ),
         ],
         lifespan=lifespan,
+        # uvicorn waits for a body without limit; the headers' limit is in serve's protocol.
+        middleware=[Middleware(BodyDeadline, seconds=settings.body_timeout)],
     )
     app.state.services = services
     return app

@@ -9,25 +9,32 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import shlex
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from runtime.auth import Role, TokenIssuer, parse_ttl
+from runtime.auth import Role, TokenIssuer, check_subject, parse_ttl
+from runtime.data_dir import create_private_dir, tighten_data_dir
 from runtime.errors import BadUserInput
 from runtime.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.applications import Starlette
 
 DESCRIPTION = """\
 StreamSpace Plugins: the plugin platform of StreamSpace, served over GraphQL.
 
 Start a server on the embedded default (SQLite in the data directory, in-process broadcast):
   streamspace-plugins serve
-then open http://127.0.0.1:8080/graphql and send the admin token it prints as
+then open http://127.0.0.1:8080/graphql and send the admin token it prints on its first start
+(later: `streamspace-plugins token --role admin --subject NAME`) as
   {"Authorization": "Bearer <token>"}
 
 Every flag also reads an environment variable (flags win); `COMMAND --help` lists them.
@@ -35,17 +42,30 @@ Every flag also reads an environment variable (flags win); `COMMAND --help` list
 
 SERVE_EPILOG = """\
 settings read only from the environment:
-  STREAMSPACE_JWT_SECRET      signs bearer tokens (default: generated once into
-                              <data-dir>/jwt-secret, so `token` and `serve` agree)
-  STREAMSPACE_SECRET_KEY      encrypts secret plugin settings at rest (default:
-                              generated once into <data-dir>/secret-key)
-  STREAMSPACE_MAX_BODY_BYTES  request body cap; larger requests get 413 (default 1048576)
-  STREAMSPACE_DEBUG           1 shows unexpected errors' messages instead of masking them
-  STREAMSPACE_RETENTION_DAYS  days events, deliveries and logs are kept (default 30)
+  STREAMSPACE_JWT_SECRET          signs bearer tokens (default: generated once into
+                                  <data-dir>/jwt-secret, so `token` and `serve` agree)
+  STREAMSPACE_SECRET_KEY          encrypts secret plugin settings at rest (default:
+                                  generated once into <data-dir>/secret-key)
+  STREAMSPACE_MAX_BODY_BYTES      request body cap; larger requests get 413; also the
+                                  largest WebSocket message (default 1048576)
+  STREAMSPACE_DEBUG               1 shows unexpected errors' messages instead of masking them
+  STREAMSPACE_RETENTION_DAYS      days events, deliveries and logs are kept (default 30)
+  STREAMSPACE_HEADER_TIMEOUT      seconds for a request's headers, else 408 (default 10)
+  STREAMSPACE_MAX_HEADER_BYTES    a request's headers at most, else 431 (default 65536)
+  STREAMSPACE_BODY_TIMEOUT        seconds for a request's whole body, else 408 (default 30)
+  STREAMSPACE_KEEP_ALIVE_TIMEOUT  seconds an idle keep-alive connection stays (default 5)
+  STREAMSPACE_MAX_CONCURRENCY     connections and requests at once before new requests
+                                  get 503 (default 4096)
+  STREAMSPACE_SHUTDOWN_TIMEOUT    seconds in-flight requests get on SIGTERM (default 30)
+  STREAMSPACE_WS_INIT_TIMEOUT     seconds a WebSocket has to send connection_init, else
+                                  it is closed 4408 (default 10)
+  STREAMSPACE_WS_INIT_MAX_BYTES   largest WebSocket message before connection_init
+                                  (default 65536; larger closes the socket 1009)
 
-On start, serve applies pending migrations, then prints where it listens and, while the
-signing secret is the generated one, an admin token valid for 24 hours. SIGTERM or Ctrl-C
-stop it gracefully.
+On start, serve applies pending migrations, makes the data directory its owner's alone, then
+prints where it listens and, on the first start (when it generates the data directory's
+signing secret) or with --print-admin-token, an admin token valid for 24 hours; otherwise
+the command that mints one. SIGTERM or Ctrl-C stop it gracefully.
 """
 
 TOKEN_EPILOG = """\
@@ -55,11 +75,11 @@ the secret `serve` uses with the same data directory. Send it as
 """
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STARTUP_FAILURE = 3
-GRACEFUL_SHUTDOWN_SECONDS = 30
 # Allocations between young-generation collections (Python's default: 700).
 GC_YOUNG_THRESHOLD = 20_000
 
 FIRST_ADMIN_TTL = timedelta(hours=24)
+PRIVATE_UMASK = 0o077
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(env STREAMSPACE_WORKERS_DISPATCH, default 4)",
     )
     serve.add_argument(
+        "--allowed-networks",
+        metavar="CIDRS",
+        help="comma-separated networks outgoing requests (repositories, archives, webhooks, "
+        "SMTP) may reach although loopback, link-local or private, e.g. 127.0.0.0/8,10.0.0.0/8 "
+        "(env STREAMSPACE_ALLOWED_NETWORKS; default none: only public addresses)",
+    )
+    serve.add_argument(
+        "--file-repository-roots",
+        metavar="DIRS",
+        help="colon-separated folders file:// repositories may use besides the data "
+        "directory (env STREAMSPACE_FILE_REPOSITORY_ROOTS; default none)",
+    )
+    serve.add_argument(
+        "--print-admin-token",
+        action="store_true",
+        help="print an admin token valid for 24 hours (printed unasked on the first start only)",
+    )
+    serve.add_argument(
         "--db-pool-size",
         type=int,
         metavar="N",
@@ -193,7 +231,10 @@ def _add_devkit(commands: Any) -> None:
         "validate",
         help="check a plugin folder; exit 1 on problems",
         description="Check plugin.json (required fields, semver, configSchema, permissions, "
-        "category) and the entrypoint class against the SDK; print every problem with its path.",
+        "category) and the entrypoint class against the SDK; print every problem with its path, "
+        "and a warning for each setting whose key looks secret but is not marked secret. "
+        "A plugin that fits is then loaded with its default configuration to list the HTTP "
+        "routes it registers and the role each needs (or that it is public).",
     )
     validate.add_argument("path", metavar="PATH", help="the plugin's folder")
     pack = actions.add_parser(
@@ -215,7 +256,8 @@ def _add_devkit(commands: Any) -> None:
         help="write DIR/index.json from the archives in DIR",
         description="Read plugin.json from every *.tar.gz in DIR and write DIR/index.json "
         "(apiVersion 1), grouping versions per plugin. Serve DIR over http(s) or use its "
-        "file:// URL as an INDEX repository.",
+        "file:// URL as an INDEX repository (a server reads file:// repositories only under "
+        "its data directory or --file-repository-roots).",
     )
     index.add_argument("dir", metavar="DIR", help="the folder of archives")
     index.add_argument("--name", help="the repository's name (default: the folder's name)")
@@ -252,11 +294,19 @@ def tune_collector() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Whatever the server writes (database, plugin code, repositories) is its owner's alone.
+    previous_umask = os.umask(PRIVATE_UMASK)
+    try:
+        return _run_server(args)
+    finally:
+        os.umask(previous_umask)
+
+
+def _run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from graph.app import create_app
     from graph.logs import configure_logging
-    from graph.websocket_frames import FrameWritingProtocol
 
     settings = Settings.load(
         data_dir=args.data_dir,
@@ -270,6 +320,8 @@ def _serve(args: argparse.Namespace) -> int:
         delivery_backoff_base=args.delivery_backoff_base,
         db_pool_size=args.db_pool_size,
         workers_dispatch=args.workers_dispatch,
+        allowed_networks=args.allowed_networks,
+        file_repository_roots=args.file_repository_roots,
     )
     from models.database import normalise_url
 
@@ -281,30 +333,9 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.log_format not in {"json", "text"}:
         raise BadUserInput(f"log format {settings.log_format!r} is not json or text")
     configure_logging(settings.log_level, settings.log_format)
-    url = f"http://{settings.host}:{settings.port}/graphql"
-    print(f"StreamSpace Plugins on {url} (GraphiQL in a browser)", flush=True)
-    print(f"  database:  {_shown_url(settings.database_url)}", flush=True)
-    if settings.jwt_secret_generated:
-        admin = TokenIssuer(settings.jwt_secret).issue(Role.ADMIN, "admin", FIRST_ADMIN_TTL)
-        print(f"  admin token (24h): {admin}", flush=True)
-    print(
-        "  more tokens: streamspace-plugins token --role admin|user|platform --subject NAME"
-        f" --data-dir {shlex.quote(str(settings.data_dir))}",
-        flush=True,
-    )
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        # uvicorn's default WebSocket protocol, letting subscriptions write prepared frames.
-        ws=FrameWritingProtocol,
-        # WebSockets are closed (1012) at once; in-flight requests get this long to finish.
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
-    server = uvicorn.Server(config)
+    _close_data_dir(settings)
+    _print_banner(settings, print_admin_token=args.print_admin_token)
+    server = uvicorn.Server(_uvicorn_config(create_app(settings), settings))
     tune_collector()
     previous = signal.signal(signal.SIGTERM, _exit_after_shutdown)
     try:
@@ -317,13 +348,83 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _close_data_dir(settings: Settings) -> None:
+    """Take group and other permissions from a data directory found open, saying so."""
+    for change in tighten_data_dir(settings.data_dir):
+        logging.getLogger("graph.cli").warning(
+            "data directory entry was open to other users; now owner-only",
+            extra={
+                "path": str(change.path),
+                "was": f"{change.was:04o}",
+                "now": f"{change.now:04o}",
+            },
+        )
+
+
+def _print_banner(settings: Settings, *, print_admin_token: bool) -> None:
+    """Where the server listens, and an admin token or how to get one."""
+    url = f"http://{settings.host}:{settings.port}/graphql"
+    print(f"StreamSpace Plugins on {url} (GraphiQL in a browser)", flush=True)
+    print(f"  database:  {_shown_url(settings.database_url)}", flush=True)
+    if settings.allowed_networks:
+        networks = ", ".join(str(network) for network in settings.allowed_networks)
+        print(f"  outgoing requests may also reach: {networks}", flush=True)
+    data_dir = shlex.quote(str(settings.data_dir))
+    # A token in the output lands in process managers' logs: only on the first start, when
+    # there is no other way in yet, or when asked.
+    if print_admin_token or settings.jwt_secret_created:
+        admin = TokenIssuer(settings.jwt_secret).issue(Role.ADMIN, "admin", FIRST_ADMIN_TTL)
+        print(f"  admin token (24h): {admin}", flush=True)
+    else:
+        secret = "" if settings.jwt_secret_generated else "STREAMSPACE_JWT_SECRET=… "
+        print(
+            f"  admin token: mint one with `{secret}streamspace-plugins token --role admin"
+            f" --subject NAME --data-dir {data_dir}`, or start with --print-admin-token",
+            flush=True,
+        )
+    print(
+        "  more tokens: streamspace-plugins token --role admin|user|platform --subject NAME"
+        f" --data-dir {data_dir}",
+        flush=True,
+    )
+
+
+def _uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
+    import uvicorn
+
+    from graph.header_limits import HeaderLimitedProtocol
+    from graph.websocket_frames import FrameWritingProtocol
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        # uvicorn's httptools protocol, with a time and size limit on a request's headers.
+        http=HeaderLimitedProtocol.limited(
+            header_timeout=settings.header_timeout, max_header_bytes=settings.max_header_bytes
+        ),
+        # uvicorn's default WebSocket protocol, letting subscriptions write prepared frames;
+        # messages capped small until connection_init authenticates, then as HTTP bodies are.
+        ws=FrameWritingProtocol.capped_before_init(settings.ws_init_max_bytes),
+        ws_max_size=settings.max_body_bytes,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        # Past this many connections and requests at once, a new request is answered 503.
+        limit_concurrency=settings.max_concurrency,
+        # WebSockets are closed (1012) at once; in-flight requests get this long to finish.
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+    )
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from models import migrate_database
 
     settings = Settings.load(data_dir=args.data_dir, database_url=args.database_url)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    create_private_dir(settings.data_dir)
     print(f"database: {_shown_url(settings.database_url)}")
-    applied = asyncio.run(migrate_database(settings.database_url))
+    applied = asyncio.run(migrate_database(settings.database_url, secret_key=settings.secret_key))
     for name in applied:
         print(f"applied {name}")
     if applied:
@@ -335,6 +436,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     ttl = parse_ttl(args.ttl)
+    check_subject(args.subject)  # before the data directory's secrets are made
     settings = Settings.load(data_dir=args.data_dir)
     print(TokenIssuer(settings.jwt_secret).issue(Role(args.role), args.subject, ttl))
     return 0
@@ -356,7 +458,7 @@ def _plugin(args: argparse.Namespace) -> int:
 
     from runtime.devkit.packing import pack_plugin
     from runtime.devkit.scaffold import ScaffoldError, scaffold
-    from runtime.devkit.validate import validate_plugin
+    from runtime.devkit.validate import list_routes, plugin_warnings, validate_plugin
 
     if args.plugin_command == "new":
         try:
@@ -373,11 +475,16 @@ def _plugin(args: argparse.Namespace) -> int:
     problems = validate_plugin(folder)
     for problem in problems:
         print(f"  {problem}", flush=True)
+    # Warnings do not fail validation: the author decides whether the setting is a secret.
+    for warning in plugin_warnings(folder):
+        print(f"  warning: {warning}", flush=True)
     if problems:
         print(f"{len(problems)} problem(s) in {folder}", file=sys.stderr)
         return 1
     print("ok: the manifest and the class fit the SDK", flush=True)
     if args.plugin_command == "validate":
+        for line in asyncio.run(list_routes(folder)).lines():
+            print(line, flush=True)
         return 0
     packed = pack_plugin(folder, Path(args.out), progress=_progress)
     print(f"wrote {packed.path}")

@@ -16,6 +16,7 @@ from runtime.catalog import ViewCounter
 from runtime.errors import Forbidden, Unauthenticated
 from runtime.host import PluginHost
 from runtime.installs import Installer
+from runtime.secrets import SecretBox
 from runtime.settings import Settings
 
 
@@ -24,6 +25,8 @@ class Services:
     """What resolvers call into; built once per process by the application."""
 
     settings: Settings
+    # Encrypts secrets at rest: plugin configuration, repository credentials.
+    box: SecretBox
     tokens: TokenIssuer
     installer: Installer
     views: ViewCounter

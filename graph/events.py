@@ -45,6 +45,7 @@ from runtime.auth import Principal, Role
 from runtime.catalog import decode_after
 from runtime.emitter import EmitRequest, EmitResult
 from runtime.errors import BadUserInput, FieldProblem, Forbidden, NotFound
+from runtime.host import PluginTestFailed
 from runtime.installs import get_installed
 from runtime.pagination import SortKey, encode_cursor, page_size
 from runtime.plugin_context import Action
@@ -213,10 +214,9 @@ class EventMutation:
             return PluginTestResult(
                 ok=False, message=f"{installed.name} is not active", result=None
             )
-        except Exception as error:
-            return PluginTestResult(
-                ok=False, message=f"{type(error).__name__}: {error}", result=None
-            )
+        except PluginTestFailed as error:
+            # The host has taken the plugin's secrets out of the message.
+            return PluginTestResult(ok=False, message=str(error), result=None)
         # A plugin's test may report failure itself: {"ok": false, "message": "..."}.
         reported = dict(result) if result else {}
         ok = reported.get("ok", True)
@@ -247,7 +247,8 @@ class EventMutation:
             raise BadUserInput(
                 "input must be a JSON object", [FieldProblem("input", "not an object")]
             )
-        return cast(JSON | None, await registered.handler(dict(input or {})))
+        answer = await info.context.services.host.call_action(plugin, registered, input or {})
+        return cast(JSON | None, answer)
 
 
 def _registered_action(info: Info, plugin: str, action: str) -> Action | None:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple, TypeVar
 
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -85,6 +85,13 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
             await self.ws.send_text(text)
         except WebSocketDisconnect as error:
             raise WebSocketDisconnected from error
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with `code` and `reason`, once: a socket already closed or gone is left so."""
+        if self.ws.application_state is not WebSocketState.CONNECTED:
+            return
+        with contextlib.suppress(WebSocketDisconnect):
+            await super().close(code, reason)
 
     def send_text_now(self, *parts: str) -> bool:
         """Send the text `parts` make as one frame from the calling task; False when it could

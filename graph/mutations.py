@@ -39,10 +39,19 @@ def _config(value: Any, path: str = "config") -> dict[str, Any] | None:
 
 @strawberry.type
 class CatalogMutation:
-    @mutation(permission_classes=[IsAdmin])
-    async def add_repository(self, input: AddRepositoryInput) -> Repository:
+    @mutation(
+        permission_classes=[IsAdmin],
+        description="A user name and password in the URL (https://user:token@host/...) are "
+        "stored encrypted, used only to read the repository, and never shown.",
+    )
+    async def add_repository(self, info: Info, input: AddRepositoryInput) -> Repository:
         row = await repositories.add_repository(
-            input.name, input.url, repositories.RepositoryType(input.type.value), input.description
+            input.name,
+            input.url,
+            repositories.RepositoryType(input.type.value),
+            input.description,
+            box=info.context.services.box,
+            policy=info.context.services.host.network,
         )
         return Repository.from_row(row)
 
@@ -52,9 +61,14 @@ class CatalogMutation:
 
     @mutation(permission_classes=[IsAdmin], description="Fetch the index; update the catalog.")
     async def sync_repository(self, info: Info, id: strawberry.ID) -> SyncResult:
-        data_dir = info.context.services.settings.data_dir
+        services = info.context.services
         return SyncResult.from_result(
-            await repositories.sync_repository(parse_id(id), data_dir=data_dir)
+            await repositories.sync_repository(
+                parse_id(id),
+                data_dir=services.settings.data_dir,
+                box=services.box,
+                policy=services.host.network,
+            )
         )
 
     @mutation(permission_classes=[IsAdmin])

@@ -26,6 +26,7 @@ from graph.document_limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from graph.documents import Documents
 from graph.errors import coded
 from graph.events import EventMutation, EventQuery
+from graph.integer_inputs import refusal as wide_integers
 from graph.mutations import CatalogMutation
 from graph.nul_inputs import refusal
 from graph.plain_fields import PlainFieldsExecution
@@ -73,7 +74,7 @@ class Schema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         """One result; a subscription is refused (InvalidOperationTypeError): it streams."""
-        refused = refusal(variable_values, query)
+        refused = refusal(variable_values, query) or wide_integers(variable_values, query)
         if refused is not None:
             return ExecutionResult(data=None, errors=[refused])
         allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
@@ -98,7 +99,7 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
         """The results of any operation, as WebSocket transports run them."""
-        refused = refusal(variable_values, query)
+        refused = refusal(variable_values, query) or wide_integers(variable_values, query)
         if refused is not None:
             return _only(PreExecutionError(data=None, errors=[refused]))
         results = await super().stream(

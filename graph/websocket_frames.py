@@ -15,6 +15,12 @@ first writes the frames queued before it, so frames leave in the order they were
 Servers other than this protocol offer no such function; `frame_writer` is then None and the
 application sends as usual.
 
+It also caps what a client may send before it has authenticated: until the application calls
+`lift_max_size(scope)` (once `connection_init` carried a good token), a message may be at most
+`initial_max_size` bytes, and after that uvicorn's `ws_max_size`. Both are enforced by the
+frame parser from a frame's header, before its payload is read: a larger one closes the
+connection with 1009.
+
 Example:
     uvicorn.Config(app, ws=FrameWritingProtocol)
     write = frame_writer(websocket.scope)
@@ -34,6 +40,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 FRAMES_EXTENSION = "streamspace.websocket.frames"
+LIMITS_EXTENSION = "streamspace.websocket.limits"
 
 # Takes a whole frame made by text_frame: True, queued; False, send the message the usual way.
 FrameWriter = Callable[[bytes], bool]
@@ -62,19 +69,47 @@ def frame_writer(scope: Mapping[str, Any]) -> FrameWriter | None:
     return write if callable(write) else None
 
 
+def lift_max_size(scope: Mapping[str, Any]) -> bool:
+    """Let the connection's client send messages up to the server's `ws_max_size`; False when
+    its server offers no such thing."""
+    extension = (scope.get("extensions") or {}).get(LIMITS_EXTENSION)
+    lift = extension.get("lift") if isinstance(extension, dict) else None
+    if not callable(lift):
+        return False
+    lift()
+    return True
+
+
 class FrameWritingProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol, offering the application a `FrameWriter`."""
+    """uvicorn's sans-I/O WebSocket protocol, offering the application a `FrameWriter`, and
+    capping messages at `initial_max_size` bytes until the application lifts the cap."""
+
+    # A connection_init message is small; anything bigger before it is not a client of ours.
+    initial_max_size = 65_536
+
+    @classmethod
+    def capped_before_init(cls, size: int) -> type[FrameWritingProtocol]:
+        """This protocol with `initial_max_size` set to `size` (uvicorn takes a class)."""
+        return type(cls.__name__, (cls,), {"initial_max_size": size})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._queued: list[bytes] = []
+        # websockets checks this against each frame's announced length before reading it.
+        self.conn.max_message_size = min(self.initial_max_size, self.config.ws_max_size)
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         # Set when the handshake is accepted; the application's task has not run yet.
         scope: Any = self.__dict__.get("scope")
         if scope is not None:
-            scope.setdefault("extensions", {})[FRAMES_EXTENSION] = {"write": self.write_frame}
+            extensions = scope.setdefault("extensions", {})
+            extensions[FRAMES_EXTENSION] = {"write": self.write_frame}
+            extensions[LIMITS_EXTENSION] = {"lift": self.lift_max_size}
+
+    def lift_max_size(self) -> None:
+        """Messages may be as large as uvicorn's `ws_max_size` from now on."""
+        self.conn.max_message_size = self.config.ws_max_size
 
     def write_frame(self, frame: bytes) -> bool:
         """Queue `frame` for the end of this turn of the loop; False when it must not be."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
+from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -21,6 +26,19 @@ MODEL_MODULES = [
 ]
 MIGRATIONS_MODULE = "migrations"
 DEFAULT_POOL_SIZE = 20
+# SQLite's journal files, beside the database: they hold its data too.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+OPEN_BITS = 0o077  # group and other
+
+log = logging.getLogger(__name__)
+
+# The server's secret key while migrations run: data migrations that encrypt read it here.
+_SECRET_KEY: ContextVar[str | None] = ContextVar("migration_secret_key", default=None)
+
+
+def migration_secret_key() -> str | None:
+    """The secret key `migrate_database` was given, for migrations that encrypt values."""
+    return _SECRET_KEY.get()
 
 
 def normalise_url(url: str) -> str:
@@ -83,17 +101,60 @@ def database_config(url: str) -> dict[str, Any]:
     }
 
 
-async def migrate_database(url: str, target: str | None = None) -> list[str]:
-    """Apply pending migrations (up to target, e.g. models.0001_initial); return their names."""
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL and in-memory databases."""
+    normalised = normalise_url(url)
+    if dialect(normalised) != "sqlite":
+        return None
+    file_path = str(expand_db_url(normalised)["credentials"]["file_path"])
+    return None if file_path == ":memory:" else Path(file_path)
+
+
+def make_sqlite_file_private(url: str) -> None:
+    """Create a SQLite database's file owner-only before SQLite does (which would follow the
+    umask, 0644 as a rule), and take group and other permissions from an existing one and its
+    journal files. SQLite creates the journal files with the database file's permissions."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for companion in (path, *(Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS)):
+        _take_open_bits(companion)
+
+
+def _take_open_bits(path: Path) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & OPEN_BITS:
+        os.chmod(path, mode & ~OPEN_BITS)
+        log.warning(
+            "database file was open to other users; now owner-only",
+            extra={"path": str(path), "was": f"{mode:04o}", "now": f"{mode & ~OPEN_BITS:04o}"},
+        )
+
+
+async def migrate_database(
+    url: str, target: str | None = None, *, secret_key: str | None = None
+) -> list[str]:
+    """Apply pending migrations (up to target, e.g. models.0001_initial); return their names.
+
+    `secret_key` (STREAMSPACE_SECRET_KEY) is what migrations that encrypt existing values
+    use; one that finds such values without it fails, changing nothing.
+    """
+    make_sqlite_file_private(url)
     applied: list[str] = []
 
     def progress(event: str, app_label: str, name: str) -> None:
         if event == "apply_done":
             applied.append(f"{app_label}.{name}")
 
+    token = _SECRET_KEY.set(secret_key)
     try:
         await migrate(config=database_config(url), target=target, progress=progress)
     finally:
+        _SECRET_KEY.reset(token)
         # An open aiosqlite connection keeps a non-daemon thread, and the process, alive.
         await Tortoise.close_connections()
     return applied
@@ -101,6 +162,7 @@ async def migrate_database(url: str, target: str | None = None) -> list[str]:
 
 async def init_database(url: str) -> None:
     """Open the connections. The context is shared with every task, as the ASGI server needs."""
+    make_sqlite_file_private(url)
     await Tortoise.init(config=database_config(url), _enable_global_fallback=True)
 
 

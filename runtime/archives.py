@@ -2,9 +2,10 @@
 
 An archive comes from a repository we do not control, so every step distrusts it: its sha256
 must match the index, its size and unpacked size are capped (a small gzip can hold gigabytes),
-and only plain files and folders inside the target are written. The folder appears by one
-rename from a temporary folder, so a reader never sees half an archive, and a refused archive
-leaves nothing behind.
+and only plain files and folders inside the target are written, nested at most
+`max_depth` deep (a deeper tree would make every recursive walk of it, the standard library's
+included, fail). The folder appears by one rename from a temporary folder, so a reader never
+sees half an archive, and a refused archive leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import os
 import re
 import shutil
 import tarfile
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -25,6 +27,7 @@ import orjson
 
 from runtime.errors import BadUserInput
 from runtime.fetch import Fetcher
+from runtime.url_credentials import UrlCredentials
 
 # (message) → None: the host turns each into a plugin log line and a LOADING status change.
 Progress = Callable[[str], Awaitable[None]]
@@ -36,6 +39,8 @@ class ArchiveLimits:
     max_bytes: int = 50 * 1024 * 1024
     max_unpacked_bytes: int = 200 * 1024 * 1024
     max_members: int = 5000
+    # Path parts of a member (folders and the file): Python code needs a handful.
+    max_depth: int = 32
 
 
 async def _quiet(message: str) -> None:
@@ -64,6 +69,7 @@ async def install_archive(
     version: str,
     limits: ArchiveLimits | None = None,
     progress: Progress = _quiet,
+    auth: UrlCredentials | None = None,
 ) -> Path:
     """Download `url`, check it and unpack it into `target`; an existing target is kept.
 
@@ -73,7 +79,7 @@ async def install_archive(
         return target
     limits = limits or ArchiveLimits()
     await progress(f"downloading {name} {version} from {url}")
-    body = await fetcher.fetch(url, max_bytes=limits.max_bytes)
+    body = await fetcher.fetch(url, max_bytes=limits.max_bytes, auth=auth)
     await progress(f"downloaded {len(body)} bytes; checking sha256")
     digest = hashlib.sha256(body).hexdigest()
     if sha256 is None:
@@ -101,6 +107,13 @@ def _checked_members(
             raise refused(name, version, f"{member.name!r} is an absolute path")
         if ".." in path.parts:
             raise refused(name, version, f"{member.name!r} climbs out of the folder ('..')")
+        if len(path.parts) > limits.max_depth:
+            raise refused(
+                name,
+                version,
+                f"{_shown(member.name)!r} is nested {len(path.parts)} deep, more than the limit "
+                f"of {limits.max_depth}",
+            )
         if member.issym() or member.islnk():
             raise refused(name, version, f"{member.name!r} is a link")
         if not (member.isfile() or member.isdir()):
@@ -127,10 +140,10 @@ def _unpack(body: bytes, target: Path, name: str, version: str, limits: ArchiveL
                 archive.extractall(staging, members=members, filter="data")
         except (tarfile.TarError, EOFError, OSError, ValueError) as error:
             raise refused(name, version, f"it is not a readable tar.gz ({error})") from None
-        root = staging.resolve()
-        for path in staging.rglob("*"):
-            if path.is_symlink() or not path.resolve().is_relative_to(root):
-                raise refused(name, version, f"{path.name!r} lies outside the folder")
+        # Walked without following links, every entry but a link lies inside the folder.
+        for path in walk_tree(staging):
+            if path.is_symlink():
+                raise refused(name, version, f"{path.name!r} is a link")
         _check_manifest(staging, name, version)
         staging.rename(target)
         return sum(1 for member in members if member.isfile())
@@ -138,6 +151,23 @@ def _unpack(body: bytes, target: Path, name: str, version: str, limits: ArchiveL
         shutil.rmtree(staging, ignore_errors=True)
         _remove_if_empty(target.parent)
         raise
+
+
+def _shown(member: str, limit: int = 80) -> str:
+    return member if len(member) <= limit else f"{member[:limit]}…"
+
+
+def walk_tree(folder: Path) -> Iterator[Path]:
+    """Everything under `folder`, links not followed; iterative, so no depth exhausts the
+    interpreter's recursion limit (Path.rglob and os.walk recurse on Python 3.11)."""
+    pending = [folder]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                yield path
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
 
 
 def _check_manifest(folder: Path, name: str, version: str) -> None:

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class Principal:
 
     subject: str
     roles: frozenset[Role] = field(default_factory=frozenset)
+    # Seconds since the epoch (the token's `exp`): a WebSocket is closed then (graph/app.py).
+    expires_at: float = math.inf
 
     def has(self, role: Role) -> bool:
         return role in self.roles
@@ -55,6 +58,13 @@ def parse_ttl(text: str) -> timedelta:
     if not match or int(match.group(1)) == 0:
         raise BadUserInput(f"ttl {text!r} is not a duration such as 30m, 1h, 7d")
     return timedelta(seconds=int(match.group(1)) * _TTL_UNITS[match.group(2)])
+
+
+def check_subject(subject: str) -> str:
+    """`subject`, unless it is empty or blank: a token must name who holds it."""
+    if not subject.strip():
+        raise BadUserInput("the subject is empty: name who the token is for, e.g. alice")
+    return subject
 
 
 class TokenIssuer:
@@ -70,6 +80,7 @@ class TokenIssuer:
         self._checked = functools.lru_cache(maxsize=VERIFIED_TOKENS)(self._check_signature)
 
     def issue(self, role: Role, subject: str, ttl: timedelta = timedelta(hours=1)) -> str:
+        check_subject(subject)
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -100,8 +111,15 @@ class TokenIssuer:
             raise Unauthenticated("the token has expired") from None
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"the token is not valid: {error}") from None
-        principal = Principal(subject=str(claims["sub"]), roles=_roles(claims.get("roles")))
-        return principal, float(claims["exp"])
+        subject = claims["sub"]
+        # A blank subject names nobody: audit trails and per-user data would all share it.
+        if not isinstance(subject, str) or not subject.strip():
+            raise Unauthenticated("the token is not valid: its subject is empty")
+        expires = float(claims["exp"])
+        principal = Principal(
+            subject=subject, roles=_roles(claims.get("roles")), expires_at=expires
+        )
+        return principal, expires
 
 
 def _roles(names: Any) -> frozenset[Role]:

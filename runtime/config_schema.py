@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker  # type: ignore[import-untyped]
@@ -112,11 +113,112 @@ def is_secret(prop: Mapping[str, Any]) -> bool:
 
 
 def secret_keys(schema: Mapping[str, Any]) -> set[str]:
-    """Top-level properties stored encrypted and never returned."""
+    """Top-level properties that are secret as a whole (nested ones: `secret_shape`)."""
     properties = schema.get("properties", {})
     return {
         name for name, prop in properties.items() if isinstance(prop, Mapping) and is_secret(prop)
     }
+
+
+@dataclass(frozen=True)
+class SecretShape:
+    """Where a configuration's secret values sit: the whole value (`whole`), or inside it, in
+    named properties, in each item of an array, in the values of other keys of a map."""
+
+    whole: bool = False
+    properties: Mapping[str, SecretShape] = field(default_factory=dict)
+    items: SecretShape | None = None
+    others: SecretShape | None = None
+
+    @classmethod
+    def of_keys(cls, keys: Iterable[str]) -> SecretShape:
+        """Top-level keys that are secret as a whole."""
+        return cls(properties={key: WHOLE for key in keys})
+
+    def child(self, key: str) -> SecretShape | None:
+        """Where secrets sit in the value of `key` of an object this shape describes."""
+        found = self.properties.get(key)
+        return found if found is not None else self.others
+
+    def merged(self, other: SecretShape) -> SecretShape:
+        """Secrets where either shape has them (branches of allOf, anyOf, oneOf)."""
+        if self.whole or other.whole:
+            return WHOLE
+        properties: dict[str, SecretShape] = {}
+        for name in {*self.properties, *other.properties}:
+            both = _either(self.properties.get(name), other.properties.get(name))
+            if both is not None:
+                properties[name] = both
+        return SecretShape(
+            properties=properties,
+            items=_either(self.items, other.items),
+            others=_either(self.others, other.others),
+        )
+
+
+WHOLE = SecretShape(whole=True)
+# A `$ref` chain or nesting deeper than this is not followed (a recursive schema).
+MAX_SHAPE_DEPTH = 32
+
+
+def _either(first: SecretShape | None, second: SecretShape | None) -> SecretShape | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return first.merged(second)
+
+
+def _resolved(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A local `$ref` (`#/$defs/...`) resolved in `root`; anything else as it is."""
+    reference = schema.get("$ref")
+    if not isinstance(reference, str) or not reference.startswith("#/"):
+        return schema
+    target: Any = root
+    for part in reference[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(target, Mapping) or part not in target:
+            return schema
+        target = target[part]
+    return target if isinstance(target, Mapping) else schema
+
+
+def secret_shape(
+    schema: Any, root: Mapping[str, Any] | None = None, depth: int = 0
+) -> SecretShape | None:
+    """Where the values of `schema` are secret, at any depth; None when nowhere.
+
+    A value is secret when its schema says `writeOnly: true`, `format: password` or (the
+    seed's spelling) `secret: true`. Properties, array items, additionalProperties, local
+    `$ref`s and the branches of allOf/anyOf/oneOf are followed.
+    """
+    if not isinstance(schema, Mapping) or depth > MAX_SHAPE_DEPTH:
+        return None
+    root = schema if root is None else root
+    schema = _resolved(schema, root)
+    if is_secret(schema):
+        return WHOLE
+    shape: SecretShape | None = None
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping):
+        found = {
+            name: child
+            for name, spec in properties.items()
+            if (child := secret_shape(spec, root, depth + 1)) is not None
+        }
+        if found:
+            shape = SecretShape(properties=found)
+    items = secret_shape(schema.get("items"), root, depth + 1)
+    if items is not None:
+        shape = _either(shape, SecretShape(items=items))
+    others = secret_shape(schema.get("additionalProperties"), root, depth + 1)
+    if others is not None:
+        shape = _either(shape, SecretShape(others=others))
+    for keyword in ("allOf", "anyOf", "oneOf"):
+        branches = schema.get(keyword)
+        for branch in branches if isinstance(branches, list) else []:
+            shape = _either(shape, secret_shape(branch, root, depth + 1))
+    return shape
 
 
 def schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,11 +280,3 @@ def validate_config(schema: Mapping[str, Any], config: Mapping[str, Any]) -> lis
     validator = Draft202012Validator(schema, format_checker=_FORMATS)
     errors = sorted(validator.iter_errors(dict(config)), key=_priority)
     return _first_per_path(problem for error in errors for problem in _problems(error))
-
-
-def mask_secrets(config: Mapping[str, Any], secrets: set[str]) -> dict[str, Any]:
-    """The configuration as shown to clients: each secret that is set appears as a mask."""
-    return {
-        key: (MASK if key in secrets and value not in (None, "") else value)
-        for key, value in config.items()
-    }

@@ -39,6 +39,7 @@ from runtime.deadlines import Deadlines
 from runtime.event_cache import CachedEvent, EventCache
 from runtime.messages import delivery_message
 from runtime.outcomes import OutcomeWriter
+from runtime.redaction import NO_SECRETS, Redactor
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import PermanentFailure, RetryLater, Skip
 from runtime.storable import storable_json, storable_text
@@ -131,20 +132,25 @@ Publisher = Callable[[list[dict[str, Any]]], Awaitable[None]]
 HookCaller = Callable[[str, Mapping[str, Any], SdkEvent], Awaitable[Any]]
 
 
-def _jsonable(result: Any) -> Any:
+def _jsonable(result: Any, redactor: Redactor = NO_SECRETS) -> Any:
     """A hook's result as the JSON column stores it.
 
     Tortoise reads a `str` given to a JSONField as JSON text already encoded (and refuses
     one that is not), so a plain string is kept as `{"value": ...}`. A NUL in it is stored
     replaced (runtime.storable): one result PostgreSQL refuses would fail its whole batch.
+    A plugin may echo one of its secrets in its result: the encoded text is searched for
+    them in one pass, and only a result that holds one is walked to replace it.
     """
     if result is None:
         return None
     try:
         encoded = orjson.dumps(result)
     except TypeError:
-        return {"value": storable_text(repr(result))}
-    value = storable_json(orjson.loads(encoded), encoded)
+        return {"value": storable_text(redactor.secrets_in(repr(result)))}
+    value = orjson.loads(encoded)
+    if redactor.holds_secret(encoded):
+        value = redactor.result(value)
+    value = storable_json(value, encoded)
     return {"value": value} if isinstance(value, str) else value
 
 
@@ -205,8 +211,11 @@ class PluginWorker:
         outcomes: OutcomeWriter | None = None,
         events: EventCache | None = None,
         pace: HookPace | None = None,
+        redactor: Redactor = NO_SECRETS,
     ) -> None:
         self.plugin = plugin
+        # Every error and result of this plugin's hooks passes through it before it is kept.
+        self._redactor = redactor
         self._call_hook = call_hook
         self._publish = publish
         self._on_breaker = on_breaker
@@ -495,7 +504,8 @@ class PluginWorker:
         retry_after: float | None = None
         try:
             with self._deadlines.watch(task):
-                result = _jsonable(await self._call_hook(delivery.hook, payload, sdk_event))
+                result = await self._call_hook(delivery.hook, payload, sdk_event)
+                result = _jsonable(result, self._redactor)
         except asyncio.CancelledError:
             # Shutdown: hand the delivery back for this or another process to run.
             await hand_back([delivery])
@@ -503,7 +513,8 @@ class PluginWorker:
         except TimeoutError:
             status, error = "RETRYING", f"timed out after {self._timeout:g}s"
         except Skip as skip:
-            status, result = "SKIPPED", {"skipped": storable_text(str(skip)) or True}
+            reason = storable_text(self._redactor.text(str(skip)))
+            status, result = "SKIPPED", {"skipped": reason or True}
         except PermanentFailure as failure:
             status, error = "DEAD", str(failure) or type(failure).__name__
         except RetryLater as later:
@@ -516,7 +527,7 @@ class PluginWorker:
             status = "DEAD"
         delivery.duration_ms = round(seconds * 1000, 3)
         delivery.status, delivery.result = status, result
-        delivery.error = None if error is None else storable_text(error)
+        delivery.error = None if error is None else storable_text(self._redactor.text(error))
         if status == "RETRYING":
             delay = self._policy.delay(delivery.attempts, retry_after)
             delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from tortoise.exceptions import IntegrityError
@@ -23,16 +23,25 @@ from runtime.claims import Claimed, as_utc
 from runtime.dispatcher import FINAL, Reservation, Work
 from runtime.errors import BadUserInput, FieldProblem
 from runtime.event_cache import CachedEvent, EventCache
-from runtime.events import check_type, normalise_payload
+from runtime.events import PLATFORM, Origin, check_origin, normalise_payload
 from runtime.group_commit import GroupCommit
 from runtime.hub import Hub
+from runtime.idempotency import (
+    check_key,
+    reused_for_another_event,
+    reused_in_batch,
+    same_event,
+    same_json,
+)
+from runtime.json_integers import may_hold_wide_integer, wide_integer_path, wide_integer_refused
 from runtime.linked_insert import insert_linked
 from runtime.records import DeliveryFacts, EventRecord, NewDelivery, StoredEvent
-from runtime.storable import NUL, may_hold_nul, nul_path, nul_refused
+from runtime.storable import may_hold_nul, nul_path, nul_refused
 
 MAX_PAYLOAD_BYTES = 64 * 1024
-# The column's width: a longer key would fail the transaction the whole batch shares.
-MAX_KEY_LENGTH = 255
+# A key another replica stores between our look-up and our insert fails the transaction; the
+# next attempt's look-up finds it. More races than this in a row are not a race.
+RACE_ATTEMPTS = 3
 MAX_BATCH = 500
 MAX_WAIT_MS = 30_000
 DELIVERY_CHANNEL = "deliveries"
@@ -46,6 +55,8 @@ class EmitRequest:
     occurred_at: datetime | None = None
     wait: bool = False
     wait_timeout_ms: int = 5000
+    # Who emits it: what it may emit depends on it (runtime.events.check_origin).
+    origin: Origin = PLATFORM
 
 
 @dataclass
@@ -53,6 +64,15 @@ class EmitResult:
     event: EventRecord
     duplicate: bool
     deliveries: Sequence[DeliveryFacts]
+
+
+class Accepted(NamedTuple):
+    """A request that passed validation: its payload normalised, and where the caller named
+    it (`inputs.3.` in a batch), for errors found once it is in a shared write."""
+
+    request: EmitRequest
+    payload: dict[str, Any]
+    path: str
 
 
 # (plugin, hook) pairs that want an event type; the host answers from its loaded plugins.
@@ -72,6 +92,8 @@ def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
     try:
         encoded = orjson.dumps(dict(request.payload))
     except TypeError as error:
+        # orjson writes no integer beyond 64 bits: name where one is, if that is why.
+        _refuse_wide_integers(request.payload, path)
         raise BadUserInput(
             f"{path}payload is not JSON: {error}", [FieldProblem(f"{path}payload", str(error))]
         ) from None
@@ -80,6 +102,8 @@ def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
         where = nul_path(dict(request.payload))
         if where is not None:
             raise nul_refused(f"{path}payload.{where}")
+    if may_hold_wide_integer(encoded):
+        _refuse_wide_integers(request.payload, path)
     if size > MAX_PAYLOAD_BYTES:
         raise BadUserInput(
             f"{path}payload is {size} bytes, more than the limit of {MAX_PAYLOAD_BYTES}",
@@ -99,16 +123,26 @@ def _check_payload(request: EmitRequest, path: str) -> dict[str, Any]:
     return payload
 
 
-def _check_key(key: str | None, field: str) -> None:
-    if key is None:
-        return
-    if len(key) > MAX_KEY_LENGTH:
-        raise BadUserInput(
-            f"{field} is {len(key)} characters, more than the limit of {MAX_KEY_LENGTH}",
-            [FieldProblem(field, f"longer than {MAX_KEY_LENGTH} characters")],
-        )
-    if NUL in key:
-        raise nul_refused(field)
+def _refuse_wide_integers(payload: Mapping[str, Any], path: str) -> None:
+    where = wide_integer_path(payload)
+    if where is not None:
+        raise wide_integer_refused(f"{path}payload.{where}")
+
+
+def _check_reuse_within(accepted: Sequence[Accepted]) -> None:
+    """A key given twice in one call names one event: the second must repeat the first."""
+    first: dict[str, Accepted] = {}
+    for item in accepted:
+        key = item.request.idempotency_key
+        if key is None:
+            continue
+        earlier = first.setdefault(key, item)
+        if earlier is not item and not _repeats(item, earlier):
+            raise reused_in_batch(f"{item.path}idempotencyKey", f"{earlier.path}idempotencyKey")
+
+
+def _repeats(item: Accepted, earlier: Accepted) -> bool:
+    return item.request.type == earlier.request.type and same_json(item.payload, earlier.payload)
 
 
 class Emitter:
@@ -133,21 +167,14 @@ class Emitter:
         self._events = events
         self._reserve = reserve
         # Concurrent emits share a transaction (and its commit); each answers once committed.
-        self._commits: GroupCommit[tuple[EmitRequest, dict[str, Any]], EmitResult] = GroupCommit(
-            self._store_all, MAX_BATCH
-        )
+        self._commits: GroupCommit[Accepted, EmitResult] = GroupCommit(self._store_all, MAX_BATCH)
 
-    def _validated(self, request: EmitRequest, path: str = "") -> dict[str, Any]:
-        try:
-            check_type(request.type, self._published)
-        except BadUserInput as error:
-            raise BadUserInput(
-                error.message, [FieldProblem(f"{path}type", "unknown event type")]
-            ) from None
+    def _validated(self, request: EmitRequest, path: str = "") -> Accepted:
+        check_origin(request.type, request.origin, self._published, f"{path}type")
         if request.wait_timeout_ms < 0 or request.wait_timeout_ms > MAX_WAIT_MS:
             raise BadUserInput(f"{path}waitTimeoutMs must be 0..{MAX_WAIT_MS}")
-        _check_key(request.idempotency_key, f"{path}idempotencyKey")
-        return _check_payload(request, path)
+        check_key(request.idempotency_key, f"{path}idempotencyKey")
+        return Accepted(request, _check_payload(request, path), path)
 
     async def emit(self, request: EmitRequest) -> EmitResult:
         return (await self.emit_many([request]))[0]
@@ -160,7 +187,8 @@ class Emitter:
         def prefix(index: int) -> str:
             return f"inputs.{index}." if batch else ""
 
-        payloads = [self._validated(request, prefix(i)) for i, request in enumerate(requests)]
+        accepted = [self._validated(request, prefix(i)) for i, request in enumerate(requests)]
+        _check_reuse_within(accepted)
         waiting = any(request.wait for request in requests)
         async with contextlib.AsyncExitStack() as stack:
             inbox = (
@@ -168,7 +196,7 @@ class Emitter:
                 if waiting
                 else None
             )
-            results = await self._commits.submit(list(zip(requests, payloads, strict=True)))
+            results = await self._commits.submit(accepted)
             self._wake(
                 {
                     d.plugin
@@ -199,47 +227,31 @@ class Emitter:
                 await _reread_deliveries(results)
         return results
 
-    async def _store_all(
-        self, accepted: Sequence[tuple[EmitRequest, dict[str, Any]]]
-    ) -> list[EmitResult]:
+    async def _store_all(self, accepted: Sequence[Accepted]) -> list[EmitResult]:
         """Every new event and its deliveries in one transaction and two statements.
 
         Should a concurrent call (another replica) store one of these idempotency keys first,
-        the transaction fails whole and the events go one by one, each finding its duplicate.
+        the transaction fails whole, nothing of it is kept, and the next attempt's look-up
+        finds that event: a duplicate, or a conflict when it is another event.
         """
-        try:
-            return await self._insert_all(accepted)
-        except IntegrityError:
-            return [await self._store_one(item) for item in accepted]
+        for _ in range(RACE_ATTEMPTS - 1):
+            try:
+                return await self._insert_all(accepted)
+            except IntegrityError:
+                continue
+        return await self._insert_all(accepted)
 
-    async def _store_one(self, item: tuple[EmitRequest, dict[str, Any]]) -> EmitResult:
-        try:
-            return (await self._insert_all([item]))[0]
-        except IntegrityError:
-            # The concurrent emit with this key won the race: its event is the one.
-            return await self._duplicate(await Event.get(idempotency_key=item[0].idempotency_key))
-
-    async def _insert_all(
-        self, accepted: Sequence[tuple[EmitRequest, dict[str, Any]]]
-    ) -> list[EmitResult]:
+    async def _insert_all(self, accepted: Sequence[Accepted]) -> list[EmitResult]:
         """Insert what is new; repeated idempotency keys (stored before, or earlier in this
-        batch) answer with the stored event."""
-        requests = [request for request, _ in accepted]
-        payloads = [payload for _, payload in accepted]
+        batch) answer with the stored event, or CONFLICT when they name another event."""
+        requests = [item.request for item in accepted]
+        payloads = [item.payload for item in accepted]
         keys = {request.idempotency_key for request in requests if request.idempotency_key}
         known = {
             event.idempotency_key: event
             for event in (await Event.filter(idempotency_key__in=list(keys)) if keys else [])
         }
-        fresh: list[int] = []
-        claimed: set[str] = set()
-        for index, request in enumerate(requests):
-            key = request.idempotency_key
-            if key and (key in known or key in claimed):
-                continue
-            if key:
-                claimed.add(key)
-            fresh.append(index)
+        fresh = _fresh(accepted, known)
         now = datetime.now(UTC)
         events = [
             StoredEvent(
@@ -350,6 +362,33 @@ class Emitter:
     async def _duplicate(self, event: EventRecord) -> EmitResult:
         deliveries = list(await Delivery.filter(event_id=event.id).order_by("id"))
         return EmitResult(event=event, duplicate=True, deliveries=deliveries)
+
+
+def _fresh(accepted: Sequence[Accepted], known: Mapping[str | None, Event]) -> list[int]:
+    """The indexes of the events to write: not repeating a stored key, nor one earlier here.
+    Only a repeated key costs a comparison: the type and the payload as stored."""
+    fresh: list[int] = []
+    claimed: dict[str, Accepted] = {}
+    for index, item in enumerate(accepted):
+        key = item.request.idempotency_key
+        if not key:
+            fresh.append(index)
+            continue
+        field = f"{item.path}idempotencyKey"
+        stored = known.get(key)
+        if stored is not None:
+            if not same_event(item.request.type, item.payload, stored):
+                raise reused_for_another_event(field, stored)
+            continue
+        earlier = claimed.setdefault(key, item)
+        if earlier is not item:
+            # Another caller's emit in this shared write: the write fails, and each caller's
+            # is tried again alone, where this one finds the other's event stored.
+            if not _repeats(item, earlier):
+                raise reused_in_batch(field, f"{earlier.path}idempotencyKey")
+            continue
+        fresh.append(index)
+    return fresh
 
 
 def _event_row(event: StoredEvent) -> dict[str, Any]:

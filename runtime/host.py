@@ -7,6 +7,7 @@ mutations call it after changing an installed plugin, and start-up calls it for 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,12 +19,13 @@ from starlette.routing import Router
 from tortoise.connection import get_connection
 
 from models import Delivery, InstalledPlugin
+from runtime.address_policy import AddressPolicy
 from runtime.dependencies import dependency_order
 from runtime.dispatcher import CircuitBreaker, PluginWorker, Reservation, RetryPolicy
 from runtime.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
 from runtime.errors import Conflict, NotFound, PlatformError
 from runtime.event_cache import EventCache
-from runtime.events import hook_for, permission_for, visible_payload
+from runtime.events import Origin, hook_for, permission_for, visible_payload
 from runtime.hub import Hub
 from runtime.installs import Installer, manifest_of
 from runtime.loader import PluginCode
@@ -31,6 +33,7 @@ from runtime.metrics import RuntimeMetrics
 from runtime.outcomes import OutcomeWriter
 from runtime.plugin_context import (
     CURRENT_EVENT,
+    Action,
     ApiRegistry,
     LogSink,
     PluginContext,
@@ -40,6 +43,7 @@ from runtime.plugin_context import (
     PluginStore,
     UiRegistry,
 )
+from runtime.redaction import NO_SECRETS, Redactor
 from runtime.registry import PluginRegistry, PluginSpec
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import Plugin
@@ -65,6 +69,8 @@ class LoadedPlugin:
     # The installed version this instance runs: an upgrade or rollback changes it.
     version: str = ""
     router: Router | None = None
+    # Built from the plugin's secret values: what leaves its code passes through it.
+    redactor: Redactor = NO_SECRETS
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,14 @@ class HostSettings:
     default_concurrency: int = 4
 
 
+class PluginTestFailed(Exception):
+    """A plugin's connection test raised; the message is redacted already."""
+
+
+class PluginActionFailed(Exception):
+    """A plugin's action raised something unexpected; the message is redacted already."""
+
+
 @dataclass
 class PluginHost:
     registry: PluginRegistry
@@ -89,6 +103,8 @@ class PluginHost:
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)
     # Where installed plugins' code comes from; None: the registry alone (built-ins, tests).
     code: PluginCode | None = None
+    # What plugins may reach through ctx.http and ctx.network (by default: public addresses).
+    network: AddressPolicy = field(default_factory=AddressPolicy)
 
     def __post_init__(self) -> None:
         if self.code is not None:
@@ -115,7 +131,7 @@ class PluginHost:
     # -- start and stop ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10))
+        self._http = self.network.session(timeout=aiohttp.ClientTimeout(total=30, connect=10))
         self.sink.start()
         if get_connection("default").capabilities.dialect == "sqlite":
             # SQLite means one process: whatever is RUNNING was cut off when it last stopped.
@@ -288,17 +304,24 @@ class PluginHost:
             },
         )
 
-    def _context(self, spec: PluginSpec, config: dict[str, Any]) -> PluginContext:
+    def _context(
+        self, spec: PluginSpec, config: dict[str, Any], redactor: Redactor
+    ) -> PluginContext:
         assert self._http is not None, "the host is not started"
-        logger = PluginLogger(spec.name, self.sink)
+        logger = PluginLogger(spec.name, self.sink, redactor)
         return PluginContext(
             name=spec.name,
             config=config,
             log=logger,
             storage=PluginStore(spec.name),
             http=self._http,
+            network=self.network,
             scheduler=PluginScheduler(spec.name, logger),
-            events=PluginEvents(spec.name, self._publish_event),
+            events=PluginEvents(
+                spec.name,
+                functools.partial(self._publish_event, spec.name),
+                may_publish="events:publish" in spec.manifest.permissions,
+            ),
             api=ApiRegistry(),
             ui=UiRegistry(spec.name),
         )
@@ -339,13 +362,16 @@ class PluginHost:
     async def _load(self, row: InstalledPlugin, config: dict[str, Any]) -> None:
         spec, message = await self._spec_for(row)
         if spec is None:
-            message = message or "the plugin's code is not available on this server"
+            message = NO_SECRETS.text(
+                message or "the plugin's code is not available on this server"
+            )
             await InstalledPlugin.filter(name=row.name).update(
                 status="FAILED", last_error=storable_text(message)
             )
             await self._publish_status_only(row.name, "FAILED", message, previous=row.status)
             return
-        context = self._context(spec, config)
+        redactor = Redactor.of_secrets(self.installer.secret_values(row))
+        context = self._context(spec, config, redactor)
         instance = spec.cls()
         worker = PluginWorker(
             spec.name,
@@ -368,17 +394,25 @@ class PluginHost:
             ),
             outcomes=self.outcomes,
             events=self.events,
+            redactor=redactor,
         )
         # The status the row had is the previousStatus of the LOADING change.
         self.loaded[spec.name] = LoadedPlugin(
-            spec, instance, context, worker, config, status=row.status, version=row.version
+            spec,
+            instance,
+            context,
+            worker,
+            config,
+            status=row.status,
+            version=row.version,
+            redactor=redactor,
         )
         await self._set_status(spec.name, "LOADING")
         try:
             await instance.on_load(context)
             await instance.on_enable(context)
         except Exception as error:
-            message = f"{type(error).__name__}: {error}"
+            message = redactor.text(f"{type(error).__name__}: {error}")
             context.log.error(f"loading failed: {message}")
             await context.scheduler.cancel_all()
             await self._set_status(spec.name, "FAILED", message)
@@ -468,16 +502,43 @@ class PluginHost:
     async def _publish_log(self, entry: dict[str, Any]) -> None:
         await self.hub.publish(LOG_CHANNEL, entry)
 
-    async def _publish_event(self, event_type: str, payload: Mapping[str, Any]) -> Any:
-        return await self.emitter.emit(EmitRequest(type=event_type, payload=payload))
+    async def _publish_event(self, plugin: str, event_type: str, payload: Mapping[str, Any]) -> Any:
+        origin = Origin.of_plugin(plugin)
+        return await self.emitter.emit(EmitRequest(event_type, payload, origin=origin))
 
     # -- operations ----------------------------------------------------------------------
 
     async def test_plugin(self, name: str) -> Mapping[str, Any] | None:
+        """The plugin's connection test, its result and any error it raises redacted."""
         plugin = self.loaded.get(name)
         if plugin is None:
             raise LookupError(name)
-        return await plugin.instance.test_connection(plugin.context)
+        try:
+            result = await plugin.instance.test_connection(plugin.context)
+        except Exception as error:
+            raise PluginTestFailed(
+                plugin.redactor.text(f"{type(error).__name__}: {error}")
+            ) from None
+        if result is None:
+            return None
+        redacted: dict[str, Any] = plugin.redactor.value(dict(result))
+        return redacted
+
+    async def call_action(self, name: str, action: Action, given: Mapping[str, Any]) -> Any:
+        """What the action answers; what it raises leaves with the plugin's secrets redacted
+        (an error meant for the caller keeps its code)."""
+        plugin = self.loaded.get(name)
+        redactor = plugin.redactor if plugin is not None else NO_SECRETS
+        try:
+            result = await action.handler(dict(given))
+        except PlatformError as error:
+            error.message = redactor.text(error.message)
+            error.args = (error.message,)
+            raise
+        except Exception as error:
+            shown = redactor.text(f"{type(error).__name__}: {error}")
+            raise PluginActionFailed(shown) from None
+        return redactor.json(result)
 
     async def redeliver(self, delivery_id: int) -> Delivery:
         """One more attempt for a finished delivery (DEAD or SUCCEEDED)."""

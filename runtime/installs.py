@@ -18,17 +18,26 @@ from tortoise.transactions import in_transaction
 
 from models import CatalogPlugin, InstalledPlugin, PluginStats, PluginVersion
 from runtime.config_schema import (
-    MASK,
-    mask_secrets,
+    SecretShape,
     normalise_schema,
     schema_defaults,
     secret_keys,
+    secret_shape,
     validate_config,
 )
 from runtime.dependencies import Unmet, dependencies_of, satisfies, specifier_of, unmet
 from runtime.errors import BadUserInput, Conflict, FieldProblem, NotFound
 from runtime.loader import PluginCode, check_requirements
 from runtime.repositories import version_key
+from runtime.secret_config import (
+    ABSENT,
+    MaskWithoutSecret,
+    keep_secrets,
+    mask_leaves,
+    mask_secrets,
+    merge_secrets,
+    split_secrets,
+)
 from runtime.secrets import SecretBox
 
 MAX_CONFIG_BYTES = 64 * 1024
@@ -41,16 +50,31 @@ class PluginSchema:
 
     schema: dict[str, Any]
     defaults: dict[str, Any]
+    # Where secret values sit, at any depth; None when the schema marks none.
+    shape: SecretShape | None = None
 
     @classmethod
     def of(cls, manifest: Mapping[str, Any]) -> PluginSchema:
         schema = normalise_schema(manifest.get("configSchema"))
         defaults = {**schema_defaults(schema), **dict(manifest.get("defaultConfig") or {})}
-        return cls(schema=schema, defaults=defaults)
+        return cls(schema=schema, defaults=defaults, shape=secret_shape(schema))
 
     @property
     def secrets(self) -> set[str]:
+        """Top-level keys that are secret as a whole."""
         return secret_keys(self.schema)
+
+    def kept(self, given: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+        """`given`'s values with the stored secrets they keep (a mask, a secret left out of
+        an object); a mask where nothing is stored is refused, naming its path."""
+        kept = {}
+        for key, value in given.items():
+            child = self.shape.child(key) if self.shape is not None else None
+            try:
+                kept[key] = keep_secrets(value, stored.get(key, ABSENT), child, key)
+            except MaskWithoutSecret as error:
+                raise BadUserInput.from_problems("configuration", [error.problem]) from None
+        return kept
 
     def validated(self, config: Mapping[str, Any], what: str = "configuration") -> dict[str, Any]:
         problems = validate_config(self.schema, config)
@@ -105,21 +129,26 @@ class Installer:
 
     def full_config(self, plugin: InstalledPlugin) -> dict[str, Any]:
         """The configuration with secrets decrypted, as the runtime hands it to the plugin."""
-        return {**plugin.config, **self._box.decrypt(plugin.secret_config)}
+        return merge_secrets(plugin.config or {}, self._box.decrypt(plugin.secret_config))
+
+    def secret_values(self, plugin: InstalledPlugin) -> dict[str, Any]:
+        """The secret part of the configuration, decrypted: what the plugin's redactor hides."""
+        return self._box.decrypt(plugin.secret_config)
 
     def visible_config(
         self, plugin: InstalledPlugin, manifest: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """The configuration as clients see it: secrets that are set appear masked."""
-        secrets = PluginSchema.of(manifest).secrets
-        stored = self._box.decrypt(plugin.secret_config)
-        return {**plugin.config, **mask_secrets(stored, secrets)}
+        """The configuration as clients see it: secrets that are set appear masked, at any
+        depth; whatever is stored encrypted is masked even where the schema is silent."""
+        stored = mask_leaves(self._box.decrypt(plugin.secret_config))
+        shown = merge_secrets(plugin.config or {}, stored)
+        return mask_secrets(shown, PluginSchema.of(manifest).shape)
 
-    def _split(
-        self, config: Mapping[str, Any], secrets: set[str]
+    def split(
+        self, config: Mapping[str, Any], shape: SecretShape | None
     ) -> tuple[dict[str, Any], str | None]:
-        public = {k: v for k, v in config.items() if k not in secrets}
-        hidden = {k: v for k, v in config.items() if k in secrets}
+        """(public configuration, its secret values encrypted, or None when it has none)."""
+        public, hidden = split_secrets(config, shape)
         return public, self._box.encrypt(hidden) if hidden else None
 
     async def install(
@@ -163,8 +192,9 @@ class Installer:
         published = await PluginVersion.filter(plugin_id=entry.id, version=version).first()
         manifest = dict(published.manifest) if published is not None else dict(entry.manifest)
         plugin_schema = PluginSchema.of(manifest)
-        merged = plugin_schema.validated({**plugin_schema.defaults, **dict(config or {})})
-        public, hidden = self._split(merged, plugin_schema.secrets)
+        given = plugin_schema.kept(config or {}, {})
+        merged = plugin_schema.validated({**plugin_schema.defaults, **given})
+        public, hidden = self.split(merged, plugin_schema.shape)
         check_requirements(entry.name, manifest)
         # Unmet dependencies are refused before anything is downloaded.
         await _refuse_unmet(entry.name, manifest, install_dependencies)
@@ -240,25 +270,24 @@ class Installer:
     ) -> InstalledPlugin:
         """Merge `config` into the stored configuration and/or switch the plugin on or off.
 
-        A key set to null returns to its default; a secret left out keeps its value.
+        A key left out keeps its value and a key set to null returns to its default. Within a
+        value sent, a secret holding the mask it was shown, or left out of an object, keeps
+        its stored value (array items by position, while the array keeps its length).
         """
         plugin = await get_installed(plugin_id)
         if config is not None:
             _check_size(config)
             manifest = await manifest_of(plugin)
             plugin_schema = PluginSchema.of(manifest)
-            merged = {**self.full_config(plugin)}
-            for key, value in config.items():
-                if key in plugin_schema.secrets and value == MASK:
-                    # A form sends back the mask it was shown: the secret stays as it was.
-                    continue
-                if value is None:
-                    merged.pop(key, None)
-                    if key in plugin_schema.defaults:
-                        merged[key] = plugin_schema.defaults[key]
-                else:
-                    merged[key] = value
-            public, hidden = self._split(plugin_schema.validated(merged), plugin_schema.secrets)
+            current = self.full_config(plugin)
+            merged = dict(current)
+            given = {key: value for key, value in config.items() if value is not None}
+            for key in config.keys() - given.keys():
+                merged.pop(key, None)
+                if key in plugin_schema.defaults:
+                    merged[key] = plugin_schema.defaults[key]
+            merged.update(plugin_schema.kept(given, current))
+            public, hidden = self.split(plugin_schema.validated(merged), plugin_schema.shape)
             plugin.update_from_dict({"config": public, "secret_config": hidden})
         if enabled is not None and enabled != plugin.enabled:
             if enabled:
@@ -315,7 +344,7 @@ class Installer:
             f"the configuration for {plugin.name} {target.version}",
         )
         await self._prepare_code(plugin.name, plugin.catalog_plugin_id, target.version)
-        public, hidden = self._split(migrated, new_schema.secrets)
+        public, hidden = self.split(migrated, new_schema.shape)
         plugin.update_from_dict(
             {
                 "previous_version": plugin.version,

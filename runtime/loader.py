@@ -27,6 +27,8 @@ from runtime.archives import ArchiveLimits, install_archive, remove_versions, ve
 from runtime.errors import BadUserInput
 from runtime.fetch import Fetcher, UrlFetcher
 from runtime.registry import PluginLoadError, PluginRegistry, PluginSpec, class_of, read_manifest
+from runtime.repositories import archive_credentials
+from runtime.secrets import SecretBox
 
 MODULE_PREFIX = "streamspace_plugin_"
 SOURCE_PREFIX = "archive "
@@ -128,9 +130,12 @@ class PluginCode:
         root: Path,
         fetcher: Fetcher | None = None,
         limits: ArchiveLimits | None = None,
+        box: SecretBox | None = None,
     ) -> None:
         self.registry = registry
         self.root = root
+        # Decrypts a private repository's credentials to download its archives.
+        self.box = box
         self.fetcher: Fetcher = fetcher or UrlFetcher()
         self.limits = limits or ArchiveLimits()
         self.reporter: Reporter | None = None
@@ -167,6 +172,7 @@ class PluginCode:
             version=published.version,
             limits=self.limits,
             progress=progress,
+            auth=await archive_credentials(published.plugin_id, published.archive_url, self.box),
         )
         spec = load_folder(self.registry, folder)
         if spec.name != name or spec.manifest.version != published.version:

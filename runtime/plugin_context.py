@@ -22,11 +22,15 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 from croniter import croniter
-from starlette.routing import Route, Router
+from starlette.routing import Router
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import PluginLog, PluginStorage
+from runtime.address_policy import AddressPolicy
+from runtime.errors import Forbidden
+from runtime.plugin_routes import PluginRoute, declare_route
+from runtime.redaction import NO_SECRETS, Redactor
 from runtime.storable import may_hold_nul, nul_path, storable_json, storable_text
 
 log = logging.getLogger(__name__)
@@ -175,27 +179,32 @@ def _json_text(value: Any) -> str:
 
 
 class PluginLogger:
-    """A plugin's logger: entries are stored (pluginLogs query) and streamed (subscription)."""
+    """A plugin's logger: entries are stored (pluginLogs query) and streamed (subscription).
 
-    def __init__(self, plugin: str, sink: LogSink) -> None:
+    Each line and its data pass through the plugin's `Redactor` first, so neither the stored
+    entry nor the server's own log ever holds one of the plugin's secrets.
+    """
+
+    def __init__(self, plugin: str, sink: LogSink, redactor: Redactor = NO_SECRETS) -> None:
         self._plugin = plugin
         self._sink = sink
+        self._redactor = redactor
         self._python = logging.getLogger(f"plugins.{plugin}")
 
     def log(self, level: str, message: str, /, **data: Any) -> None:
         level = level.upper()
         if level not in LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
+        text = storable_text(self._redactor.text(str(message)))
+        values = self._redactor.value(_json_safe(data)) if data else None
         # Keys a LogRecord owns (message, name, args, ...) would make `extra` raise.
-        extra = {key: value for key, value in data.items() if key not in _RECORD_KEYS}
-        self._python.log(
-            logging.getLevelName(level), message, extra={**extra, "plugin": self._plugin}
-        )
+        extra = {key: value for key, value in (values or {}).items() if key not in _RECORD_KEYS}
+        self._python.log(logging.getLevelName(level), text, extra={**extra, "plugin": self._plugin})
         entry = PluginLog(
             plugin=self._plugin,
             level=level,
-            message=storable_text(str(message)),
-            data=_json_safe(data) if data else None,
+            message=text,
+            data=values,
             created_at=datetime.now(UTC),
         )
         self._sink.put(entry)
@@ -360,17 +369,26 @@ class Action:
 
 
 class ApiRegistry:
-    """HTTP routes (served under /plugins/<name>/ while the plugin is active) and actions
+    """HTTP routes (served under /plugins/<name>/ while the plugin is active, each to callers
+    holding its role, admin by default, or to anyone when declared public) and actions
     (called through the pluginAction mutation by callers holding `role`)."""
 
     def __init__(self) -> None:
-        self.routes: list[Route] = []
+        self.routes: list[PluginRoute] = []
         self.actions: dict[str, Action] = {}
 
     def route(
-        self, path: str, endpoint: Callable[..., Any], methods: list[str] | None = None
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: list[str] | None = None,
+        *,
+        role: str | None = None,
+        public: bool = False,
     ) -> None:
-        self.routes.append(Route(path, endpoint, methods=methods or ["GET"]))
+        """Serve `endpoint` (a Starlette endpoint) at `path` to callers whose token holds
+        `role` (admin when not named), or to anyone, without a token, when `public`."""
+        self.routes.append(declare_route(path, endpoint, methods, role=role, public=public))
 
     def action(
         self,
@@ -382,7 +400,7 @@ class ApiRegistry:
         self.actions[name] = Action(name, handler, role)
 
     def router(self) -> Router:
-        return Router(routes=list(self.routes))
+        return Router(routes=[route.starlette_route() for route in self.routes])
 
     def clear(self) -> None:
         self.routes.clear()
@@ -416,22 +434,36 @@ class EventPublisher(Protocol):
     async def __call__(self, event_type: str, payload: Mapping[str, Any]) -> Any: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class PluginEvents:
-    """Publishes `<plugin>.<name>` events, delivered like any other to plugins that want them."""
+    """Publishes `<plugin>.<name>` events, delivered like any other to plugins that want them;
+    only for a plugin whose manifest holds the `events:publish` permission."""
 
     plugin: str
     emit: EventPublisher
+    may_publish: bool = False
 
     async def publish(self, name: str, payload: Mapping[str, Any]) -> Any:
+        if not self.may_publish:
+            raise publishing_refused(self.plugin)
         return await self.emit(f"{self.plugin}.{name}", payload)
+
+
+def publishing_refused(plugin: str) -> Forbidden:
+    return Forbidden(
+        f"the plugin {plugin} may not publish events: its manifest's permissions lack "
+        "events:publish"
+    )
 
 
 @dataclass
 class PluginContext:
     """Everything a plugin's hooks may use; one per loaded plugin.
 
-    `config` holds the validated configuration with secrets decrypted.
+    `config` holds the validated configuration with secrets decrypted. `http` is shared by
+    the plugins and reaches only what the server's address policy allows, redirects included;
+    `network` is that policy, for other protocols (`await ctx.network.connect(host, port)`
+    gives a socket connected to an allowed address, or raises AddressRefused).
     """
 
     name: str
@@ -441,6 +473,7 @@ class PluginContext:
     http: aiohttp.ClientSession
     scheduler: PluginScheduler
     events: PluginEvents
+    network: AddressPolicy = field(default_factory=AddressPolicy)
     api: ApiRegistry = field(default_factory=ApiRegistry)
     ui: UiRegistry = field(default_factory=lambda: UiRegistry(""))
 

@@ -2,6 +2,9 @@
 
 A sync reads the whole index first and writes in one transaction, so a broken or unreachable
 index changes nothing, and a bad entry is reported without stopping the others.
+
+A URL given with `user:pass@` is stored without them; they are stored encrypted
+(`runtime.url_credentials`) and used only to read the repository and its archives.
 """
 
 from __future__ import annotations
@@ -30,11 +33,15 @@ from models import (
     PluginVersion,
     Repository,
 )
+from runtime.address_policy import AddressPolicy, AddressRefused, PathRefused
 from runtime.bulk_sql import dialect_of
 from runtime.catalog import search_text
 from runtime.errors import BadUserInput, Conflict, FieldProblem, NotFound
 from runtime.fetch import Fetcher, UrlFetcher, resolve
 from runtime.manifest import Manifest, parse_manifest
+from runtime.redaction import NO_SECRETS
+from runtime.secrets import SecretBox
+from runtime.url_credentials import UrlCredentials, same_origin, split_credentials
 
 log = logging.getLogger(__name__)
 
@@ -111,26 +118,60 @@ def _url_is_valid(url: str) -> bool:
     return parts.scheme == "file" and parts.path not in {"", "/"}
 
 
+def _url_problem(url: str, policy: AddressPolicy | None) -> str | None:
+    """Why `url` cannot be a repository's, or None. With a policy, what it refuses without a
+    lookup (a file outside its folders, a refused address written in the URL) is refused now
+    rather than at every sync; a name is judged when a sync resolves it."""
+    if not _url_is_valid(url):
+        return "must be an https://, http:// or file:// URL"
+    if policy is None:
+        return None
+    try:
+        if url.startswith("file:"):
+            policy.local_path(url)
+        else:
+            policy.check_host(urlsplit(url).hostname or "")
+    except (AddressRefused, PathRefused) as error:
+        return str(error)
+    return None
+
+
 async def add_repository(
-    name: str, url: str, repo_type: RepositoryType, description: str | None
+    name: str,
+    url: str,
+    repo_type: RepositoryType,
+    description: str | None,
+    *,
+    box: SecretBox | None = None,
+    policy: AddressPolicy | None = None,
 ) -> Repository:
+    """Add a repository; credentials in its URL are kept encrypted by `box`."""
     problems: list[FieldProblem] = []
     name = name.strip()
-    url = url.strip()
+    url, credentials = split_credentials(url.strip())
     if not name or len(name) > 255:
         problems.append(FieldProblem("name", "must be 1 to 255 characters"))
-    if not _url_is_valid(url):
-        problems.append(FieldProblem("url", "must be an https://, http:// or file:// URL"))
+    url_problem = _url_problem(url, policy)
+    if url_problem is not None:
+        problems.append(FieldProblem("url", url_problem))
+    elif credentials is not None and urlsplit(url).scheme == "file":
+        problems.append(FieldProblem("url", "a file:// URL takes no user name or password"))
     if repo_type is RepositoryType.BUILTIN:
         problems.append(FieldProblem("type", "the builtin repository is created by the server"))
     if problems:
         raise BadUserInput.from_problems("repository", problems)
+    if credentials is not None and box is None:
+        raise BadUserInput("credentials in a repository URL need the server's secret key")
     conflict = Conflict(f"a repository named {name!r} exists already")
     if await Repository.exists(name=name):
         raise conflict
     try:
         return await Repository.create(
-            name=name, url=url, type=repo_type.value, description=description
+            name=name,
+            url=url,
+            type=repo_type.value,
+            description=description,
+            credentials=None if credentials is None or box is None else credentials.seal(box),
         )
     except IntegrityError:
         # Another request added the same name between the check and the insert.
@@ -374,25 +415,59 @@ def index_location(url: str) -> tuple[str, str]:
 
 
 async def _read_index(
-    repository: Repository, fetcher: Fetcher | None
+    repository: Repository, fetcher: Fetcher, credentials: UrlCredentials | None
 ) -> tuple[list[OfferedPlugin], list[SyncError]]:
     base_url, index_url = index_location(repository.url)
-    document = await (fetcher or UrlFetcher()).fetch(index_url, max_bytes=MAX_INDEX_BYTES)
+    document = await fetcher.fetch(index_url, max_bytes=MAX_INDEX_BYTES, auth=credentials)
     return parse_index(document, base_url)
 
 
+def credentials_of(repository: Repository, box: SecretBox | None) -> UrlCredentials | None:
+    """The repository's credentials, decrypted; None when it has none."""
+    if not repository.credentials:
+        return None
+    if box is None:
+        raise BadUserInput(
+            f"repository {repository.name!r} has credentials, which need the server's secret key"
+        )
+    return UrlCredentials.unseal(box, repository.credentials)
+
+
+async def archive_credentials(
+    catalog_plugin_id: int, archive_url: str, box: SecretBox | None
+) -> UrlCredentials | None:
+    """The credentials to download an archive with: its repository's, when the archive is
+    on the repository's own origin (never sent to another host an index names)."""
+    entry = await CatalogPlugin.get_or_none(id=catalog_plugin_id).prefetch_related("repository")
+    if entry is None or not entry.repository.credentials:
+        return None
+    if not same_origin(entry.repository.url, archive_url):
+        return None
+    return credentials_of(entry.repository, box)
+
+
 async def sync_repository(
-    repository_id: int, fetcher: Fetcher | None = None, data_dir: Path | None = None
+    repository_id: int,
+    fetcher: Fetcher | None = None,
+    data_dir: Path | None = None,
+    *,
+    box: SecretBox | None = None,
+    policy: AddressPolicy | None = None,
 ) -> SyncResult:
     """Bring the catalog in line with the repository's index.json, or its git tags.
 
     A git repository is cloned (then fetched) into `data_dir`, which it therefore needs.
+    Every request obeys `policy` (by default: public addresses only, no file:// URLs);
+    `fetcher` defaults to a UrlFetcher under it. `box` decrypts the repository's
+    credentials, when it has any.
     """
+    policy = policy or AddressPolicy()
     repository = await get_repository(repository_id)
     if repository.type not in {RepositoryType.INDEX.value, RepositoryType.GIT.value}:
         raise BadUserInput(
             f"repository {repository.name!r} of type {repository.type} is not synced"
         )
+    credentials = credentials_of(repository, box)
     try:
         if repository.type == RepositoryType.GIT.value:
             if data_dir is None:
@@ -400,14 +475,15 @@ async def sync_repository(
             # Imported here: git_repos builds on this module's types.
             from runtime.git_repos import read_git_repository
 
-            offered, errors = await read_git_repository(repository, data_dir)
+            offered, errors = await read_git_repository(repository, data_dir, policy, credentials)
         else:
-            offered, errors = await _read_index(repository, fetcher)
+            fetcher = fetcher or UrlFetcher(policy)
+            offered, errors = await _read_index(repository, fetcher, credentials)
     except BadUserInput as error:
-        await Repository.filter(id=repository.id).update(last_sync_error=error.message)
-        raise BadUserInput(
-            f"repository {repository.name!r} was not synced: {error.message}"
-        ) from None
+        # Whatever a server or git answered, the credentials never reach the row or caller.
+        message = (credentials.redactor() if credentials else NO_SECRETS).text(error.message)
+        await Repository.filter(id=repository.id).update(last_sync_error=message)
+        raise BadUserInput(f"repository {repository.name!r} was not synced: {message}") from None
     result = SyncResult(repository=repository, errors=errors)
     await apply_offer(repository, offered, result)
     if result.added + result.updated + result.removed >= ANALYZE_AFTER_CHANGES:

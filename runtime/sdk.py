@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from runtime.address_policy import AddressPolicy, AddressRefused
 from runtime.events import LIFECYCLE_TYPES
 from runtime.notify import Allowance, HourlyLimit, Notice, NoticeField, config_key, describe
 from runtime.plugin_context import PluginContext
@@ -191,6 +192,8 @@ def hook_problems(cls: type) -> list[str]:
 # What plugin code imports: the base class, the context hooks receive, and the outcomes a hook
 # may raise.
 __all__ = [
+    "AddressPolicy",
+    "AddressRefused",
     "Allowance",
     "Event",
     "HookResult",

@@ -34,9 +34,12 @@ from typing import Any
 
 import orjson
 
+from runtime.address_policy import AddressPolicy
 from runtime.config_schema import schema_defaults, validate_config
 from runtime.events import (
     LIFECYCLE_TYPES,
+    Origin,
+    check_origin,
     check_type,
     hook_for,
     normalise_payload,
@@ -49,6 +52,7 @@ from runtime.plugin_context import (
     ApiRegistry,
     PluginContext,
     UiRegistry,
+    publishing_refused,
 )
 from runtime.sdk import Event, Plugin, implemented_hooks
 from runtime.sdk_outcomes import PermanentFailure, RetryLater, Skip
@@ -228,14 +232,20 @@ class PublishedEvent:
 
 
 class RecordingEvents:
-    """PluginEvents' API: `publish(name, payload)` records `<plugin>.<name>`."""
+    """PluginEvents' API: `publish(name, payload)` records `<plugin>.<name>`, refused as the
+    runtime refuses it (without `events:publish`, or a name no event may take)."""
 
-    def __init__(self, plugin: str) -> None:
+    def __init__(self, plugin: str, may_publish: bool = True) -> None:
         self.plugin = plugin
+        self.may_publish = may_publish
         self.published: list[PublishedEvent] = []
 
     async def publish(self, name: str, payload: Mapping[str, Any]) -> Any:
-        event = PublishedEvent(f"{self.plugin}.{name}", _json_value(dict(payload)))
+        if not self.may_publish:
+            raise publishing_refused(self.plugin)
+        event_type = f"{self.plugin}.{name}"
+        check_origin(event_type, Origin.of_plugin(self.plugin))
+        event = PublishedEvent(event_type, _json_value(dict(payload)))
         self.published.append(event)
         return {"id": str(uuid.uuid4()), "type": event.type}
 
@@ -449,6 +459,8 @@ class PluginHarness:
     `plugin` is a Plugin subclass or instance. `manifest` (a Manifest, a mapping, a plugin.json
     path or its folder) supplies the name, permissions and configuration defaults; without it,
     `name` and `permissions` do. `config` is validated against the manifest's configSchema.
+    `network` is the address policy `ctx.network` applies; the harness allows every address
+    unless given one (its HTTP is fake, and a test's stand-in servers listen on 127.0.0.1).
     """
 
     def __init__(
@@ -460,6 +472,7 @@ class PluginHarness:
         name: str | None = None,
         permissions: list[str] | None = None,
         storage: Mapping[str, Any] | None = None,
+        network: AddressPolicy | None = None,
     ) -> None:
         self.plugin = plugin() if isinstance(plugin, type) else plugin
         self.manifest = _load_manifest(manifest) if manifest is not None else None
@@ -486,7 +499,7 @@ class PluginHarness:
         self.storage = MemoryStore(storage)
         self.http = FakeHttp()
         self.scheduler = RecordingScheduler()
-        self.events = RecordingEvents(self.name)
+        self.events = RecordingEvents(self.name, "events:publish" in self.permissions)
         self.api = ApiRegistry()
         self.ui = UiRegistry(self.name)
         self.ctx = PluginContext(
@@ -497,6 +510,7 @@ class PluginHarness:
             http=self.http,  # type: ignore[arg-type]
             scheduler=self.scheduler,  # type: ignore[arg-type]
             events=self.events,  # type: ignore[arg-type]
+            network=network or AddressPolicy.unrestricted(),
             api=self.api,
             ui=self.ui,
         )

@@ -26,7 +26,9 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connection
 
 from models import close_database, init_database, migrate_database
+from runtime.address_policy import AddressPolicy
 from runtime.repositories import ensure_builtin_repository
+from tests.local_http import local_network
 
 POSTGRES_URL = os.environ.get(
     "STREAMSPACE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
@@ -147,6 +149,12 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
                 f"TRUNCATE {names} RESTART IDENTITY CASCADE"
             )
         await close_database()
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> AddressPolicy:
+    """The address policy of a test's server: loopback and file:// under tmp_path allowed."""
+    return local_network(tmp_path)
 
 
 class QueryCounter(logging.Handler):

@@ -22,6 +22,7 @@ from models import PluginVersion as PluginVersionRow
 from runtime import catalog
 from runtime.config_schema import normalise_schema
 from runtime.pagination import SortKey, after_q, encode_cursor, page_size
+from runtime.url_credentials import split_credentials
 
 if TYPE_CHECKING:
     from graph.types.installed import InstalledPlugin
@@ -66,7 +67,8 @@ class PluginVersion:
         return cls(
             version=row.version,
             manifest=row.manifest,
-            archive_url=row.archive_url,
+            # An index may name an archive with credentials in its URL: they are not shown.
+            archive_url=None if row.archive_url is None else split_credentials(row.archive_url)[0],
             sha256=row.sha256,
             published_at=row.published_at,
         )

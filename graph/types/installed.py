@@ -15,6 +15,7 @@ from graph.types.common import field
 from models import InstalledPlugin as InstalledPluginRow
 from runtime.delivery_stats import delivery_stats
 from runtime.installs import manifest_of
+from runtime.plugin_routes import PluginRoute as DeclaredRoute
 
 if TYPE_CHECKING:
     from graph.types.catalog import CatalogPlugin
@@ -39,6 +40,32 @@ class InstalledPluginStats:
     dead: int = 0
     avg_duration_ms: float | None = None
     last_delivery_at: datetime | None = None
+
+
+@strawberry.type
+class PluginRoute:
+    """An HTTP route the plugin serves under `/plugins/<name>/` while it is active."""
+
+    path: str = strawberry.field(description="As the plugin declared it, e.g. /count.")
+    url: str = strawberry.field(description="Its path on this server: /plugins/<name><path>.")
+    methods: list[str]
+    role: str | None = strawberry.field(
+        description="The role a caller's bearer token must hold (admin, user, platform); "
+        "null when the route is public."
+    )
+    public: bool = strawberry.field(
+        description="Whether anyone may call it, without a token: the plugin said so."
+    )
+
+    @classmethod
+    def of(cls, plugin: str, route: DeclaredRoute) -> PluginRoute:
+        return cls(
+            path=route.path,
+            url=f"/plugins/{plugin}{route.path}",
+            methods=list(route.methods),
+            role=None if route.role is None else route.role.value,
+            public=route.public,
+        )
 
 
 @strawberry.type
@@ -105,6 +132,16 @@ class InstalledPlugin:
             return []
         rows = await info.context.loaders.versions.load(self.row.catalog_plugin_id)
         return [row.version for row in rows]
+
+    @field(
+        description="The HTTP routes it registered, and who may call each; empty while it is "
+        "not loaded on the server answering."
+    )
+    def routes(self, info: Info) -> list[PluginRoute]:
+        loaded = info.context.services.host.loaded.get(self.name)
+        if loaded is None:
+            return []
+        return [PluginRoute.of(self.name, route) for route in loaded.context.api.routes]
 
     @field(description="Delivery figures, from the deliveries still kept (see retention).")
     async def stats(self) -> InstalledPluginStats:

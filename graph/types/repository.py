@@ -9,8 +9,13 @@ from typing import Any
 
 import strawberry
 
+from graph.context import Info
+from graph.permissions import IsAdmin
+from graph.types.common import field
 from models import Repository as RepositoryRow
 from runtime import repositories
+from runtime.config_schema import MASK
+from runtime.url_credentials import UrlCredentials
 
 
 @strawberry.enum
@@ -18,6 +23,17 @@ class RepositoryType(Enum):
     INDEX = "index"
     GIT = "git"
     BUILTIN = "builtin"
+
+
+@strawberry.type
+class RepositoryCredentials:
+    """The user name and password a repository URL was given with, as an admin sees them."""
+
+    username: str = strawberry.field(
+        description="The user name; ******** when it reads as a token (GitHub and GitLab "
+        "take a token as the user name)."
+    )
+    password: str | None = strawberry.field(description="******** when one is set.")
 
 
 @strawberry.type
@@ -30,6 +46,8 @@ class Repository:
         ```
     """
 
+    # The URL's credentials, encrypted: only the admin-only `credentials` field reads them.
+    sealed_credentials: strawberry.Private[str | None]
     id: strawberry.ID
     name: str
     url: str
@@ -41,9 +59,23 @@ class Repository:
     created_at: datetime
     updated_at: datetime
 
+    @field(
+        permission_classes=[IsAdmin],
+        description="The user name and password the URL was given with, masked; null when it "
+        "had none. `url` never holds them.",
+    )
+    def credentials(self, info: Info) -> RepositoryCredentials | None:
+        found = UrlCredentials.unseal(info.context.services.box, self.sealed_credentials)
+        if found is None:
+            return None
+        return RepositoryCredentials(
+            username=found.shown_username, password=MASK if found.password else None
+        )
+
     @classmethod
     def from_row(cls, row: RepositoryRow) -> Repository:
         return cls(
+            sealed_credentials=row.credentials,
             id=strawberry.ID(str(row.id)),
             name=row.name,
             url=row.url,
@@ -60,6 +92,7 @@ class Repository:
     def from_columns(cls, columns: Mapping[str, Any]) -> Repository:
         """From a row read as values (a catalog page joins its repository that way)."""
         return cls(
+            sealed_credentials=columns.get("credentials"),
             id=strawberry.ID(str(columns["id"])),
             name=columns["name"],
             url=columns["url"],

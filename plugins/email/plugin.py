@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runtime.sdk import (
+    AddressPolicy,
     LifecycleNotifier,
     PermanentFailure,
     PluginContext,
@@ -93,8 +94,10 @@ class EmailPlugin(LifecycleNotifier):
     settings: Settings
     templates: Templates
     queue: DigestQueue
+    network: AddressPolicy
 
     async def on_load(self, ctx: PluginContext) -> None:
+        self.network = ctx.network
         self.templates = Templates(ctx.config)
         self.settings = read_settings(ctx.config)
         # Rendered once with sample values, so a template that compiles but fails on real
@@ -170,7 +173,7 @@ class EmailPlugin(LifecycleNotifier):
             html=html,
             event_types=[str(item["type"]) for item in items],
         )
-        sent = await smtp.send(self.settings, message, recipients)
+        sent = await smtp.send(self.settings, message, recipients, self.network)
         return sent, str(message["Message-ID"])
 
     async def flush_digest(self, ctx: PluginContext) -> None:

@@ -2,9 +2,12 @@
 
 Transient (retried by the runtime): no connection, timeouts, a dropped connection, a failed
 TLS handshake and every 4xx reply (SMTP's "try again later": 421, 450, 451, greylisting).
-Permanent (DEAD): 5xx replies (535 authentication failed, 550 mailbox unavailable, 554 ...)
-and a server that lacks what the configuration demands (STARTTLS, AUTH): retrying cannot
-change either.
+Permanent (DEAD): 5xx replies (535 authentication failed, 550 mailbox unavailable, 554 ...),
+a server that lacks what the configuration demands (STARTTLS, AUTH) and a server the address
+policy refuses (a loopback or private address not allowed): retrying cannot change any.
+
+The connection is opened through the server's address policy (`ctx.network`), to an address
+it checked, and handed to aiosmtplib, which keeps the host name for TLS.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from runtime.sdk import PermanentFailure, RetryLater
+from runtime.sdk import AddressPolicy, AddressRefused, PermanentFailure, RetryLater
 
 from .settings import Settings
 
@@ -35,6 +38,8 @@ def _is_transient(code: int) -> bool:
 
 def outcome_of(error: Exception) -> RetryLater | PermanentFailure:
     """The runtime outcome for an error raised while talking to the SMTP server."""
+    if isinstance(error, AddressRefused):
+        return PermanentFailure(f"the SMTP server may not be reached: {error}")
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
         refusals = ", ".join(f"{r.recipient} ({r.code} {r.message})" for r in error.recipients)
         message = f"the SMTP server refused every recipient: {refusals}"
@@ -62,25 +67,29 @@ def outcome_of(error: Exception) -> RetryLater | PermanentFailure:
     return RetryLater(f"sending failed: {type(error).__name__}: {error}")
 
 
-async def send(settings: Settings, message: EmailMessage, recipients: Sequence[str]) -> Sent:
+async def send(
+    settings: Settings, message: EmailMessage, recipients: Sequence[str], network: AddressPolicy
+) -> Sent:
     """Deliver `message` to `recipients` (the envelope; the To header may list the same)."""
     try:
         async with asyncio.timeout(settings.send_budget):
-            refused, reply = await aiosmtplib.send(
-                message,
-                sender=settings.sender,
-                recipients=list(recipients),
-                hostname=settings.host,
-                port=settings.port,
-                username=settings.username,
-                password=settings.password,
-                use_tls=settings.security == "tls",
-                # False, not None: None would upgrade opportunistically on a `none` setting,
-                # True refuses to go on in plain text when the server offers no STARTTLS.
-                start_tls=settings.security == "starttls",
-                tls_context=settings.tls,
-                timeout=settings.send_budget,
-            )
+            connection = await network.connect(settings.host, settings.port)
+            with connection:
+                refused, reply = await aiosmtplib.send(
+                    message,
+                    sender=settings.sender,
+                    recipients=list(recipients),
+                    hostname=settings.host,
+                    sock=connection,
+                    username=settings.username,
+                    password=settings.password,
+                    use_tls=settings.security == "tls",
+                    # False, not None: None would upgrade opportunistically on a `none` setting,
+                    # True refuses to go on in plain text when the server offers no STARTTLS.
+                    start_tls=settings.security == "starttls",
+                    tls_context=settings.tls,
+                    timeout=settings.send_budget,
+                )
     except (aiosmtplib.SMTPException, OSError) as error:
         raise outcome_of(error) from None
     return Sent(

@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from runtime.address_policy import LOOPBACK_NETWORKS
 from tests.conftest import create_database, drop_database, require_postgres, run_apart
 
 # Safety limits for a process that hangs; nothing asserts how fast anything is.
@@ -132,7 +133,8 @@ class Server:
                 pytest.fail(f"the server was not ready in {START_LIMIT}s:\n{self.logs()}")
             time.sleep(0.1)
         for line in self.output().splitlines():
-            if line.strip().startswith("admin token"):
+            # Printed on the first start of a data directory only (or when asked).
+            if line.strip().startswith("admin token (24h):"):
                 self.admin_token = line.rsplit(" ", 1)[-1].strip()
 
     def stop(self) -> int:
@@ -149,13 +151,27 @@ class Server:
 
 
 def start_server(
-    directory: Path, backend: str, database_url: str | None = None, **env: str
+    directory: Path,
+    backend: str,
+    database_url: str | None = None,
+    *,
+    allowed_networks: str | None = LOOPBACK_NETWORKS,
+    file_roots: Sequence[Path] = (),
+    flags: Sequence[str] = (),
+    **env: str,
 ) -> Server:
+    """Start `serve` in `directory`. Its address policy allows `allowed_networks` (by default
+    the loopback networks where tests' receivers and vendors listen; None: the server's own
+    default, none) and file:// repositories under `file_roots`."""
     data_dir = directory / "data"
     port = free_port()
-    args = [cli_path(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    args = [cli_path(), "serve", "--port", str(port), "--data-dir", str(data_dir), *flags]
     if database_url:
         args += ["--database-url", database_url]
+    if allowed_networks is not None:
+        args += ["--allowed-networks", allowed_networks]
+    if file_roots:
+        args += ["--file-repository-roots", ":".join(str(root) for root in file_roots)]
     stdout_path, stderr_path = directory / "serve.out", directory / "serve.err"
     environment = clean_env(**env)
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
@@ -198,7 +214,12 @@ def server(
         url = run_apart(create_database(database))
     try:
         running = start_server(
-            directory, request.param, url, STREAMSPACE_MAX_BODY_BYTES=str(256 * 1024)
+            directory,
+            request.param,
+            url,
+            # Tests add file:// repositories from their own tmp_path, all under the run's.
+            file_roots=[tmp_path_factory.getbasetemp()],
+            STREAMSPACE_MAX_BODY_BYTES=str(256 * 1024),
         )
         try:
             yield running

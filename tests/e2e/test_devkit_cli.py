@@ -30,7 +30,9 @@ PLUGIN = "streamspace-devkit-e2e"
 
 @pytest.fixture(scope="module")
 def kit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("devkit"), "sqlite")
+    running = start_server(
+        tmp_path_factory.mktemp("devkit"), "sqlite", file_roots=[tmp_path_factory.getbasetemp()]
+    )
     try:
         yield running
     finally:
@@ -134,7 +136,7 @@ async def test_the_packed_plugin_is_offered_by_a_repository(
 
 
 async def test_the_installed_plugin_handles_events(tmp_path: Path, published: Path) -> None:
-    server = start_server(tmp_path, "sqlite")
+    server = start_server(tmp_path, "sqlite", file_roots=[published])
     try:
         async with aiohttp.ClientSession() as http:
             catalog_id = await _add_and_sync(http, server, published)
@@ -185,3 +187,15 @@ async def test_the_installed_plugin_handles_events(tmp_path: Path, published: Pa
             ]
     finally:
         check_clean_exit(server, server.stop())
+
+
+async def test_validate_warns_about_unmarked_secrets_and_still_passes(tmp_path: Path) -> None:
+    made = await run_cli("plugin", "new", "keyed", "--dir", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    manifest_file = tmp_path / "keyed" / "plugin.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["configSchema"]["apiToken"] = {"type": "string"}
+    manifest_file.write_text(json.dumps(manifest))
+    result = await run_cli("plugin", "validate", str(tmp_path / "keyed"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: configSchema.apiToken: looks like a secret" in result.stdout

@@ -697,6 +697,8 @@ async def test_deliveries_survive_a_sigkill_mid_retry(
 
         receiver.answer = lambda _id, _attempt: 200
         second = await asyncio.to_thread(launch, tmp_path, backend, database_url, **settings)
+        # Not the data directory's first start: the server prints no admin token again.
+        second.server.admin_token = first.server.admin_token
         try:
             rows = await wait_final(http, second.server, event_ids)
         finally:

@@ -1,13 +1,21 @@
-"""Subscriptions' transport against the server process: authentication in connection_init."""
+"""Subscriptions' transport against the server process: authentication in connection_init,
+every error coded, and connections that live no longer than their token."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import Server, run_cli
+from runtime.auth import Role, TokenIssuer
+from runtime.settings import JWT_SECRET_FILE
+from tests.e2e.conftest import Server, data_of, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -231,3 +239,93 @@ async def test_an_event_id_that_is_no_bigint_is_bad_input(
         assert (result["type"], codes(result["payload"])) == ("next", ["BAD_USER_INPUT"])
         assert result["payload"]["errors"][0]["message"].startswith("eventId: ")
         assert await receive(ws) == {"type": "complete", "id": "1"}
+
+
+# -- a connection lives no longer than its token -------------------------------------------------
+
+STATUS = "subscription { pluginStatus { plugin status } }"
+SHORT_TTL = timedelta(seconds=2)
+REPOSITORY_URL = "https://plugins.example.com/"
+
+
+def short_lived_token(server: Server) -> tuple[str, float]:
+    """An admin token signed with the server's secret that expires in 1-2 s, and its expiry."""
+    issuer = TokenIssuer((server.data_dir / JWT_SECRET_FILE).read_text())
+    token = issuer.issue(Role.ADMIN, "short-lived", SHORT_TTL)
+    return token, issuer.verify(token).expires_at
+
+
+async def closed_with_reason(
+    ws: aiohttp.ClientWebSocketResponse, limit: float
+) -> tuple[int | None, str]:
+    """Skip what the server sends until it closes the socket; the close code and reason."""
+    async with asyncio.timeout(limit):
+        while True:
+            message = await ws.receive()
+            if message.type is aiohttp.WSMsgType.CLOSE:
+                return message.data, message.extra
+            if message.type in {aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED}:
+                return ws.close_code, ""
+            assert message.type is aiohttp.WSMsgType.TEXT, (message.type, message.data)
+
+
+async def initialised(ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
+    await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+    assert (await receive(ws))["type"] == "connection_ack"
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_idle_socket_is_closed_4403_when_its_token_expires(
+    http: aiohttp.ClientSession, server: Server, protocol: str
+) -> None:
+    token, expires_at = short_lived_token(server)
+    async with http.ws_connect(server.ws_url, protocols=(protocol,), autoclose=False) as ws:
+        await initialised(ws, token)
+        code, reason = await closed_with_reason(ws, expires_at - time.time() + 30)
+    assert (code, reason) == (4403, "the token has expired")
+    assert time.time() >= expires_at  # not before
+
+
+async def test_a_streaming_subscription_is_stopped_and_its_socket_closed_at_expiry(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
+    token, expires_at = short_lived_token(server)
+    async with http.ws_connect(server.ws_url, protocols=(TRANSPORT_WS,), autoclose=False) as ws:
+        await initialised(ws, token)
+        await ws.send_json({"id": "s", "type": "subscribe", "payload": {"query": STATUS}})
+        # While the token holds, operations over the socket run beside the subscription.
+        await ws.send_json(
+            {"id": "q", "type": "subscribe", "payload": {"query": "{ viewer { subject } }"}}
+        )
+        answer = await receive(ws)
+        assert answer["payload"] == {"data": {"viewer": {"subject": "short-lived"}}}, answer
+        assert await receive(ws) == {"type": "complete", "id": "q"}
+        code, reason = await closed_with_reason(ws, expires_at - time.time() + 30)
+    assert (code, reason) == (4403, "the token has expired")
+    assert time.time() >= expires_at
+
+
+async def test_a_mutation_sent_after_the_token_expired_is_refused(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
+    token, expires_at = short_lived_token(server)
+    before, after = (f"{when}-{uuid.uuid4().hex[:8]}" for when in ("in-time", "late"))
+
+    def add(name: str) -> str:
+        fields = f'name: "{name}", url: "{REPOSITORY_URL}"'
+        return f"mutation {{ addRepository(input: {{{fields}}}) {{ name }} }}"
+
+    async with http.ws_connect(server.ws_url, protocols=(TRANSPORT_WS,), autoclose=False) as ws:
+        await initialised(ws, token)
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": add(before)}})
+        added = await receive(ws)
+        assert added["payload"] == {"data": {"addRepository": {"name": before}}}, added
+        await asyncio.sleep(expires_at - time.time() + 0.2)
+        with contextlib.suppress(ConnectionError):  # the socket may be closed already
+            await ws.send_json({"id": "2", "type": "subscribe", "payload": {"query": add(after)}})
+        code, reason = await closed_with_reason(ws, 30)
+    assert (code, reason) == (4403, "the token has expired")
+    repositories = await data_of(http, server, "{ repositories { name } }")
+    names = [repository["name"] for repository in repositories["repositories"]]
+    assert before in names
+    assert after not in names

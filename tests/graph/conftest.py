@@ -16,6 +16,7 @@ from graph.app import GraphQLApp, build_services
 from graph.context import Context, Services
 from graph.schema import schema
 from models import CatalogPlugin, CatalogTag, PluginStats, PluginVersion, Repository
+from runtime.address_policy import Network
 from runtime.auth import Role
 from runtime.catalog import search_text
 from runtime.settings import Settings
@@ -49,7 +50,16 @@ class Execute(Protocol):
 
 
 @pytest.fixture
-async def services(db: Database, tmp_path: Path) -> AsyncIterator[Services]:
+def allowed_networks() -> tuple[Network, ...]:
+    """The networks the server may reach although not public: none, as a server's default. A
+    test reaching its stand-ins on 127.0.0.1 overrides this with `local_network()`'s."""
+    return ()
+
+
+@pytest.fixture
+async def services(
+    db: Database, tmp_path: Path, allowed_networks: tuple[Network, ...]
+) -> AsyncIterator[Services]:
     """The services of a server, with its plugin host started on the test's database."""
     settings = Settings(
         data_dir=tmp_path,
@@ -58,6 +68,7 @@ async def services(db: Database, tmp_path: Path) -> AsyncIterator[Services]:
         jwt_secret="test-jwt-secret-0123456789-0123456789",
         secret_key="test-secret-key",
         jwt_secret_generated=False,
+        allowed_networks=allowed_networks,
     )
     built = build_services(settings)
     await built.host.hub.connect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -9,10 +10,13 @@ from typing import Any
 
 import pytest
 
+from graph.app import GraphQLApp
 from graph.context import Services
 from models import Delivery, PluginLog
+from models import Event as EventRow
 from runtime.auth import Role
 from runtime.sdk import Event, PermanentFailure, Plugin, PluginContext, RetryLater
+from tests.asgi import request
 from tests.graph.conftest import Execute, InstallPlugins
 from tests.runtime.hosting import all_final, until
 
@@ -111,6 +115,9 @@ async def test_only_the_platform_may_emit(gql: Execute, plugins: dict[str, Any])
         ({"type": "session.created", "payload": {"user": "ann"}}, "payload.id"),
         ({"type": "custom.x", "payload": [1, 2]}, None),
         ({"type": "custom.x", "payload": {}, "idempotencyKey": "k" * 256}, "idempotencyKey"),
+        ({"type": "custom.x", "payload": {}, "idempotencyKey": ""}, "idempotencyKey"),
+        ({"type": "custom.x", "payload": {}, "idempotencyKey": "  "}, "idempotencyKey"),
+        ({"type": "custom.x", "payload": {"n": 2**63}}, "variables.input.payload.n"),
     ],
     ids=[
         "unknown-type",
@@ -118,6 +125,9 @@ async def test_only_the_platform_may_emit(gql: Execute, plugins: dict[str, Any])
         "session-without-id",
         "not-an-object",
         "key-too-long",
+        "empty-key",
+        "blank-key",
+        "integer-beyond-64-bits",
     ],
 )
 async def test_bad_events_are_refused_and_nothing_is_stored(
@@ -162,6 +172,103 @@ async def test_an_idempotency_key_returns_the_same_event_and_delivers_once(
     assert [d["id"] for d in again["deliveries"]] == [d["id"] for d in first["deliveries"]]
     assert await Delivery.filter(event_id=int(first["event"]["id"])).count() == 1
     assert calls == ["s1"]
+
+
+async def test_a_key_reused_for_another_event_is_a_conflict_naming_the_first(
+    gql: Execute, plugins: dict[str, Any]
+) -> None:
+    first = await emit(gql, type="session.created", payload=SESSION, idempotencyKey="k1")
+    other = {**SESSION, "id": "s2"}
+    variables = {"input": {"type": "session.created", "payload": other, "idempotencyKey": "k1"}}
+    result = await gql(EMIT, variables, role=Role.PLATFORM)
+    assert result.codes == ["CONFLICT"]
+    assert result.errors[0]["extensions"]["eventId"] == first["event"]["id"]
+    assert f"event {first['event']['id']}" in result.errors[0]["message"]
+    assert await Delivery.all().count() == 1
+    assert "s2" not in calls  # nothing was delivered for the refused event
+
+
+async def test_a_key_given_twice_in_a_batch_for_two_events_is_a_conflict(
+    gql: Execute, plugins: dict[str, Any]
+) -> None:
+    inputs = [
+        {"type": "custom.a", "payload": {"n": 1}, "idempotencyKey": "k"},
+        {"type": "custom.a", "payload": {"n": 2}, "idempotencyKey": "k"},
+    ]
+    result = await gql(EMIT_MANY, {"inputs": inputs}, role=Role.PLATFORM)
+    assert result.codes == ["CONFLICT"]
+    assert result.errors[0]["extensions"]["fields"][0]["path"] == "inputs.1.idempotencyKey"
+    assert await Delivery.all().count() == 0
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["streamspace-webhook.fake", "echo.done", "plugin.installed", "repository.sync.failed"],
+)
+async def test_the_platform_may_not_emit_a_plugins_or_the_servers_types(
+    gql: Execute, plugins: dict[str, Any], event_type: str
+) -> None:
+    result = await gql(EMIT, {"input": {"type": event_type, "payload": {}}}, role=Role.PLATFORM)
+    assert result.codes == ["FORBIDDEN"]
+    assert result.errors[0]["extensions"]["fields"][0]["path"] == "type"
+    assert await Delivery.all().count() == 0
+
+
+# --- integers beyond 64 bits ----------------------------------------------------------------
+
+WIDE = "123456789012345678901234567890"
+
+
+async def post_graphql(services: Services, body: bytes) -> dict[str, Any]:
+    """An operation posted as a client posts it: the JSON text of the body, not Python values."""
+    token = services.tokens.issue(Role.PLATFORM, "core")
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+    answer = await request(GraphQLApp(services), "POST", "/graphql", body=body, headers=headers)
+    assert answer.status == 200, answer.body
+    document: dict[str, Any] = answer.json()
+    return document
+
+
+async def test_a_wide_integer_in_json_variables_is_refused_naming_where(
+    services: Services, plugins: dict[str, Any]
+) -> None:
+    variables = f'{{"input": {{"type": "custom.x", "payload": {{"a": [1, {{"n": {WIDE}}}]}}}}}}'
+    body = f'{{"query": {json.dumps(EMIT)}, "variables": {variables}}}'.encode()
+    document = await post_graphql(services, body)
+    (error,) = document["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["fields"][0]["path"] == "variables.input.payload.a.1.n"
+    assert await EventRow.all().count() == 0
+
+
+async def test_a_wide_integer_literal_is_refused_naming_where(
+    gql: Execute, plugins: dict[str, Any]
+) -> None:
+    payload = "{a: {n: " + WIDE + "}}"
+    query = (
+        f'mutation {{ emitEvent(input: {{type: "custom.x", payload: {payload}}}) {{ duplicate }} }}'
+    )
+    result = await gql(query, role=Role.PLATFORM)
+    assert result.codes == ["BAD_USER_INPUT"]
+    assert result.errors[0]["extensions"]["fields"][0]["path"] == "emitEvent.input.payload.a.n"
+    assert await EventRow.all().count() == 0
+
+
+async def test_integers_at_the_64_bit_limits_are_kept_exactly_from_json_and_literals(
+    services: Services, gql: Execute, plugins: dict[str, Any]
+) -> None:
+    top, bottom = 2**63 - 1, -(2**63)
+    body = (
+        f'{{"query": {json.dumps(EMIT)}, "variables": {{"input": {{"type": "custom.x",'
+        f' "payload": {{"top": {top}, "bottom": {bottom}}}}}}}}}'
+    ).encode()
+    from_json = (await post_graphql(services, body))["data"]["emitEvent"]
+    payload = f"{{top: {top}, bottom: {bottom}}}"
+    literal = f'mutation {{ emitEvent(input: {{type: "custom.y", payload: {payload}}})'
+    from_literal = (await gql(literal + " { event { id } } }", role=Role.PLATFORM)).ok()
+    for event_id in (from_json["event"]["id"], from_literal["emitEvent"]["event"]["id"]):
+        stored = await EventRow.get(id=int(event_id))
+        assert stored.payload == {"top": top, "bottom": bottom}
 
 
 # --- events, event, deliveries ----------------------------------------------------------------

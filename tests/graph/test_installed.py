@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from models import CatalogPlugin, InstalledPlugin
 from runtime.auth import Role
 from runtime.config_schema import MASK
-from tests.graph.conftest import Catalog, Execute
+from runtime.sdk import Plugin, PluginContext
+from tests.graph.conftest import Catalog, Execute, InstallPlugins
 
 HOOK = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXX"
 FIELDS = "id name version enabled status config installedBy catalogPlugin { id name }"
@@ -251,3 +254,182 @@ async def test_catalog_installed_field_reflects_installs(
     await gql("mutation($id: ID!) { uninstallPlugin(id: $id) }", {"id": plugin["id"]})
     gone = (await gql(query, role=Role.USER)).ok()
     assert gone["catalog"]["edges"][0]["node"]["installed"] is None
+
+
+NESTED_MANIFEST: dict[str, Any] = {
+    "name": "streamspace-relay",
+    "version": "2.0.0",
+    "configSchema": {
+        "type": "object",
+        "properties": {
+            "auth": {
+                "type": "object",
+                "properties": {
+                    "user": {"type": "string"},
+                    "token": {"type": "string", "writeOnly": True},
+                },
+            },
+            "servers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "url": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                    },
+                    "required": ["url"],
+                },
+            },
+        },
+    },
+}
+NESTED_CONFIG = {
+    "auth": {"user": "ann", "token": "tok-nested-SECRET"},
+    "servers": [
+        {"url": "https://a.example", "password": "pw-a-SECRET"},
+        {"url": "https://b.example", "password": "pw-b-SECRET"},
+    ],
+}
+NESTED_SECRETS = ("tok-nested-SECRET", "pw-a-SECRET", "pw-b-SECRET")
+
+
+@pytest.fixture
+async def relay(make_plugin: Catalog) -> CatalogPlugin:
+    return await make_plugin(
+        "streamspace-relay", manifest=NESTED_MANIFEST, versions=("1.0.0", "2.0.0")
+    )
+
+
+async def stored_text(plugin_id: str) -> str:
+    return repr(await InstalledPlugin.filter(id=int(plugin_id)).values())
+
+
+async def test_nested_secrets_are_stored_encrypted_and_returned_masked(
+    gql: Execute, relay: CatalogPlugin, services: Any
+) -> None:
+    plugin = await installed(gql, relay, NESTED_CONFIG)
+    assert plugin["config"] == {
+        "auth": {"user": "ann", "token": MASK},
+        "servers": [
+            {"url": "https://a.example", "password": MASK},
+            {"url": "https://b.example", "password": MASK},
+        ],
+    }
+    text = await stored_text(plugin["id"])
+    assert all(secret not in text for secret in NESTED_SECRETS)
+    row = await InstalledPlugin.get(id=int(plugin["id"]))
+    assert services.installer.full_config(row) == NESTED_CONFIG
+
+
+async def test_a_nested_secret_sent_masked_or_left_out_keeps_its_value(
+    gql: Execute, relay: CatalogPlugin, services: Any
+) -> None:
+    plugin = await installed(gql, relay, NESTED_CONFIG)
+    change = {
+        "auth": {"user": "bob"},
+        "servers": [
+            {"url": "https://a2.example", "password": MASK},
+            {"url": "https://b.example", "password": "pw-b-new"},
+        ],
+    }
+    result = await gql(UPDATE, {"id": plugin["id"], "config": change})
+    assert result.ok()["updatePlugin"]["config"]["auth"] == {"user": "bob", "token": MASK}
+    row = await InstalledPlugin.get(id=int(plugin["id"]))
+    assert services.installer.full_config(row) == {
+        "auth": {"user": "bob", "token": "tok-nested-SECRET"},
+        "servers": [
+            {"url": "https://a2.example", "password": "pw-a-SECRET"},
+            {"url": "https://b.example", "password": "pw-b-new"},
+        ],
+    }
+
+
+async def test_a_mask_that_no_longer_names_a_stored_secret_is_refused_and_changes_nothing(
+    gql: Execute, relay: CatalogPlugin, services: Any
+) -> None:
+    plugin = await installed(gql, relay, NESTED_CONFIG)
+    # The first server removed: position 0 now names the second, whose password is not
+    # the one stored at position 0.
+    change = {"servers": [{"url": "https://b.example", "password": MASK}]}
+    result = await gql(UPDATE, {"id": plugin["id"], "config": change})
+    assert result.codes == ["BAD_USER_INPUT"]
+    assert [f["path"] for f in result.errors[0]["extensions"]["fields"]] == ["servers.0.password"]
+    row = await InstalledPlugin.get(id=int(plugin["id"]))
+    assert services.installer.full_config(row) == NESTED_CONFIG
+
+
+async def test_installing_with_the_mask_as_a_secret_is_refused(
+    gql: Execute, relay: CatalogPlugin
+) -> None:
+    result = await install(gql, relay, {"auth": {"user": "ann", "token": MASK}})
+    assert result.codes == ["BAD_USER_INPUT"]
+    assert [f["path"] for f in result.errors[0]["extensions"]["fields"]] == ["auth.token"]
+    assert await InstalledPlugin.all().count() == 0
+
+
+async def test_upgrade_and_rollback_keep_nested_secrets_encrypted(
+    gql: Execute, relay: CatalogPlugin, services: Any
+) -> None:
+    row = await services.installer._install(
+        relay,
+        "1.0.0",
+        NESTED_CONFIG,
+        enable=False,
+        installed_by="alice",
+        install_dependencies=False,
+        chain=(),
+    )
+    upgraded = await services.installer.upgrade(row.id, "2.0.0")
+    assert upgraded.version == "2.0.0"
+    assert services.installer.full_config(upgraded) == NESTED_CONFIG
+    rolled = await services.installer.rollback(row.id)
+    assert rolled.version == "1.0.0"
+    assert services.installer.full_config(rolled) == NESTED_CONFIG
+    text = await stored_text(str(row.id))
+    assert all(secret not in text for secret in NESTED_SECRETS)
+
+
+class Served(Plugin):
+    async def on_load(self, ctx: PluginContext) -> None:
+        async def answer(request: Request) -> JSONResponse:
+            return JSONResponse({})
+
+        ctx.api.route("/count", answer)
+        ctx.api.route("/mine", answer, ["GET", "POST"], role="user")
+        ctx.api.route("/status", answer, public=True)
+
+
+async def test_an_installed_plugin_shows_its_routes_and_which_are_public(
+    gql: Execute, install_test_plugins: InstallPlugins
+) -> None:
+    await install_test_plugins({"served": Served})
+    query = """{ installedPlugin(name: "served") { routes { path url methods role public } } }"""
+    routes = (await gql(query, role=Role.USER)).ok()["installedPlugin"]["routes"]
+    assert routes == [
+        {
+            "path": "/count",
+            "url": "/plugins/served/count",
+            "methods": ["GET"],
+            "role": "admin",
+            "public": False,
+        },
+        {
+            "path": "/mine",
+            "url": "/plugins/served/mine",
+            "methods": ["GET", "POST"],
+            "role": "user",
+            "public": False,
+        },
+        {
+            "path": "/status",
+            "url": "/plugins/served/status",
+            "methods": ["GET"],
+            "role": None,
+            "public": True,
+        },
+    ]
+    row = await InstalledPlugin.get(name="served")
+    disable = "mutation($id: ID!) { disablePlugin(id: $id) { status } }"
+    (await gql(disable, {"id": str(row.id)})).ok()
+    after = (await gql(query)).ok()["installedPlugin"]["routes"]
+    assert after == []

@@ -8,7 +8,9 @@ fails here rather than in production.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +25,7 @@ from graph.websocket_frames import (
     FRAMES_EXTENSION,
     FrameWritingProtocol,
     frame_writer,
+    lift_max_size,
     text_frame,
 )
 
@@ -30,8 +33,10 @@ App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
 @asynccontextmanager
-async def serving(app: App) -> AsyncIterator[str]:
-    config = uvicorn.Config(app, ws=FrameWritingProtocol, log_config=None, lifespan="off")
+async def serving(
+    app: App, protocol: type[FrameWritingProtocol] = FrameWritingProtocol, **options: Any
+) -> AsyncIterator[str]:
+    config = uvicorn.Config(app, ws=protocol, log_config=None, lifespan="off", **options)
     server = uvicorn.Server(config)
     # Listening before uvicorn starts: a client that connects first waits in the backlog.
     listening = socket.create_server(("127.0.0.1", 0))
@@ -141,3 +146,65 @@ async def test_frames_queued_before_a_shutdown_go_before_its_close_frame() -> No
         with pytest.raises(ConnectionClosed):
             await client.recv()
         assert client.close_code == 1012
+
+
+# -- what a client may send, before and after the application lifts the cap -------------------
+
+
+def announced_text_frame(length: int) -> bytes:
+    """The header of a masked client text frame announcing `length` bytes (its payload unsent)."""
+    return struct.pack("!BBQ", 0x81, 0x80 | 127, length) + os.urandom(4)
+
+
+async def closed_code(client: Any) -> int | None:
+    with pytest.raises(ConnectionClosed):
+        async with asyncio.timeout(10):
+            while True:
+                await client.recv()
+    code: int | None = client.close_code
+    return code
+
+
+def echo(lifts: bool) -> App:
+    """Echoes each message's length; lifts the cap first when `lifts`."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await accepted(receive, send)
+        if lifts:
+            assert lift_max_size(scope)
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": str(len(message["text"]))})
+
+    return app
+
+
+async def test_a_message_over_the_initial_cap_is_refused_from_its_header() -> None:
+    protocol = FrameWritingProtocol.capped_before_init(1024)
+    async with serving(echo(lifts=False), protocol) as url, connect(url) as client:
+        await client.send("x" * 1024)
+        assert await client.recv() == "1024"
+        # Only the header goes out: the server closes without waiting for 15 MB to arrive.
+        client.transport.write(announced_text_frame(15_000_000))
+        assert await closed_code(client) == 1009
+
+
+async def test_once_lifted_messages_may_be_as_large_as_ws_max_size_and_no_larger() -> None:
+    protocol = FrameWritingProtocol.capped_before_init(1024)
+    served = serving(echo(lifts=True), protocol, ws_max_size=4096)
+    async with served as url, connect(url) as client:
+        await client.send("x" * 4096)
+        assert await client.recv() == "4096"
+        client.transport.write(announced_text_frame(4097))
+        assert await closed_code(client) == 1009
+
+
+async def test_the_initial_cap_is_never_above_ws_max_size() -> None:
+    protocol = FrameWritingProtocol.capped_before_init(1 << 20)
+    served = serving(echo(lifts=False), protocol, ws_max_size=2048)
+    async with served as url, connect(url) as client:
+        client.transport.write(announced_text_frame(2049))
+        assert await closed_code(client) == 1009
+
+
+def test_a_scope_without_the_limits_extension_cannot_be_lifted() -> None:
+    assert not lift_max_size({"type": "websocket"})

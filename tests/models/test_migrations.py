@@ -36,6 +36,7 @@ from models import (
     init_database,
     migrate_database,
 )
+from runtime.secrets import SecretBox
 from tests.conftest import create_database, drop_database, require_postgres, run_apart
 
 # Every migration in the project, in order; later ones are applied by the upgrade too.
@@ -106,10 +107,10 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-async def _migrate(url: str, target: str | None = None) -> list[str]:
+async def _migrate(url: str, target: str | None = None, secret_key: str | None = None) -> list[str]:
     # Compiled statements are cached per connection name, not per dialect.
     EXECUTOR_CACHE.clear()
-    return await migrate_database(url, target=target)
+    return await migrate_database(url, target=target, secret_key=secret_key)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -309,6 +310,84 @@ async def test_migrating_twice_applies_nothing_the_second_time(raw: RawDatabase)
     assert await _migrate(raw.url) == ALL_MIGRATIONS
     assert await _migrate(raw.url) == []
     assert await _migrate(raw.url, target=ALL_MIGRATIONS[-1]) == []
+
+
+PRIVATE_URL = "https://deploy:s3cret%2FPASS@git.example/plugins.git"
+
+
+async def _write_0007_repositories(db: RawDatabase) -> tuple[int, int]:
+    """A private repository (credentials in its URL) with a version, and a public one."""
+    common = {"created_at": MOMENT, "updated_at": MOMENT, "enabled": True, "type": "index"}
+    private = await db.insert("repositories", name="private", url=PRIVATE_URL, **common)
+    public = await db.insert(
+        "repositories", name="public", url="https://plugins.example/", **common
+    )
+    entry = await db.insert(
+        "catalog_plugins",
+        repository_id=private,
+        name="greeter",
+        version="1.0.0",
+        manifest=json.dumps({}),
+        tags=json.dumps([]),
+        install_count=0,
+        avg_rating=0.0,
+        rating_count=0,
+        available=True,
+        search_text="greeter",
+        created_at=MOMENT,
+        updated_at=MOMENT,
+    )
+    await db.insert(
+        "plugin_versions",
+        plugin_id=entry,
+        version="1.0.0",
+        manifest=json.dumps({}),
+        archive_url="https://deploy:s3cret%2FPASS@git.example/greeter-1.0.0.tar.gz",
+        created_at=MOMENT,
+    )
+    return private, public
+
+
+async def _all_text(db: RawDatabase) -> str:
+    tables = ("repositories", "catalog_plugins", "plugin_versions")
+    return repr([await db.fetch(f'SELECT * FROM "{table}"') for table in tables])
+
+
+async def test_credentials_in_repository_urls_move_into_the_encrypted_column(
+    raw: RawDatabase,
+) -> None:
+    await _migrate(raw.url, target="models.0007_deliveries_by_event")
+    private, public = await _write_0007_repositories(raw)
+
+    assert await _migrate(raw.url, secret_key="the server key") == [
+        "models.0008_repository_credentials",
+        *ALL_MIGRATIONS[8:],
+    ]
+
+    rows = {row["id"]: row for row in await raw.fetch("SELECT * FROM repositories")}
+    assert rows[private]["url"] == "https://git.example/plugins.git"
+    assert SecretBox("the server key").decrypt(rows[private]["credentials"]) == {
+        "username": "deploy",
+        "password": "s3cret/PASS",
+    }
+    assert (rows[public]["url"], rows[public]["credentials"]) == ("https://plugins.example/", None)
+    [version] = await raw.fetch("SELECT archive_url FROM plugin_versions")
+    assert version["archive_url"] == "https://git.example/greeter-1.0.0.tar.gz"
+    assert "s3cret" not in await _all_text(raw)
+
+
+async def test_without_the_secret_key_the_credentials_migration_changes_nothing(
+    raw: RawDatabase,
+) -> None:
+    await _migrate(raw.url, target="models.0007_deliveries_by_event")
+    private, _ = await _write_0007_repositories(raw)
+    with pytest.raises(RuntimeError, match="STREAMSPACE_SECRET_KEY"):
+        await _migrate(raw.url)
+    [row] = await raw.fetch("SELECT * FROM repositories WHERE id = ?", private)
+    assert row["url"] == PRIVATE_URL
+    assert "credentials" not in row
+    # Given the key, the same database migrates.
+    assert "models.0008_repository_credentials" in await _migrate(raw.url, secret_key="k")
 
 
 async def _pending_model_changes() -> list[str]:

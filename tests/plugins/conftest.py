@@ -11,11 +11,12 @@ import pytest
 from aiohttp import web
 
 from models import InstalledPlugin
+from runtime.address_policy import AddressPolicy
 from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
 from runtime.installs import Installer, PluginSchema
 from runtime.registry import PluginRegistry, discover_builtins
-from tests.local_http import serve
+from tests.local_http import local_network, serve
 from tests.runtime.hosting import BOX
 
 Check = Callable[[web.Request, bytes], Awaitable[None] | None]
@@ -71,9 +72,12 @@ async def vendor() -> AsyncIterator[VendorServer]:
 
 
 @asynccontextmanager
-async def builtin_host(name: str, config: dict[str, Any]) -> AsyncIterator[PluginHost]:
+async def builtin_host(
+    name: str, config: dict[str, Any], network: AddressPolicy | None = None
+) -> AsyncIterator[PluginHost]:
     """A started host with the built-in plugin `name` installed and enabled with `config`
-    (validated and split into secret and public parts as installPlugin does)."""
+    (validated and split into secret and public parts as installPlugin does), reaching what
+    `network` allows (by default the loopback addresses where the tests' vendors listen)."""
     registry = PluginRegistry()
     discover_builtins(registry)
     spec = registry.get(name)
@@ -81,13 +85,19 @@ async def builtin_host(name: str, config: dict[str, Any]) -> AsyncIterator[Plugi
     installer = Installer(BOX)
     schema = PluginSchema.of(spec.manifest.raw)
     merged = schema.validated({**schema.defaults, **config})
-    public, hidden = installer._split(merged, schema.secrets)
+    public, hidden = installer.split(merged, schema.shape)
     await InstalledPlugin.create(
         name=name, version=spec.manifest.version, enabled=True, config=public, secret_config=hidden
     )
     hub = Hub("memory://")
     await hub.connect()
-    host = PluginHost(registry, hub, installer, HostSettings(backoff_base=0.01, poll_interval=0.05))
+    host = PluginHost(
+        registry,
+        hub,
+        installer,
+        HostSettings(backoff_base=0.01, poll_interval=0.05),
+        network=network or local_network(),
+    )
     await host.start()
     try:
         yield host

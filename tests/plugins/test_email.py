@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from models import Delivery, InstalledPlugin, PluginLog
+from runtime.address_policy import AddressPolicy
 from runtime.emitter import DELIVERY_CHANNEL, EmitRequest
 from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
@@ -34,6 +35,7 @@ from runtime.installs import Installer
 from runtime.registry import PluginRegistry, discover_builtins
 from runtime.sdk import config_key
 from tests.conftest import Database
+from tests.local_http import local_network
 from tests.plugins.conftest import builtin_host
 from tests.runtime.hosting import BOX, all_final, until
 
@@ -238,7 +240,11 @@ async def restarted_host() -> AsyncIterator[PluginHost]:
     hub = Hub("memory://")
     await hub.connect()
     host = PluginHost(
-        registry, hub, Installer(BOX), HostSettings(backoff_base=0.01, poll_interval=0.05)
+        registry,
+        hub,
+        Installer(BOX),
+        HostSettings(backoff_base=0.01, poll_interval=0.05),
+        network=local_network(),
     )
     await host.start()
     try:
@@ -246,6 +252,32 @@ async def restarted_host() -> AsyncIterator[PluginHost]:
     finally:
         await host.stop()
         await hub.disconnect()
+
+
+# -- the address policy ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host_name", ["127.0.0.1", "localhost"])
+async def test_an_smtp_server_on_loopback_is_refused_unless_allowed(
+    db: Database, smtp_server: StartServer, host_name: str
+) -> None:
+    """SMTP connections obey the server's address policy like HTTP ones: refused, the delivery
+    is final (retrying cannot change a setting) and says why."""
+    server = smtp_server()
+    config = settings(server, smtpHost=host_name)
+    async with builtin_host(NAME, config, network=AddressPolicy()) as host:
+        delivery = await emit(host, "session.created", SESSION)
+    assert delivery.status == "DEAD"
+    assert delivery.error is not None
+    assert "refused by the address policy" in delivery.error
+    assert f"{host_name} " in delivery.error and "a loopback address" in delivery.error
+    assert server.received == []
+
+    await InstalledPlugin.all().delete()
+    async with builtin_host(NAME, config) as host:  # loopback allowed
+        delivery = await emit(host, "session.created", SESSION)
+    assert delivery.status == "SUCCEEDED", delivery.error
+    assert len(server.received) == 1
 
 
 # -- one message per event ------------------------------------------------------------------

@@ -15,11 +15,14 @@ import pytest
 from aiohttp import web
 
 from models import Delivery, InstalledPlugin
+from runtime.address_policy import AddressPolicy
+from runtime.config_schema import SecretShape
 from runtime.emitter import EmitRequest
-from runtime.host import PluginHost
+from runtime.host import PluginHost, PluginTestFailed
 from runtime.registry import PluginRegistry, discover_builtins
+from runtime.sdk import RetryLater
 from tests.conftest import Database
-from tests.local_http import serve
+from tests.local_http import local_network, serve
 from tests.runtime.hosting import BOX, all_final, until
 
 SECRET_BYTES = os.urandom(24)
@@ -58,7 +61,7 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield found
 
 
-async def webhook_host(url: str, **config: Any) -> PluginHost:
+async def webhook_host(url: str, network: AddressPolicy | None = None, **config: Any) -> PluginHost:
     from runtime.host import HostSettings
     from runtime.hub import Hub
     from runtime.installs import Installer
@@ -66,7 +69,8 @@ async def webhook_host(url: str, **config: Any) -> PluginHost:
     registry = PluginRegistry()
     discover_builtins(registry)
     installer = Installer(BOX)
-    public, hidden = installer._split({"url": url, "secret": SECRET, **config}, {"url", "secret"})
+    secrets = SecretShape.of_keys({"url", "secret"})
+    public, hidden = installer.split({"url": url, "secret": SECRET, **config}, secrets)
     await InstalledPlugin.create(
         name="streamspace-webhook",
         version="1.0.0",
@@ -76,7 +80,13 @@ async def webhook_host(url: str, **config: Any) -> PluginHost:
     )
     hub = Hub("memory://")
     await hub.connect()
-    host = PluginHost(registry, hub, installer, HostSettings(backoff_base=0.01, poll_interval=0.05))
+    host = PluginHost(
+        registry,
+        hub,
+        installer,
+        HostSettings(backoff_base=0.01, poll_interval=0.05),
+        network=network or local_network(),
+    )
     await host.start()
     return host
 
@@ -129,6 +139,35 @@ async def test_a_client_error_is_final(db: Database, receiver: Receiver) -> None
     delivery = await Delivery.get(event_id=result.event.id)
     assert (delivery.status, delivery.attempts) == ("DEAD", 1)
     assert "404" in (delivery.error or "")
+
+
+async def first_error(url: str, network: AddressPolicy) -> str | None:
+    """The error of the first attempt to deliver one event to `url`, and of a connection test."""
+    await InstalledPlugin.all().delete()
+    host = await webhook_host(url, network=network)
+    try:
+        result = await host.emitter.emit(EmitRequest("user.login", {"id": "u1"}))
+        event_id = result.event.id
+        await until(lambda: Delivery.exists(event_id=event_id, error__isnull=False))
+        # The connection test's error leaves the host redacted, naming what was raised.
+        refused = rf"^{RetryLater.__name__}: .*refused by the address policy"
+        with pytest.raises(PluginTestFailed, match=refused):
+            await host.test_plugin("streamspace-webhook")
+    finally:
+        await stop(host)
+    return (await Delivery.get(event_id=event_id)).error
+
+
+async def test_a_receiver_on_loopback_is_refused_unless_allowed(
+    db: Database, receiver: Receiver
+) -> None:
+    """The plugins' HTTP session obeys the address policy: by default a webhook URL on
+    127.0.0.1 (or localhost) reaches nothing, and the delivery's error says why."""
+    for url in (receiver.url, receiver.url.replace("127.0.0.1", "localhost")):
+        error = await first_error(url, AddressPolicy()) or ""
+        assert "refused by the address policy" in error, error
+        assert "a loopback address" in error
+    assert receiver.received == []
 
 
 async def test_types_outside_the_configured_events_are_skipped(

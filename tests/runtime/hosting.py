@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,14 +33,27 @@ def manifest(name: str, permissions: list[str] | None = None, **extra: Any) -> d
 
 @asynccontextmanager
 async def running_host(
-    plugins: dict[str, type], *, url: str = "memory://", backoff: float = 0.01, **settings: Any
+    plugins: dict[str, type],
+    *,
+    url: str = "memory://",
+    backoff: float = 0.01,
+    secrets: Mapping[str, dict[str, Any]] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[PluginHost]:
-    """A started host whose registry holds `plugins` (name → class), each installed enabled."""
+    """A started host whose registry holds `plugins` (name → class), each installed enabled;
+    `secrets` (name → values) are stored encrypted as a plugin's secret configuration."""
     registry = PluginRegistry()
     for name, cls in plugins.items():
         raw = getattr(cls, "MANIFEST", None) or manifest(name)
         registry.register(cls, parse_manifest({**raw, "name": name}), "test")
-        await InstalledPlugin.create(name=name, version="1.0.0", enabled=True, config={})
+        hidden = (secrets or {}).get(name)
+        await InstalledPlugin.create(
+            name=name,
+            version="1.0.0",
+            enabled=True,
+            config={},
+            secret_config=BOX.encrypt(hidden) if hidden else None,
+        )
     hub = Hub(url)
     await hub.connect()
     host = PluginHost(

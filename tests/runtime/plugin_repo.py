@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from models import Delivery
+from runtime.address_policy import AddressPolicy
 from runtime.devkit.packing import pack_plugin, write_index
 from runtime.emitter import EmitRequest
+from runtime.fetch import UrlFetcher
 from runtime.host import HostSettings, PluginHost
 from runtime.hub import Hub
 from runtime.installs import Installer
@@ -60,16 +62,24 @@ def build_repository(root: Path, plugins: list[tuple[str, str, str, dict[str, An
 
 
 @asynccontextmanager
-async def dynamic_host(data_dir: Path) -> AsyncIterator[tuple[PluginHost, Installer]]:
-    """A started host and installer that load repository code into `data_dir/plugins`."""
+async def dynamic_host(
+    data_dir: Path, network: AddressPolicy
+) -> AsyncIterator[tuple[PluginHost, Installer]]:
+    """A started host and installer that load repository code into `data_dir/plugins`,
+    downloading archives as `network` allows."""
     registry = PluginRegistry()
-    code = PluginCode(registry, data_dir / "plugins")
+    code = PluginCode(registry, data_dir / "plugins", fetcher=UrlFetcher(network), box=BOX)
     installer = Installer(BOX)
     installer.load_code_with(code)
     hub = Hub("memory://")
     await hub.connect()
     host = PluginHost(
-        registry, hub, installer, HostSettings(backoff_base=0.01, poll_interval=0.05), code=code
+        registry,
+        hub,
+        installer,
+        HostSettings(backoff_base=0.01, poll_interval=0.05),
+        code=code,
+        network=network,
     )
     installer.apply_changes_with(host.apply_change)
     await host.start()

@@ -7,15 +7,19 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from runtime.archives import ArchiveLimits, install_archive, version_dir
+from runtime.address_policy import AddressPolicy
+from runtime.archives import ArchiveLimits, install_archive, version_dir, walk_tree
 from runtime.errors import BadUserInput
 from runtime.fetch import UrlFetcher
+from tests.local_http import local_network, serve
 
 MANIFEST = json.dumps({"name": "demo", "version": "1.0.0"}).encode()
 
@@ -53,7 +57,7 @@ async def unpack(
         messages.append(message)
 
     await install_archive(
-        UrlFetcher(),
+        UrlFetcher(local_network(tmp_path)),
         source.as_uri(),
         sha256 or hashlib.sha256(body).hexdigest(),
         target,
@@ -156,3 +160,91 @@ def test_folder_names_cannot_climb() -> None:
         version_dir(Path("/data"), "..", "1.0.0")
     with pytest.raises(BadUserInput):
         version_dir(Path("/data"), "demo", "../1")
+
+
+async def test_an_archive_the_address_policy_refuses_is_not_downloaded(tmp_path: Path) -> None:
+    body = archive(file("plugin.json", MANIFEST))
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "demo-1.0.0.tar.gz").write_bytes(body)
+    target = version_dir(tmp_path / "plugins", "demo", "1.0.0")
+    digest = hashlib.sha256(body).hexdigest()
+    asked: list[str] = []
+
+    async def download(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.Response(body=body)
+
+    async with serve(download, "/demo-1.0.0.tar.gz", method="GET") as url:
+        for fetcher, where, message in (
+            (UrlFetcher(), url, "127.0.0.1 is a loopback address"),
+            (
+                UrlFetcher(AddressPolicy().allowing("", tmp_path / "plugins")),
+                (tmp_path / "served" / "demo-1.0.0.tar.gz").as_uri(),
+                "STREAMSPACE_FILE_REPOSITORY_ROOTS",
+            ),
+        ):
+            with pytest.raises(BadUserInput, match=message):
+                await install_archive(fetcher, where, digest, target, name="demo", version="1.0.0")
+            assert nothing_left(tmp_path)
+        assert asked == []
+        await install_archive(
+            UrlFetcher(local_network()), url, digest, target, name="demo", version="1.0.0"
+        )
+        assert asked == ["/demo-1.0.0.tar.gz"]
+
+
+def folder(name: str) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    return info, None
+
+
+def nested(depth: int, *, with_folders: bool) -> bytes:
+    """A plugin whose one module lies `depth` folders down."""
+    parts = ["d"] * depth
+    folders = [folder("/".join(parts[: i + 1])) for i in range(depth)] if with_folders else []
+    return archive(file("plugin.json", MANIFEST), *folders, file("/".join(parts) + "/m.py", b""))
+
+
+@pytest.mark.parametrize("with_folders", [True, False], ids=["folder-entries", "file-only"])
+async def test_an_archive_nested_2000_folders_deep_is_refused_by_its_depth(
+    tmp_path: Path, with_folders: bool
+) -> None:
+    (tmp_path / "plugins").mkdir()
+    with pytest.raises(BadUserInput, match=r"is nested \d+ deep, more than the limit of 32"):
+        await unpack(tmp_path, nested(2000, with_folders=with_folders))
+    assert nothing_left(tmp_path)
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_walked_without_recursing(
+    tmp_path: Path,
+) -> None:
+    depth = sys.getrecursionlimit() + 200
+    deepest = tmp_path / "tree"
+    deepest.mkdir()
+    for _ in range(depth):
+        deepest = deepest / "d"
+        deepest.mkdir()  # one at a time: os.makedirs recurses too
+    (deepest / "m.py").write_bytes(b"")
+    try:
+        found = list(walk_tree(tmp_path / "tree"))
+        assert len(found) == depth + 1
+        assert found[-1] == deepest / "m.py"
+    finally:
+        remove_deep(tmp_path / "tree")
+
+
+def remove_deep(root: Path) -> None:
+    """Remove a tree deepest first, without recursing (shutil.rmtree recurses on 3.11)."""
+    folders = [root]
+    index = 0
+    while index < len(folders):
+        for child in folders[index].iterdir():
+            if child.is_dir() and not child.is_symlink():
+                folders.append(child)
+            else:
+                child.unlink()
+        index += 1
+    for path in reversed(folders):
+        path.rmdir()

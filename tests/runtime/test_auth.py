@@ -65,6 +65,36 @@ def test_a_token_of_another_issuer_is_refused() -> None:
         ISSUER_OF_TESTS.verify(token)
 
 
+@pytest.mark.parametrize("subject", ["", " ", "\t\n"])
+def test_a_token_is_never_issued_for_an_empty_or_blank_subject(subject: str) -> None:
+    with pytest.raises(BadUserInput, match="the subject is empty"):
+        ISSUER_OF_TESTS.issue(Role.ADMIN, subject)
+
+
+@pytest.mark.parametrize("subject", ["", "   "])
+def test_a_token_whose_subject_is_empty_or_blank_is_refused(subject: str) -> None:
+    claims = {"iss": ISSUER, "sub": subject, "roles": ["admin"], "exp": 2**40}
+    token = jwt.encode(claims, SECRET, algorithm=ALGORITHM)
+    with pytest.raises(Unauthenticated, match="subject is empty") as raised:
+        ISSUER_OF_TESTS.verify(token)
+    assert raised.value.as_extensions() == {"code": "UNAUTHENTICATED"}
+
+
+def test_a_token_without_a_subject_is_refused() -> None:
+    claims = {"iss": ISSUER, "roles": ["admin"], "exp": 2**40}
+    token = jwt.encode(claims, SECRET, algorithm=ALGORITHM)
+    with pytest.raises(Unauthenticated, match="sub"):
+        ISSUER_OF_TESTS.verify(token)
+
+
+def test_a_verified_caller_carries_the_expiry_of_its_token() -> None:
+    before = time.time()
+    principal = ISSUER_OF_TESTS.verify(
+        ISSUER_OF_TESTS.issue(Role.USER, "bob", timedelta(minutes=5))
+    )
+    assert before + 299 <= principal.expires_at <= time.time() + 300
+
+
 def test_unknown_or_malformed_roles_grant_nothing() -> None:
     claims = {"iss": ISSUER, "sub": "x", "exp": 2**40}
     for roles in (["root"], "admin", [{"admin": 1}]):

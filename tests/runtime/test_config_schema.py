@@ -4,14 +4,16 @@ from typing import Any
 
 from runtime.config_schema import (
     MASK,
+    SecretShape,
     is_secret,
-    mask_secrets,
     normalise_schema,
     schema_defaults,
     schema_problems,
     secret_keys,
+    secret_shape,
     validate_config,
 )
+from runtime.secret_config import mask_secrets
 
 SEED_SCHEMA: dict[str, Any] = {
     "webhookUrl": {"type": "string", "required": True, "format": "uri"},
@@ -147,8 +149,57 @@ def test_a_schema_that_does_not_describe_an_object_is_refused() -> None:
 
 def test_masking_hides_each_secret_that_is_set_and_keeps_the_rest() -> None:
     config = {"token": "xoxb-1", "unset": None, "channel": "#a"}
-    assert mask_secrets(config, {"token", "unset"}) == {
+    assert mask_secrets(config, SecretShape.of_keys({"token", "unset"})) == {
         "token": MASK,
         "unset": None,
         "channel": "#a",
     }
+
+
+NESTED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "host": {"type": "string"},
+        "auth": {
+            "type": "object",
+            "properties": {"user": {"type": "string"}, "token": {"type": "string", "secret": True}},
+        },
+        "servers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "url": {"type": "string"},
+                    "password": {"type": "string", "format": "password"},
+                },
+            },
+        },
+        "headers": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "writeOnly": True},
+        },
+        "keys": {"type": "array", "items": {"$ref": "#/$defs/key"}},
+        "either": {"anyOf": [{"type": "string"}, {"properties": {"pin": {"writeOnly": True}}}]},
+    },
+    "$defs": {"key": {"type": "string", "writeOnly": True}},
+}
+
+
+def test_secrets_are_found_at_any_depth_of_a_standard_schema() -> None:
+    shape = secret_shape(NESTED_SCHEMA)
+    assert shape is not None and not shape.whole
+    assert set(shape.properties) == {"auth", "servers", "headers", "keys", "either"}
+    assert shape.properties["auth"].properties["token"].whole
+    servers = shape.properties["servers"].items
+    assert servers is not None and servers.properties["password"].whole
+    assert shape.properties["headers"].child("Authorization") == SecretShape(whole=True)
+    assert shape.properties["keys"].items == SecretShape(whole=True)
+    assert shape.properties["either"].properties["pin"].whole
+    # Only whole top-level values are listed by secret_keys.
+    assert secret_keys(NESTED_SCHEMA) == set()
+
+
+def test_a_schema_without_secrets_has_no_shape_and_a_recursive_one_ends() -> None:
+    assert secret_shape(STANDARD_SCHEMA) is None
+    looping = {"$defs": {"node": {"properties": {"next": {"$ref": "#/$defs/node"}}}}}
+    assert secret_shape({**looping, "properties": {"n": {"$ref": "#/$defs/node"}}}) is None

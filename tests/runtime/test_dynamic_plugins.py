@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from models import CatalogPlugin, InstalledPlugin
+from runtime.address_policy import AddressPolicy
 from runtime.errors import BadUserInput, Conflict
 from runtime.repositories import RepositoryType, add_repository, sync_repository
 from tests.conftest import Database
@@ -28,9 +29,9 @@ SCHEMA_V2 = {
 }
 
 
-async def synced(url: str, name: str = "test") -> None:
+async def synced(url: str, network: AddressPolicy, name: str = "test") -> None:
     repository = await add_repository(name, url, RepositoryType.INDEX, None)
-    result = await sync_repository(repository.id)
+    result = await sync_repository(repository.id, policy=network)
     assert not result.errors, result.errors
 
 
@@ -39,12 +40,12 @@ async def entry(name: str) -> CatalogPlugin:
 
 
 async def test_install_upgrade_rollback_runs_the_expected_code(
-    db: Database, tmp_path: Path
+    db: Database, network: AddressPolicy, tmp_path: Path
 ) -> None:
     url = build_repository(tmp_path, [("greeter", "1.0.0", "1", {"configSchema": SCHEMA_V1})])
-    await synced(url)
+    await synced(url, network)
     data = tmp_path / "data"
-    async with dynamic_host(data) as (host, installer):
+    async with dynamic_host(data, network) as (host, installer):
         greeter = await entry("greeter")
         row = await installer.install(
             greeter.id, {"greeting": "hi", "legacy": "x"}, enable=True, installed_by="alice"
@@ -54,7 +55,7 @@ async def test_install_upgrade_rollback_runs_the_expected_code(
 
         # The repository publishes 2.0.0 while the server runs.
         build_repository(tmp_path, [("greeter", "2.0.0", "2", {"configSchema": SCHEMA_V2})])
-        assert (await sync_repository(greeter.repository_id)).updated == 1
+        assert (await sync_repository(greeter.repository_id, policy=network)).updated == 1
         row = await installer.upgrade(row.id)  # the newest
         assert (row.version, row.previous_version) == ("2.0.0", "1.0.0")
         # Removed keys dropped, new defaults merged, the admin's values kept.
@@ -81,7 +82,9 @@ async def test_install_upgrade_rollback_runs_the_expected_code(
         assert host.registry.get("greeter") is None
 
 
-async def test_invalid_migrated_config_refuses_the_upgrade(db: Database, tmp_path: Path) -> None:
+async def test_invalid_migrated_config_refuses_the_upgrade(
+    db: Database, network: AddressPolicy, tmp_path: Path
+) -> None:
     strict = {
         "type": "object",
         "properties": {"token": {"type": "string", "minLength": 5}},
@@ -94,8 +97,8 @@ async def test_invalid_migrated_config_refuses_the_upgrade(db: Database, tmp_pat
             ("greeter", "2.0.0", "2", {"configSchema": strict}),
         ],
     )
-    await synced(url)
-    async with dynamic_host(tmp_path / "data") as (host, installer):
+    await synced(url, network)
+    async with dynamic_host(tmp_path / "data", network) as (host, installer):
         greeter = await entry("greeter")
         await CatalogPlugin.filter(id=greeter.id).update(version="1.0.0")
         row = await installer.install(greeter.id, None, enable=True, installed_by="alice")
@@ -110,13 +113,13 @@ async def test_invalid_migrated_config_refuses_the_upgrade(db: Database, tmp_pat
 
 
 async def test_a_tampered_archive_is_refused_and_nothing_is_installed(
-    db: Database, tmp_path: Path
+    db: Database, network: AddressPolicy, tmp_path: Path
 ) -> None:
     url = build_repository(tmp_path, [("greeter", "1.0.0", "1", {})])
     archive = tmp_path / "repo" / "greeter-1.0.0.tar.gz"
-    await synced(url)
+    await synced(url, network)
     archive.write_bytes(archive.read_bytes() + b"tampered")
-    async with dynamic_host(tmp_path / "data") as (_host, installer):
+    async with dynamic_host(tmp_path / "data", network) as (_host, installer):
         greeter = await entry("greeter")
         with pytest.raises(BadUserInput, match="sha256"):
             await installer.install(greeter.id, None, enable=True, installed_by="alice")
@@ -125,21 +128,23 @@ async def test_a_tampered_archive_is_refused_and_nothing_is_installed(
 
 
 async def test_another_replica_loads_the_same_code_into_its_own_data_dir(
-    db: Database, tmp_path: Path
+    db: Database, network: AddressPolicy, tmp_path: Path
 ) -> None:
     url = build_repository(tmp_path, [("greeter", "1.0.0", "1", {})])
-    await synced(url)
-    async with dynamic_host(tmp_path / "one") as (_one, installer):
+    await synced(url, network)
+    async with dynamic_host(tmp_path / "one", network) as (_one, installer):
         greeter = await entry("greeter")
         await installer.install(greeter.id, None, enable=True, installed_by="alice")
     # A second replica (here: a later start) downloads what it lacks when it syncs the plugin.
-    async with dynamic_host(tmp_path / "two") as (two, _installer):
+    async with dynamic_host(tmp_path / "two", network) as (two, _installer):
         assert two.loaded["greeter"].status == "ACTIVE"
         assert (tmp_path / "two" / "plugins" / "greeter" / "1.0.0" / "marker.py").exists()
         assert await ping(two) == [("greeter", "SUCCEEDED", {"version": "1", "greeting": None})]
 
 
-async def test_missing_python_requirements_are_reported(db: Database, tmp_path: Path) -> None:
+async def test_missing_python_requirements_are_reported(
+    db: Database, network: AddressPolicy, tmp_path: Path
+) -> None:
     url = build_repository(
         tmp_path,
         [
@@ -151,8 +156,8 @@ async def test_missing_python_requirements_are_reported(db: Database, tmp_path: 
             )
         ],
     )
-    await synced(url)
-    async with dynamic_host(tmp_path / "data") as (_host, installer):
+    await synced(url, network)
+    async with dynamic_host(tmp_path / "data", network) as (_host, installer):
         greeter = await entry("greeter")
         with pytest.raises(BadUserInput, match="surely-not-installed-dist>=2 is not installed"):
             await installer.install(greeter.id, None, enable=True, installed_by="alice")
@@ -162,7 +167,7 @@ async def test_missing_python_requirements_are_reported(db: Database, tmp_path: 
 # --- dependencies ------------------------------------------------------------------------------
 
 
-async def dependency_repository(tmp_path: Path) -> None:
+async def dependency_repository(tmp_path: Path, network: AddressPolicy) -> None:
     url = build_repository(
         tmp_path,
         [
@@ -172,12 +177,14 @@ async def dependency_repository(tmp_path: Path) -> None:
             ("greeter", "1.0.0", "1", {"dependencies": {"mailer": ">=1.2,<2"}}),
         ],
     )
-    await synced(url)
+    await synced(url, network)
 
 
-async def test_missing_dependencies_are_named(db: Database, tmp_path: Path) -> None:
-    await dependency_repository(tmp_path)
-    async with dynamic_host(tmp_path / "data") as (_host, installer):
+async def test_missing_dependencies_are_named(
+    db: Database, network: AddressPolicy, tmp_path: Path
+) -> None:
+    await dependency_repository(tmp_path, network)
+    async with dynamic_host(tmp_path / "data", network) as (_host, installer):
         greeter = await entry("greeter")
         with pytest.raises(BadUserInput, match=r"mailer >=1.2,<2 \(not installed\)"):
             await installer.install(greeter.id, None, enable=True, installed_by="alice")
@@ -189,9 +196,11 @@ async def test_missing_dependencies_are_named(db: Database, tmp_path: Path) -> N
         assert not (tmp_path / "data" / "plugins" / "greeter").exists()
 
 
-async def test_install_dependencies_and_refuse_removing_them(db: Database, tmp_path: Path) -> None:
-    await dependency_repository(tmp_path)
-    async with dynamic_host(tmp_path / "data") as (host, installer):
+async def test_install_dependencies_and_refuse_removing_them(
+    db: Database, network: AddressPolicy, tmp_path: Path
+) -> None:
+    await dependency_repository(tmp_path, network)
+    async with dynamic_host(tmp_path / "data", network) as (host, installer):
         greeter = await entry("greeter")
         row = await installer.install(
             greeter.id, None, enable=True, installed_by="alice", install_dependencies=True

@@ -14,8 +14,9 @@ from models import Delivery, Event
 from runtime import dispatcher, emitter
 from runtime.claims import Claimed
 from runtime.emitter import EmitRequest
-from runtime.errors import BadUserInput
+from runtime.errors import BadUserInput, Conflict, Forbidden
 from runtime.event_cache import CachedEvent
+from runtime.events import SERVER, Origin
 from runtime.host import PluginHost
 from runtime.sdk import Plugin, PluginContext
 from tests.conftest import Database, QueryCounter
@@ -98,8 +99,8 @@ async def test_a_key_repeated_in_a_batch_or_from_before_is_one_event(db: Databas
         results = await host.emitter.emit_many(
             [
                 session(1, idempotency_key="new"),
-                session(2, idempotency_key="old"),
-                session(3, idempotency_key="new"),
+                session(0, idempotency_key="old"),
+                session(1, idempotency_key="new"),
                 session(4),
             ]
         )
@@ -130,7 +131,7 @@ async def test_a_key_stored_elsewhere_meanwhile_answers_with_that_event(
 ) -> None:
     elsewhere = await Event.create(
         type="session.created",
-        payload={"id": "elsewhere"},
+        payload={"id": "s-2", "user": "ann", "user_id": "ann", "userId": "ann"},
         idempotency_key="race",
         occurred_at=datetime.now(UTC),
     )
@@ -154,7 +155,7 @@ async def test_a_key_stored_elsewhere_meanwhile_answers_with_that_event(
     assert looked
     assert [r.duplicate for r in results] == [False, True, False]
     assert results[1].event.id == elsewhere.id
-    assert [r.event.payload["id"] for r in results] == ["s-1", "elsewhere", "s-3"]
+    assert [r.event.payload["id"] for r in results] == ["s-1", "s-2", "s-3"]
     assert [len(r.deliveries) for r in results] == [1, 0, 1]
     assert await Event.all().count() == 3
 
@@ -427,3 +428,222 @@ async def test_a_nul_that_no_database_could_store_is_refused_naming_where(
             await host.emitter.emit(request_)
     assert [problem.path for problem in refused.value.fields] == [field]
     assert await Event.all().count() == 0
+
+
+# -- idempotency keys name one event ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["", " ", "\t\n"], ids=["empty", "space", "whitespace"])
+async def test_a_blank_idempotency_key_is_refused_and_swallows_nothing(
+    db: Database, key: str
+) -> None:
+    async with running_host({"a": Quiet}) as host:
+        for n in range(2):
+            with pytest.raises(BadUserInput) as refused:
+                await host.emitter.emit(session(n, idempotency_key=key))
+            assert [problem.path for problem in refused.value.fields] == ["idempotencyKey"]
+            assert "blank" in refused.value.message
+        later = await host.emitter.emit(session(2))
+    assert not later.duplicate
+    assert await Event.all().count() == 1
+
+
+@pytest.mark.parametrize(
+    "reused",
+    [
+        session(1, idempotency_key="k"),
+        EmitRequest("session.started", {"id": "s-0", "user": "ann"}, idempotency_key="k"),
+        EmitRequest("session.created", {"id": "s-0", "user": "ann", "n": 1}, idempotency_key="k"),
+    ],
+    ids=["another-payload", "another-type", "a-key-more"],
+)
+async def test_a_key_reused_for_another_event_is_a_conflict_naming_the_first(
+    db: Database, reused: EmitRequest
+) -> None:
+    async with running_host({"a": Quiet}) as host:
+        first = await host.emitter.emit(session(0, idempotency_key="k"))
+        with pytest.raises(Conflict) as refused:
+            await host.emitter.emit(reused)
+    assert refused.value.extensions["eventId"] == str(first.event.id)
+    assert f"event {first.event.id}" in refused.value.message
+    assert await Event.all().count() == 1
+    assert await Delivery.all().count() == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "again", "same"),
+    [
+        ({"id": "s-0", "user_id": "ann"}, {"id": "s-0", "userId": "ann"}, True),
+        (
+            {"id": "s-0", "n": 1, "at": [1.5, {"b": 2}]},
+            {"at": [1.5, {"b": 2.0}], "id": "s-0", "n": 1.0},
+            True,
+        ),
+        ({"id": "s-0", "ok": True}, {"id": "s-0", "ok": 1}, False),
+        ({"id": "s-0", "tags": ["a", "b"]}, {"id": "s-0", "tags": ["b", "a"]}, False),
+        ({"id": "s-0", "note": None}, {"id": "s-0"}, False),
+    ],
+    ids=["other-spelling", "numbers-by-value", "bool-is-not-1", "list-order", "null-is-a-key"],
+)
+async def test_a_repeat_is_judged_by_the_normalised_payload_as_stored(
+    db: Database, first: dict[str, Any], again: dict[str, Any], same: bool
+) -> None:
+    async with running_host({"a": Quiet}) as host:
+        stored = await host.emitter.emit(EmitRequest("session.created", first, "k"))
+        if same:
+            repeat = await host.emitter.emit(EmitRequest("session.created", again, "k"))
+            assert repeat.duplicate and repeat.event.id == stored.event.id
+        else:
+            with pytest.raises(Conflict):
+                await host.emitter.emit(EmitRequest("session.created", again, "k"))
+    assert await Event.all().count() == 1
+
+
+async def test_a_key_given_twice_in_one_batch_for_two_events_refuses_the_batch(
+    db: Database,
+) -> None:
+    async with running_host({"a": Quiet}) as host:
+        with pytest.raises(Conflict) as refused:
+            await host.emitter.emit_many(
+                [session(0), session(1, idempotency_key="k"), session(2, idempotency_key="k")]
+            )
+    assert "inputs.2.idempotencyKey is the key of inputs.1.idempotencyKey" in str(refused.value)
+    assert refused.value.extensions["fields"][0]["path"] == "inputs.2.idempotencyKey"
+    assert await Event.all().count() == 0
+
+
+async def test_concurrent_emits_of_two_events_under_one_key_store_the_first_only(
+    db: Database,
+) -> None:
+    async with running_host({"a": Quiet}) as host:
+        for plugin in host.loaded.values():
+            await plugin.worker.stop()
+        outcomes = await asyncio.gather(
+            host.emitter.emit(session(0, idempotency_key="k")),
+            host.emitter.emit(session(1, idempotency_key="k")),
+            host.emitter.emit(session(2)),
+            return_exceptions=True,
+        )
+    assert [type(outcome).__name__ for outcome in outcomes] == [
+        "EmitResult",
+        "Conflict",
+        "EmitResult",
+    ]
+    stored = sorted(str(e.payload["id"]) for e in await Event.all())
+    assert stored == ["s-0", "s-2"]
+
+
+async def test_another_event_stored_under_the_key_meanwhile_is_a_conflict_storing_nothing(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = await Event.create(
+        type="session.created",
+        payload={"id": "elsewhere"},
+        idempotency_key="race",
+        occurred_at=datetime.now(UTC),
+    )
+    real_filter = Event.filter
+    looked: list[bool] = []
+
+    def stored_after_our_lookup(*args: Any, **kwargs: Any) -> Any:
+        if "idempotency_key__in" in kwargs and not looked:
+            looked.append(True)
+            return real_filter(id=-1)
+        return real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(Event, "filter", stored_after_our_lookup)
+    async with running_host({"a": Quiet}) as host:
+        with pytest.raises(Conflict) as refused:
+            await host.emitter.emit_many(
+                [session(1), session(2, idempotency_key="race"), session(3)]
+            )
+    assert looked
+    assert refused.value.extensions["eventId"] == str(elsewhere.id)
+    assert await Event.all().count() == 1  # the caller's other events were not kept either
+
+
+async def test_only_a_repeated_key_costs_a_comparison(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[str] = []
+    real = emitter.same_event
+
+    def counted(event_type: str, payload: Mapping[str, Any], event: Any) -> bool:
+        compared.append(event_type)
+        return real(event_type, payload, event)
+
+    monkeypatch.setattr(emitter, "same_event", counted)
+    async with running_host({"a": Quiet}) as host:
+        await host.emitter.emit_many([session(n, idempotency_key=f"k{n}") for n in range(50)])
+        assert compared == []
+        await host.emitter.emit(session(7, idempotency_key="k7"))
+    assert compared == ["session.created"]
+
+
+# -- who may emit what --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event_type", ["plugin.installed", "plugin.error", "repository.sync.completed"]
+)
+async def test_the_servers_own_types_are_refused_from_the_platform(
+    db: Database, event_type: str
+) -> None:
+    async with running_host({"a": Quiet}) as host:
+        with pytest.raises(Forbidden) as refused:
+            await host.emitter.emit(EmitRequest(event_type, {"name": "a"}))
+        accepted = await host.emitter.emit(EmitRequest(event_type, {"name": "a"}, origin=SERVER))
+    assert "reported by the server itself" in refused.value.message
+    assert refused.value.extensions["fields"][0]["path"] == "type"
+    assert (await Event.get(id=accepted.event.id)).type == event_type
+    assert await Event.all().count() == 1
+
+
+async def test_a_plugin_emits_only_under_its_own_name(db: Database) -> None:
+    async with running_host({"a": Quiet, "b": Quiet}) as host:
+        with pytest.raises(Forbidden) as refused:
+            await host.emitter.emit(EmitRequest("b.done", {}, origin=Origin.of_plugin("a")))
+        with pytest.raises(Forbidden):
+            await host.emitter.emit(EmitRequest("custom.x", {}, origin=Origin.of_plugin("a")))
+        own = await host.emitter.emit(EmitRequest("a.done", {}, origin=Origin.of_plugin("a")))
+    assert "publishes only its own events" in refused.value.message
+    assert [d.plugin for d in own.deliveries] == []  # Quiet takes no on_event
+    assert await Event.all().count() == 1
+
+
+# -- integers JSON keeps on every backend ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"n": 123456789012345678901234567890}, "payload.n"),
+        ({"a": [1, {"b": 2**64}]}, "payload.a.1.b"),
+        ({"n": 2**63}, "payload.n"),
+        ({"n": -(2**63) - 1}, "payload.n"),
+    ],
+    ids=["beyond-u64", "nested", "just-above", "just-below"],
+)
+async def test_an_integer_beyond_64_bits_is_refused_naming_where(
+    db: Database, payload: dict[str, Any], where: str
+) -> None:
+    async with running_host({"a": Quiet}) as host:
+        with pytest.raises(BadUserInput) as refused:
+            await host.emitter.emit(EmitRequest("custom.x", payload))
+        with pytest.raises(BadUserInput) as in_batch:
+            await host.emitter.emit_many(
+                [EmitRequest("custom.y", {}), EmitRequest("custom.x", payload)]
+            )
+    assert [problem.path for problem in refused.value.fields] == [where]
+    assert "64-bit" in refused.value.message
+    assert [problem.path for problem in in_batch.value.fields] == [f"inputs.1.{where}"]
+    assert await Event.all().count() == 0
+
+
+async def test_integers_at_the_64_bit_limits_are_stored_exactly(db: Database) -> None:
+    payload = {"top": 2**63 - 1, "bottom": -(2**63), "digits": "123456789012345678901234567890"}
+    async with running_host({"a": Quiet}) as host:
+        result = await host.emitter.emit(EmitRequest("custom.x", payload))
+    stored = await Event.get(id=result.event.id)
+    assert stored.payload == payload
+    assert type(stored.payload["top"]) is int

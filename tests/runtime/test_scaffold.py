@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from runtime.devkit.scaffold import ScaffoldError, class_name, scaffold
-from runtime.devkit.validate import validate_plugin
+from runtime.devkit.validate import (
+    looks_secret,
+    plugin_warnings,
+    secret_warnings,
+    validate_plugin,
+)
 
 
 def test_scaffold_writes_a_valid_plugin(tmp_path: Path) -> None:
@@ -92,3 +97,57 @@ def test_an_entrypoint_that_does_not_import_is_a_problem(tmp_path: Path) -> None
     (folder / "plugin.json").write_text("{not json")
     (problem,) = validate_plugin(folder)
     assert "not valid JSON" in problem.message
+
+
+def test_settings_that_look_secret_but_are_not_marked_are_warned_about(tmp_path: Path) -> None:
+    folder = scaffold("hello", tmp_path)
+    manifest_file = folder / "plugin.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["configSchema"] |= {
+        "apiKey": {"type": "string"},
+        "routing_key": {"type": "string", "secret": True},
+        "tokenUrl": {"type": "string", "format": "uri"},
+        "requireToken": {"type": "boolean"},
+        "channel": {"type": "string"},
+        "servers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"host": {"type": "string"}, "password": {"type": "string"}},
+            },
+        },
+    }
+    manifest_file.write_text(json.dumps(manifest))
+    assert validate_plugin(folder) == []
+    warned = [warning.path for warning in plugin_warnings(folder)]
+    assert warned == ["configSchema.apiKey", "configSchema.servers.password"]
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("password", True),
+        ("api_key", True),
+        ("accessToken", True),
+        ("clientSecret", True),
+        ("webhookUrl", True),
+        ("sentryDsn", True),
+        ("privateKey", True),
+        ("credentials", True),
+        ("licenseKey", True),
+        ("username", False),
+        ("avatarUrl", False),
+        ("passwordFile", False),
+        ("secretName", False),
+        ("keyId", False),
+        ("dedupKeyTemplate", False),
+    ],
+)
+def test_which_keys_look_secret(key: str, secret: bool) -> None:
+    assert looks_secret(key) is secret
+
+
+def test_the_built_in_plugins_mark_every_secret_looking_setting() -> None:
+    plugins = Path(__file__).parents[2] / "plugins"
+    for manifest in sorted(plugins.glob("*/plugin.json")):
+        assert secret_warnings(json.loads(manifest.read_text())) == [], manifest

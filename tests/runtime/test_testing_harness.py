@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 import plugins.webhook
 from plugins.webhook.plugin import WebhookPlugin
+from runtime.address_policy import AddressPolicy
 from runtime.events import LIFECYCLE_TYPES
 from runtime.sdk import Event, PermanentFailure, Plugin, PluginContext, RetryLater, Skip
 from runtime.testing import SAMPLE_PAYLOADS, FakeHttp, MemoryStore, PluginHarness, sample_payload
@@ -58,7 +60,12 @@ class Everything(Plugin):
 
 
 async def test_a_hook_runs_with_every_service_recorded() -> None:
-    harness = PluginHarness(Everything, config={"channel": "#ops"}, name="everything")
+    harness = PluginHarness(
+        Everything,
+        config={"channel": "#ops"},
+        name="everything",
+        permissions=["sessions:read", "events:publish"],
+    )
     harness.http.queue(201, json={"accepted": True})
     async with harness:
         assert harness.jobs == ["often", "report"]
@@ -110,6 +117,14 @@ async def test_permissions_decide_what_is_delivered() -> None:
     harness = PluginHarness(Everything, permissions=["users:read"])
     assert (await harness.emit("session.created")).status == "NOT_DELIVERED"
     assert (await harness.emit("user.deleted")).status == "DEAD"
+
+
+async def test_publishing_needs_events_publish_as_in_the_runtime() -> None:
+    harness = PluginHarness(Everything, permissions=["sessions:read"])
+    outcome = await harness.emit("session.created", {"id": "s1", "user_id": "ann"})
+    assert outcome.status == "RETRYING"
+    assert "events:publish" in str(outcome.error)
+    assert harness.published == []
 
 
 def test_sample_payloads_cover_every_lifecycle_event() -> None:
@@ -174,3 +189,12 @@ async def test_the_webhook_plugin_runs_in_the_harness() -> None:
 def test_config_is_checked_against_the_manifest() -> None:
     with pytest.raises(ValueError, match="configSchema"):
         PluginHarness(WebhookPlugin, manifest=WEBHOOK_DIR, config={})
+
+
+def test_the_harness_lets_a_plugin_reach_any_address_unless_given_a_policy() -> None:
+    """Its HTTP is fake; what a plugin connects to itself (SMTP to a test's 127.0.0.1 server)
+    goes through ctx.network, which allows everything unless the test says otherwise."""
+    assert PluginHarness(Everything).ctx.network.permits(ip_address("127.0.0.1"))
+    strict = PluginHarness(Everything, network=AddressPolicy()).ctx.network
+    assert not strict.permits(ip_address("127.0.0.1"))
+    assert strict.permits(ip_address("93.184.216.34"))
