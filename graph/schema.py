@@ -26,9 +26,9 @@ from graph.document_limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from graph.documents import Documents
 from graph.errors import coded
 from graph.events import EventMutation, EventQuery
-from graph.integer_inputs import refusal as wide_integers
+from graph.integer_inputs import refusal as wide_integer_refusal
 from graph.mutations import CatalogMutation
-from graph.nul_inputs import refusal
+from graph.nul_inputs import refusal as nul_refusal
 from graph.plain_fields import PlainFieldsExecution
 from graph.queries import CatalogQuery
 from graph.subscriptions import Subscription
@@ -74,7 +74,7 @@ class Schema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         """One result; a subscription is refused (InvalidOperationTypeError): it streams."""
-        refused = refusal(variable_values, query) or wide_integers(variable_values, query)
+        refused = await _input_refusal(variable_values, query)
         if refused is not None:
             return ExecutionResult(data=None, errors=[refused])
         allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
@@ -99,7 +99,7 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
         """The results of any operation, as WebSocket transports run them."""
-        refused = refusal(variable_values, query) or wide_integers(variable_values, query)
+        refused = await _input_refusal(variable_values, query)
         if refused is not None:
             return _only(PreExecutionError(data=None, errors=[refused]))
         results = await super().stream(
@@ -138,6 +138,15 @@ class Schema(strawberry.Schema):
         if handled.errors:
             handled.errors = [coded(error, debug=self.debug) for error in handled.errors]
         return handled
+
+
+async def _input_refusal(
+    variables: dict[str, Any] | None, query: str | None
+) -> GraphQLError | None:
+    """Why no backend could store the operation's input alike (a NUL, an integer beyond 64
+    bits), before it runs; None when it holds neither. A document either check reads is the
+    one the operation's own parse then takes from the cache (graph/documents.py)."""
+    return await nul_refusal(variables, query) or await wide_integer_refusal(variables, query)
 
 
 async def _only(result: PreExecutionError) -> StreamResult:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from graphql import DocumentNode, GraphQLError, GraphQLSchema
+from graphql.language.parser import Parser
 
 from graph import documents
 from graph.schema import schema
@@ -54,6 +55,26 @@ async def test_each_text_is_parsed_and_validated_once(threads: dict[str, list[in
     for _ in range(3):
         await schema.execute("{ __typename }  # once")
     assert len(threads["parse"]) == len(threads["validate"]) == 1
+
+
+async def test_the_input_checks_read_the_document_the_operation_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A run of 19 digits and an escaped backslash before u0000: both the check for integers
+    # beyond 64 bits and the one for NUL characters read the document's literals.
+    threads: list[int] = []
+    parse_document = Parser.parse_document
+
+    def parse_watched(parser: Parser) -> DocumentNode:
+        threads.append(threading.get_ident())
+        return parse_document(parser)
+
+    monkeypatch.setattr(Parser, "parse_document", parse_watched)
+    name = "1234567890123456789 \\\\u0000" + " " * documents.INLINE_CHARACTERS
+    result = await schema.execute(f'{{ __type(name: "{name}") {{ name }} }}')
+    assert result.errors is None and result.data == {"__type": None}
+    assert len(threads) == 1
+    assert threading.get_ident() not in threads
 
 
 def test_the_caches_keep_the_last_documents_used() -> None:

@@ -7,11 +7,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
+from strawberry.types.execution import PreExecutionError
 
 from graph.app import GraphQLApp
-from graph.context import Services
+from graph.context import Context, Services
+from graph.document_limits import MAX_TOKENS
+from graph.integer_inputs import refusal as wide_integer_refusal
+from graph.schema import schema
 from models import Delivery, PluginLog
 from models import Event as EventRow
 from runtime.auth import Role
@@ -252,6 +257,34 @@ async def test_a_wide_integer_literal_is_refused_naming_where(
     assert result.codes == ["BAD_USER_INPUT"]
     assert result.errors[0]["extensions"]["fields"][0]["path"] == "emitEvent.input.payload.a.n"
     assert await EventRow.all().count() == 0
+
+
+async def test_a_wide_integer_over_websocket_is_refused_before_it_runs(
+    services: Services, plugins: dict[str, Any]
+) -> None:
+    # WebSocket transports stream every operation: the check is there as on HTTP.
+    context = Context(services=services, request=None, response=None)
+    context.authenticate(services.tokens.verify(services.tokens.issue(Role.PLATFORM, "core")))
+    payload = "{n: " + WIDE + "}"
+    query = (
+        f'mutation {{ emitEvent(input: {{type: "custom.x", payload: {payload}}}) {{ duplicate }} }}'
+    )
+    results = [result async for result in await schema.stream(query, context_value=context)]
+    assert [type(result) for result in results] == [PreExecutionError]
+    (error,) = results[0].errors or []
+    assert error.extensions == {
+        "code": "BAD_USER_INPUT",
+        "fields": [{"path": "emitEvent.input.payload.n", "message": ANY}],
+    }
+    assert await EventRow.all().count() == 0
+
+
+async def test_a_document_over_the_token_limit_is_not_read_whole_for_a_wide_integer() -> None:
+    # The operation's own parse refuses it at the limit; reading all of it first to look for
+    # a wide integer was work without bound, for anyone.
+    fields = "__typename " * MAX_TOKENS
+    document = f"{{ events(first: {WIDE}) {{ totalCount }} {fields} }}"
+    assert await wide_integer_refusal(None, document) is None
 
 
 async def test_integers_at_the_64_bit_limits_are_kept_exactly_from_json_and_literals(

@@ -65,9 +65,9 @@ async def test_an_escaped_backslash_before_u0000_is_text_and_runs(gql: Execute) 
     assert spelled.ok() == {"catalog": {"totalCount": 0}}
 
 
-def test_a_document_over_the_token_limit_is_not_read_whole_for_a_nul() -> None:
+async def test_a_document_over_the_token_limit_is_not_read_whole_for_a_nul() -> None:
     # The operation's own parse refuses it at the limit; reading all of it first to look for
     # a NUL was work without bound, for anyone.
     fields = "__typename " * MAX_TOKENS
     document = f'{{ catalog(filter: {{search: "\\u0000"}}) {{ totalCount }} {fields} }}'
-    assert refusal(None, document) is None
+    assert await refusal(None, document) is None
