@@ -17,25 +17,42 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UnsetType
 
 from graph.body_deadline import BodyDeadline
 from graph.context import Context, Services
 from graph.fanout import WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
+from graph.http_requests import (
+    JSON,
+    RequestRefused,
+    body_too_large,
+    content_length,
+    error_response,
+    limited,
+    request_fields,
+)
 from graph.integer_inputs import loads_exactly
 from graph.schema import build_schema
-from graph.websocket_auth import TokenCheckedLegacyWS, TokenCheckedTransportWS
 from graph.websocket_frames import lift_max_size
+from graph.websocket_handlers import LegacyWS, TransportWS
 from models import (
     close_database,
     dialect,
@@ -74,13 +91,15 @@ def _token_from_params(params: dict[str, Any] | None) -> str | None:
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI view, with our context and authentication."""
+    """Strawberry's ASGI view, with our context and authentication, and a GraphQL error with
+    a code for every request it does not run (graph/http_requests.py)."""
 
-    # Subscription messages to many subscribers cost a frame each (graph/fanout.py); a
-    # connection lives no longer than its token (graph/websocket_auth.py).
+    # One handler per protocol (graph/websocket_handlers.py): a connection lives no longer
+    # than its token, its operations are limited in number and their errors coded, and
+    # subscription messages to many subscribers cost a frame each (graph/fanout.py).
     websocket_adapter_class = WebSocketAdapter
-    graphql_transport_ws_handler_class = TokenCheckedTransportWS
-    graphql_ws_handler_class = TokenCheckedLegacyWS
+    graphql_transport_ws_handler_class = TransportWS
+    graphql_ws_handler_class = LegacyWS
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
@@ -89,6 +108,74 @@ class GraphQLApp(GraphQL[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
         )
         self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            response = await self._answer(scope, receive, headers)
+        except RequestRefused as refused:
+            response = refused.response(headers.get("accept"))
+        except HTTPException as refused:  # strawberry's own: not JSON, not GET or POST
+            allow = {"Allow": "GET, POST"} if refused.status_code == 405 else None
+            response = error_response(
+                refused.status_code, refused.reason, headers.get("accept"), allow
+            )
+        await response(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, headers: Headers) -> Response:
+        # The body cap is ours here rather than Starlette's, which answers in plain text.
+        limit = self.services.settings.max_body_bytes
+        declared = content_length(headers)
+        if declared is not None and declared > limit:
+            raise body_too_large(limit)
+        return await self.run(Request(scope, limited(receive, limit)))
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method != "POST":
+            return await super().parse_http_body(request)
+        given = request.content_type
+        if not given or parse_content_type(given)[0].lower() != JSON:
+            raise RequestRefused(
+                415, f"a POST body must be {JSON}, not {given or 'without a Content-Type'}"
+            )
+        fields = request_fields(self.parse_json(await request.get_body()))
+        return GraphQLRequestData(
+            query=fields.get("query"),
+            variables=fields.get("variables"),
+            operation_name=fields.get("operationName"),
+            extensions=fields.get("extensions"),
+        )
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=OperationType.from_http(request_adapter.method),
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as error:
+            raise _not_served(error.operation_type, request_adapter.method) from None
+        except CannotGetOperationTypeError as error:
+            raise RequestRefused(400, error.as_http_error_reason()) from None
+        except MissingQueryError:
+            raise RequestRefused(400, "the request holds no GraphQL query") from None
 
     def decode_json(self, data: str | bytes) -> object:
         # Integers beyond 64 bits stay exact, for the operation to be refused naming them.
@@ -129,6 +216,17 @@ class GraphQLApp(GraphQL[Context, None]):
             # Authenticated: messages may now be as large as an HTTP request's body.
             lift_max_size(context.request.scope)
         return await super().on_ws_connect(context)
+
+
+def _not_served(operation: OperationType, method: str) -> RequestRefused:
+    if operation is OperationType.SUBSCRIPTION:
+        return RequestRefused(
+            400, "subscriptions are served over WebSocket at /graphql (graphql-transport-ws)"
+        )
+    # GraphQL over HTTP: a mutation over GET is 405, and POST is the method that runs it.
+    return RequestRefused(
+        405, f"{operation.value}s are not run over {method}: use POST", {"Allow": "POST"}
+    )
 
 
 def build_services(settings: Settings) -> Services:
@@ -244,13 +342,17 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # Every method reaches the view: it answers those it does not serve in JSON.
+            Route("/graphql", graphql),
             Route(ASSET_PREFIX + "/{name}", serve_asset, methods=["GET", "HEAD"]),
             WebSocketRoute("/graphql", graphql),
-            Mount("/plugins", app=PluginRoutes(services.host.router_of, services.tokens.verify)),
+            Mount(
+                "/plugins",
+                app=PluginRoutes(services.host.router_of, services.tokens.verify),
+                max_body_size=settings.max_body_bytes,
+            ),
         ],
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
         # uvicorn waits for a body without limit; the headers' limit is in serve's protocol.
         middleware=[Middleware(BodyDeadline, seconds=settings.body_timeout)],
     )

@@ -1,34 +1,44 @@
 """Error codes on every GraphQL error, and masking of the unexpected ones.
 
 Our own errors keep their message and gain `extensions.code`; GraphQL's validation and parse
-errors stay readable; anything else is logged with its traceback and reaches the client as
-"Internal server error" with code INTERNAL.
+errors stay readable; a request GraphQL cannot run (no query, an operation name the document
+does not hold, an operation type the transport does not serve) is BAD_REQUEST; anything else
+is logged with its traceback and reaches the client as "Internal server error" with code
+INTERNAL.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from runtime.errors import PlatformError
 
 log = logging.getLogger("graph.errors")
 INTERNAL_MESSAGE = "Internal server error"
+# Errors of a request, before any of its fields ran.
+REQUEST_ERRORS = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
+
+
+def _copy(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+    """`error` with another message and extensions.
+
+    Its locations are taken as they are: GraphQLError would find each again in the source,
+    reading the document up to it, and a long document can hold a hundred errors.
+    """
+    copied = GraphQLError(message, path=error.path, extensions=extensions)
+    copied.nodes, copied.source = error.nodes, error.source
+    copied.positions, copied.locations = error.positions, error.locations
+    return copied
 
 
 def _readable(error: GraphQLError, code: str) -> GraphQLError:
     """The caller's mistake, told as GraphQL phrased it, with `code` unless it carries one."""
-    return GraphQLError(
-        error.message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        extensions={"code": code, **(error.extensions or {})},
-    )
+    return _copy(error, error.message, {"code": code, **(error.extensions or {})})
 
 
 def coded(error: GraphQLError, *, debug: bool = False) -> GraphQLError:
@@ -39,11 +49,8 @@ def coded(error: GraphQLError, *, debug: bool = False) -> GraphQLError:
     """
     original = error.original_error
     if isinstance(original, PlatformError):
-        return GraphQLError(
-            original.message,
-            nodes=error.nodes,
-            path=error.path,
-            extensions={**(error.extensions or {}), **original.as_extensions()},
+        return _copy(
+            error, original.message, {**(error.extensions or {}), **original.as_extensions()}
         )
     if original is None:
         # Parse and validation errors: the caller's query is wrong, and must be told how.
@@ -51,27 +58,11 @@ def coded(error: GraphQLError, *, debug: bool = False) -> GraphQLError:
     if isinstance(original, GraphQLError):
         # A variable's value that does not fit its type (GraphQL wraps the coercion error).
         return _readable(error, "BAD_USER_INPUT")
+    if isinstance(original, REQUEST_ERRORS):
+        return _copy(error, error.message, {"code": "BAD_REQUEST"})
     log.error(
         "unexpected error in %s",
         ".".join(str(p) for p in error.path or []) or "the operation",
         exc_info=(type(original), original, original.__traceback__),
     )
-    return GraphQLError(
-        str(original) if debug else INTERNAL_MESSAGE,
-        nodes=error.nodes,
-        path=error.path,
-        extensions={"code": "INTERNAL"},
-    )
-
-
-class ErrorCodes(SchemaExtension):
-    """Adds extensions.code to every error; masks unexpected exceptions unless debugging."""
-
-    debug = False
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if result is not None and errors:
-            result.errors = [coded(error, debug=self.debug) for error in errors]
+    return _copy(error, str(original) if debug else INTERNAL_MESSAGE, {"code": "INTERNAL"})

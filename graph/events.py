@@ -11,7 +11,15 @@ from tortoise.queryset import QuerySet
 
 from graph.context import Info
 from graph.permissions import IsAdmin, IsAnyone, IsPlatform
-from graph.types.common import PageInfo, field, mutation, parse_id
+from graph.types.common import (
+    PageInfo,
+    bounded,
+    column_length,
+    field,
+    mutation,
+    parse_id,
+    shown,
+)
 from graph.types.events import (
     Delivery,
     DeliveryConnection,
@@ -33,15 +41,20 @@ from graph.types.events import (
 from models import Delivery as DeliveryRow
 from models import Event as EventRow
 from models import PluginLog as PluginLogRow
-from runtime.auth import Role
+from runtime.auth import Principal, Role
+from runtime.catalog import decode_after
 from runtime.emitter import EmitRequest, EmitResult
 from runtime.errors import BadUserInput, FieldProblem, Forbidden, NotFound
 from runtime.host import PluginTestFailed
 from runtime.installs import get_installed
-from runtime.pagination import decode_cursor, encode_cursor, page_size
+from runtime.pagination import SortKey, encode_cursor, page_size
+from runtime.plugin_context import Action
 
 LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
 ACTIVE = frozenset({"ACTIVE", "DEGRADED"})
+EVENT_TYPE_LENGTH = column_length(EventRow, "type")
+PLUGIN_LENGTH = column_length(PluginLogRow, "plugin")
+NEWEST_FIRST = (SortKey("id", descending=True),)
 
 
 def _newest_first(
@@ -50,7 +63,9 @@ def _newest_first(
     """Keyset pages on the id, newest first (ids grow with time)."""
     size = page_size(first)
     if after:
-        query = query.filter(id__lt=int(decode_cursor(after, 1)[0]))
+        # A cursor arrives from the caller: an id that is no integer, or one past BIGINT,
+        # is BAD_USER_INPUT rather than a database error.
+        query = query.filter(id__lt=decode_after(query.model, NEWEST_FIRST, after)[0])
     return query.order_by("-id").limit(size + 1), size
 
 
@@ -90,7 +105,7 @@ class EventQuery:
         query = EventRow.all()
         given = filter or EventFilter()
         if given.type:
-            query = query.filter(type=given.type)
+            query = query.filter(type=bounded(given.type, "filter.type", EVENT_TYPE_LENGTH))
         if given.since:
             query = query.filter(received_at__gte=given.since)
         if given.until:
@@ -112,13 +127,15 @@ class EventQuery:
         query = DeliveryRow.all()
         given = filter or DeliveryFilter()
         if given.plugin:
-            query = query.filter(plugin=given.plugin)
+            plugin = bounded(given.plugin, "filter.plugin", column_length(DeliveryRow, "plugin"))
+            query = query.filter(plugin=plugin)
         if given.status:
             query = query.filter(status=given.status.value)
         if given.event_id is not None:
             query = query.filter(event_id=parse_id(given.event_id, "filter.eventId"))
         if given.event_type:
-            query = query.filter(event__type=given.event_type)
+            event_type = bounded(given.event_type, "filter.eventType", EVENT_TYPE_LENGTH)
+            query = query.filter(event__type=event_type)
         if given.since:
             query = query.filter(created_at__gte=given.since)
         if given.until:
@@ -138,7 +155,7 @@ class EventQuery:
         first: int | None = 50,
         after: str | None = None,
     ) -> PluginLogConnection:
-        query = PluginLogRow.filter(plugin=plugin)
+        query = PluginLogRow.filter(plugin=bounded(plugin, "plugin", PLUGIN_LENGTH))
         if level is not None:
             query = query.filter(level__in=LEVEL_ORDER[LEVEL_ORDER.index(level.value) :])
         page, size = _newest_first(query, first, after)
@@ -214,21 +231,40 @@ class EventMutation:
     async def plugin_action(
         self, info: Info, plugin: str, action: str, input: JSON | None = None
     ) -> JSON | None:
-        loaded = info.context.services.host.loaded.get(plugin)
-        if loaded is None:
-            raise NotFound(f"plugin {plugin} is not active")
-        registered = loaded.context.api.actions.get(action)
-        if registered is None:
-            raise NotFound(f"plugin {plugin} has no action {action!r}")
         principal = info.context.principal
-        if principal is None or not principal.has(Role(registered.role)):
-            raise Forbidden(f"action {action} of {plugin} needs the {registered.role} role")
+        assert principal is not None  # IsAnyone has checked it
+        registered = _registered_action(info, plugin, action)
+        # The role first: a caller it does not admit never learns whether the plugin or the
+        # action exists. Admins, who see every plugin anyway, are told which is missing.
+        if registered is None or not _admits(principal, registered.role):
+            if registered is None and principal.has(Role.ADMIN):
+                raise _missing(info, plugin, action)
+            raise Forbidden(
+                f"no action {shown(action)} of plugin {shown(plugin)} is open to the "
+                f"{' or '.join(sorted(role.value for role in principal.roles))} role"
+            )
         if input is not None and not isinstance(input, Mapping):
             raise BadUserInput(
                 "input must be a JSON object", [FieldProblem("input", "not an object")]
             )
         answer = await info.context.services.host.call_action(plugin, registered, input or {})
         return cast(JSON | None, answer)
+
+
+def _registered_action(info: Info, plugin: str, action: str) -> Action | None:
+    loaded = info.context.services.host.loaded.get(plugin)
+    return None if loaded is None else loaded.context.api.actions.get(action)
+
+
+def _admits(principal: Principal, role: str) -> bool:
+    """Whether `principal` holds `role`; a role no token can hold admits nobody."""
+    return role in {held.value for held in principal.roles}
+
+
+def _missing(info: Info, plugin: str, action: str) -> NotFound:
+    if plugin not in info.context.services.host.loaded:
+        return NotFound(f"plugin {shown(plugin)} is not active")
+    return NotFound(f"plugin {shown(plugin)} has no action {shown(action)}")
 
 
 __all__ = ["EventMutation", "EventQuery"]

@@ -7,7 +7,7 @@ backend would store it alike (runtime/json_integers.py). Text without a run of 1
 none, so most operations cost one search of their text.
 
 Example:
-    refusal({"input": {"payload": {"n": 2**70}}}, "mutation($input: ...) { ... }")
+    await refusal({"input": {"payload": {"n": 2**70}}}, "mutation($input: ...) { ... }")
     # GraphQLError('variables.input.payload.n is an integer outside the 64-bit range ...')
 """
 
@@ -29,10 +29,10 @@ from graphql import (
     ObjectFieldNode,
     VariableDefinitionNode,
     Visitor,
-    parse,
     visit,
 )
 
+from graph.documents import parsed
 from runtime.errors import BadUserInput
 from runtime.json_integers import (
     INT64_MAX,
@@ -43,10 +43,10 @@ from runtime.json_integers import (
 )
 
 
-def refusal(variables: dict[str, Any] | None, query: str | None) -> GraphQLError | None:
+async def refusal(variables: dict[str, Any] | None, query: str | None) -> GraphQLError | None:
     """The error to answer with when the operation holds an integer beyond 64 bits."""
     if query and may_hold_wide_integer(query):
-        where = _literal_path(query)
+        where = await _literal_path(query)
         if where is not None:
             return _error(wide_integer_refused(where))
     if not variables:
@@ -114,9 +114,10 @@ def _where(node: Node, keys: list[Any], containers: list[Any]) -> str:
     return ".".join(parts)
 
 
-def _literal_path(query: str) -> str | None:
+async def _literal_path(query: str) -> str | None:
     try:
-        document = parse(query)
+        # The operation's own parse: within its limits, cached for it, off the loop if long.
+        document = await parsed(query)
     except GraphQLError:
         return None  # the parser answers for a document it cannot read
     literals = _WideLiterals()

@@ -9,10 +9,11 @@ from strawberry.scalars import JSON
 
 from graph.context import Info
 from graph.permissions import IsAdmin, IsUser
-from graph.types.common import mutation, parse_id
+from graph.types.common import bounded, column_length, mutation, parse_id
 from graph.types.installed import InstalledPlugin
 from graph.types.rating import PluginRating
 from graph.types.repository import Repository, RepositoryType, SyncResult
+from models import PluginVersion as PluginVersionRow
 from runtime import repositories
 from runtime.errors import BadUserInput, FieldProblem
 from runtime.ratings import rate_plugin
@@ -98,7 +99,9 @@ class CatalogMutation:
     async def upgrade_plugin(
         self, info: Info, id: strawberry.ID, version: str | None = None
     ) -> InstalledPlugin:
-        row = await info.context.services.installer.upgrade(parse_id(id), version)
+        plugin_id = parse_id(id)
+        version = bounded(version, "version", column_length(PluginVersionRow, "version"))
+        row = await info.context.services.installer.upgrade(plugin_id, version)
         return InstalledPlugin.from_row(row)
 
     @mutation(

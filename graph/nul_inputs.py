@@ -6,7 +6,7 @@ operation is checked with two substring searches; only one that may hold a NUL i
 name where it is.
 
 Example:
-    refusal({"review": "a\\x00b"}, "mutation($review: String) { ... }")
+    await refusal({"review": "a\\x00b"}, "mutation($review: String) { ... }")
     # GraphQLError('variables.review holds a NUL character (\\u0000)...', code BAD_USER_INPUT)
 """
 
@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, StringValueNode, Visitor, parse, visit
+from graphql import GraphQLError, StringValueNode, Visitor, visit
 
+from graph.documents import parsed
 from runtime.errors import BadUserInput
 from runtime.storable import NUL, may_hold_nul, nul_path, nul_refused
 
@@ -24,9 +25,13 @@ from runtime.storable import NUL, may_hold_nul, nul_path, nul_refused
 _IN_TEXT = (NUL, "\\u0000")
 
 
-def refusal(variables: dict[str, Any] | None, query: str | None) -> GraphQLError | None:
+async def refusal(variables: dict[str, Any] | None, query: str | None) -> GraphQLError | None:
     """The error to answer with when the operation holds a NUL; None when it holds none."""
-    if query and any(spelling in query for spelling in _IN_TEXT) and _literal_holds_nul(query):
+    if (
+        query
+        and any(spelling in query for spelling in _IN_TEXT)
+        and await _literal_holds_nul(query)
+    ):
         return _error(BadUserInput("a string in the operation holds a NUL character (\\u0000)"))
     if not variables:
         return None
@@ -51,11 +56,12 @@ class _Strings(Visitor):
         self.nul = self.nul or NUL in node.value
 
 
-def _literal_holds_nul(query: str) -> bool:
+async def _literal_holds_nul(query: str) -> bool:
     """Whether a string literal holds a NUL once its escapes are read (a backslash written
     as `\\\\` before "u0000" is text)."""
     try:
-        document = parse(query)
+        # The operation's own parse: within its limits, cached for it, off the loop if long.
+        document = await parsed(query)
     except GraphQLError:
         return False  # the parser answers for a document it cannot read
     strings = _Strings()

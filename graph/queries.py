@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.types.nodes import SelectedField, Selection
@@ -19,27 +19,48 @@ from graph.types.catalog import (
     CatalogPluginEdge,
     CatalogSort,
 )
-from graph.types.common import PageInfo, field, parse_id
+from graph.types.common import PageInfo, bounded, column_length, field, parse_id
 from graph.types.installed import InstalledPlugin
 from graph.types.repository import Repository
 from graph.types.viewer import Viewer
+from models import CatalogPlugin as CatalogPluginRow
+from models import CatalogTag as CatalogTagRow
 from models import InstalledPlugin as InstalledPluginRow
 from models import Repository as RepositoryRow
 from runtime import catalog
-from runtime.errors import NotFound
+from runtime.errors import BadUserInput, FieldProblem, NotFound
 from runtime.installs import get_installed
 from runtime.pagination import page_size
 
 log = logging.getLogger(__name__)
 
 
+# Longer searches match nothing anyone wrote, and SQLite refuses LIKE patterns over 50 000.
+MAX_SEARCH_LENGTH = 200
+MAX_TAGS = 20
+
+
+def _tags(tags: list[str] | None) -> tuple[str, ...]:
+    if tags and len(tags) > MAX_TAGS:
+        raise BadUserInput(
+            f"filter.tags: at most {MAX_TAGS} tags, not {len(tags)}",
+            [FieldProblem("filter.tags", f"at most {MAX_TAGS} tags")],
+        )
+    limit = column_length(CatalogTagRow, "tag")
+    return tuple(cast(str, bounded(tag, "filter.tags", limit)) for tag in tags or ())
+
+
 def _catalog_query(filter: CatalogFilter | None, sort: CatalogSort) -> catalog.CatalogQuery:
     given = filter or CatalogFilter()
     return catalog.CatalogQuery(
-        category=given.category,
-        plugin_type=given.type,
-        search=given.search,
-        tags=tuple(given.tags or ()),
+        category=bounded(
+            given.category, "filter.category", column_length(CatalogPluginRow, "category")
+        ),
+        plugin_type=bounded(
+            given.type, "filter.type", column_length(CatalogPluginRow, "plugin_type")
+        ),
+        search=bounded(given.search, "filter.search", MAX_SEARCH_LENGTH),
+        tags=_tags(given.tags),
         repository_id=(
             parse_id(given.repository_id, "filter.repositoryId")
             if given.repository_id is not None
@@ -174,8 +195,10 @@ class CatalogQuery:
     async def installed_plugin(
         self, id: strawberry.ID | None = None, name: str | None = None
     ) -> InstalledPlugin | None:
+        plugin_id = parse_id(id) if id is not None else None
+        name = bounded(name, "name", column_length(InstalledPluginRow, "name"))
         try:
-            row = await get_installed(parse_id(id) if id is not None else None, name)
+            row = await get_installed(plugin_id, name)
         except NotFound:
             return None
         return InstalledPlugin.from_row(row)

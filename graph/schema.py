@@ -7,54 +7,54 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import aclosing
+from datetime import datetime
 from typing import Any
 
 import strawberry
-from graphql import (
-    ASTValidationRule,
-    GraphQLError,
-)
 from graphql import ExecutionResult as GraphQLExecutionResult
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-    max_aliases,
-    query_depth_limiter,
-)
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from graph.errors import ErrorCodes, coded
+from graph.document_limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from graph.documents import Documents
+from graph.errors import coded
 from graph.events import EventMutation, EventQuery
-from graph.integer_inputs import refusal as wide_integers
+from graph.integer_inputs import refusal as wide_integer_refusal
 from graph.mutations import CatalogMutation
-from graph.nul_inputs import refusal
+from graph.nul_inputs import refusal as nul_refusal
 from graph.plain_fields import PlainFieldsExecution
 from graph.queries import CatalogQuery
 from graph.subscriptions import Subscription
+from graph.types.common import DATETIME
 
 Query = merge_types("Query", (CatalogQuery, EventQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, EventMutation))
 
-MAX_DEPTH = 12
-MAX_TOKENS = 4000
-MAX_ALIASES = 30
-# Built once: MaxAliasesLimiter and QueryDepthLimiter create a new rule class per instance, and
-# the validation cache keys on the rule classes, so per-request instances never hit the cache.
-LIMIT_RULES: list[type[ASTValidationRule]] = [
-    max_aliases.create_validator(MAX_ALIASES),
-    query_depth_limiter.create_validator(MAX_DEPTH, None),
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_DEPTH",
+    "MAX_TOKENS",
+    "Execution",
+    "Schema",
+    "build_schema",
+    "schema",
+    "schema_extensions",
 ]
 
 
 class Schema(strawberry.Schema):
-    """Strawberry's schema without its own error logging: ErrorCodes logs what is unexpected,
-    and a caller's mistake (a bad token, a misspelt field) is not a server error."""
+    """Strawberry's schema, every error coded (graph/errors.py) on every transport.
+
+    Strawberry's own error logging is off: `coded` logs what is unexpected, and a caller's
+    mistake (a bad token, a misspelt field) is not a server error.
+    """
 
     debug = False
 
@@ -73,23 +73,45 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        refused = refusal(variable_values, query) or wide_integers(variable_values, query)
+        """One result; a subscription is refused (InvalidOperationTypeError): it streams."""
+        refused = await _input_refusal(variable_values, query)
         if refused is not None:
             return ExecutionResult(data=None, errors=[refused])
-        result = await super().execute(
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
             query,
             variable_values,
             context_value,
             root_value,
             operation_name,
-            allowed_operation_types,
+            allowed - {OperationType.SUBSCRIPTION},
             operation_extensions,
         )
-        # Errors raised while an extension parses (ParserCache, MaxTokensLimiter) leave the
-        # operation hook before ErrorCodes sees them; code them here too.
-        if result.errors:
-            result.errors = [coded(error, debug=self.debug) for error in result.errors]
-        return result
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """The results of any operation, as WebSocket transports run them."""
+        refused = await _input_refusal(variable_values, query)
+        if refused is not None:
+            return _only(PreExecutionError(data=None, errors=[refused]))
+        results = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+        return _caught(results, debug=self.debug)
 
     async def _handle_execution_result(
         self,
@@ -99,8 +121,9 @@ class Schema(strawberry.Schema):
         *,
         skip_process_errors: bool = False,
     ) -> ExecutionResult:
-        # Every subscription message of every subscriber comes through here. None of our
-        # extensions reports results, so a clean result skips asking each of them for some.
+        # Every result of every transport, and every subscription message of every
+        # subscriber, comes through here. None of our extensions reports results, so a
+        # clean result skips asking each of them for some.
         if (
             isinstance(result, GraphQLExecutionResult)
             and not result.errors
@@ -109,9 +132,49 @@ class Schema(strawberry.Schema):
             handled = ExecutionResult(data=result.data, errors=None)
             context.result = handled
             return handled
-        return await super()._handle_execution_result(
+        handled = await super()._handle_execution_result(
             context, result, extensions_runner, skip_process_errors=skip_process_errors
         )
+        if handled.errors:
+            handled.errors = [coded(error, debug=self.debug) for error in handled.errors]
+        return handled
+
+
+async def _input_refusal(
+    variables: dict[str, Any] | None, query: str | None
+) -> GraphQLError | None:
+    """Why no backend could store the operation's input alike (a NUL, an integer beyond 64
+    bits), before it runs; None when it holds neither. A document either check reads is the
+    one the operation's own parse then takes from the cache (graph/documents.py)."""
+    return await nul_refusal(variables, query) or await wide_integer_refusal(variables, query)
+
+
+async def _only(result: PreExecutionError) -> StreamResult:
+    yield result
+
+
+async def _caught(results: StreamResult, *, debug: bool) -> StreamResult:
+    """`results`, and in place of an exception that escapes them (strawberry's stream lets a
+    parse error raised in an extension's hook through), one coded error result."""
+    first = True
+    try:
+        async with aclosing(results):
+            async for result in results:
+                yield result
+                first = False
+    except Exception as error:
+        errors = [coded(_as_graphql_error(error), debug=debug)]
+        yield (
+            PreExecutionError(data=None, errors=errors)
+            if first
+            else ExecutionResult(data=None, errors=errors)
+        )
+
+
+def _as_graphql_error(error: Exception) -> GraphQLError:
+    if isinstance(error, GraphQLError):
+        return error
+    return GraphQLError(str(error), original_error=error)
 
 
 class Execution(PlainFieldsExecution):
@@ -125,15 +188,9 @@ def _reports(extension: SchemaExtension) -> bool:
 
 
 def schema_extensions(*, debug: bool = False) -> list[Any]:
-    """What every operation runs through: error codes, limits, parser and validation caches."""
-    codes = type("DebugErrorCodes", (ErrorCodes,), {"debug": True}) if debug else ErrorCodes
-    return [
-        codes,
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: AddValidationRules(LIMIT_RULES),
-        lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
-    ]
+    """What every operation runs through: its document parsed and validated within limits,
+    once per text. (`debug` is the schema's: errors are coded by `Schema`.)"""
+    return [Documents]
 
 
 def build_schema(*, debug: bool = False) -> strawberry.Schema:
@@ -144,6 +201,7 @@ def build_schema(*, debug: bool = False) -> strawberry.Schema:
         subscription=Subscription,
         extensions=schema_extensions(debug=debug),
         execution_context_class=Execution,
+        scalar_overrides={datetime: DATETIME},
     )
     schema.debug = debug
     return schema

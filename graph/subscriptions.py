@@ -18,7 +18,7 @@ from graph.context import Info
 from graph.fanout import direct_delivery
 from graph.permissions import IsAdmin
 from graph.shared_results import shared_root
-from graph.types.common import subscription
+from graph.types.common import parse_id, subscription
 from graph.types.events import (
     DeliveryOutcome,
     LogLevel,
@@ -120,7 +120,7 @@ class Subscription:
     async def event_outcomes(
         self, info: Info, event_id: strawberry.ID
     ) -> AsyncGenerator[DeliveryOutcome, None]:
-        wanted = int(event_id)
+        wanted = parse_id(event_id, "eventId")
         async with info.context.services.host.hub.subscribe(DELIVERY_CHANNEL) as inbox:
             # Subscribed first, then read: an outcome cannot fall between the two.
             event = await EventRow.get_or_none(id=wanted)

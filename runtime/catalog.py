@@ -214,6 +214,10 @@ def _cursor_value(field: Field[Any], value: Any) -> Any:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is None:
             raise ValueError("a cursor's timestamps carry their time zone")
+        try:
+            moment.astimezone(UTC)  # PostgreSQL's driver would fail on it, SQLite not
+        except OverflowError:
+            raise ValueError("out of range") from None
         return moment
     if isinstance(field, FloatField):
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from graph.http_requests import GRAPHQL_RESPONSE
 from tests.e2e.conftest import Server, data_of, error_codes, graphql, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -162,7 +165,17 @@ async def test_graphiql_is_served(http: aiohttp.ClientSession, server: Server) -
         assert "graphiql" in (await response.text()).lower()
 
 
-async def test_a_body_over_the_cap_gets_413(http: aiohttp.ClientSession, server: Server) -> None:
+async def refusal(response: aiohttp.ClientResponse) -> tuple[int, str, str]:
+    """A refused request's status and its one error's code, and the media type answered."""
+    document = await response.json(content_type=None)
+    [error] = document["errors"]
+    assert "data" not in document
+    return response.status, error["extensions"]["code"], response.content_type
+
+
+async def test_a_body_over_the_cap_is_413_as_a_graphql_error(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
     # The fixture caps bodies at 256 KiB through STREAMSPACE_MAX_BODY_BYTES.
     padding = "x" * (300 * 1024)
     body = json.dumps({"query": "{ viewer { subject } }", "variables": {"padding": padding}})
@@ -171,12 +184,117 @@ async def test_a_body_over_the_cap_gets_413(http: aiohttp.ClientSession, server:
         "Content-Type": "application/json",
     }
     async with http.post(server.graphql_url, data=body, headers=headers) as response:
-        assert response.status == 413
+        assert await refusal(response) == (413, "PAYLOAD_TOO_LARGE", "application/json")
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024].encode()
+
+    async with http.post(server.graphql_url, data=chunks(), headers=headers) as response:
+        assert await refusal(response) == (413, "PAYLOAD_TOO_LARGE", "application/json")
     # A body under the cap is served as usual.
     small = json.dumps({"query": "{ viewer { subject } }", "variables": {"padding": "x" * 1000}})
     async with http.post(server.graphql_url, data=small, headers=headers) as response:
         assert response.status == 200
         assert (await response.json())["data"]["viewer"]["subject"] == "admin"
+
+
+async def test_plugin_routes_keep_the_body_cap(http: aiohttp.ClientSession, server: Server) -> None:
+    body = b"x" * (300 * 1024)
+    async with http.post(f"{server.base}/plugins/any/hook", data=body) as response:
+        assert response.status == 413
+
+
+JSON_BODY = {"Content-Type": "application/json"}
+REFUSED = [
+    # (method, query string, headers, body, status, code); each was plain text without a code.
+    ("POST", "", JSON_BODY, "{not json", 400, "BAD_REQUEST"),
+    ("POST", "", JSON_BODY, "5", 400, "BAD_REQUEST"),  # was a 500
+    ("POST", "", JSON_BODY, '[{"query": "{ __typename }"}]', 400, "BAD_REQUEST"),
+    ("POST", "", JSON_BODY, "{}", 400, "BAD_REQUEST"),
+    ("POST", "", JSON_BODY, '{"query": 5}', 400, "BAD_REQUEST"),
+    ("POST", "", JSON_BODY, '{"query": "{ __typename }", "variables": [1]}', 400, "BAD_REQUEST"),
+    ("POST", "", JSON_BODY, '{"query": "query A { __typename }", "operationName": "B"}', 400,
+     "BAD_REQUEST"),
+    ("POST", "", {"Content-Type": "text/plain"}, '{"query": "{ __typename }"}', 415,
+     "UNSUPPORTED_MEDIA_TYPE"),
+    ("POST", "", JSON_BODY, '{"query": "subscription { pluginLogs { message } }"}', 400,
+     "BAD_REQUEST"),  # was executed, and failed as INTERNAL
+    ("GET", "?query=mutation%20%7B%20removeRepository(id%3A%20%221%22)%20%7D", {}, None, 405,
+     "METHOD_NOT_ALLOWED"),
+    ("PUT", "", JSON_BODY, '{"query": "{ __typename }"}', 405, "METHOD_NOT_ALLOWED"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "query", "headers", "body", "status", "code"),
+    REFUSED,
+    ids=[
+        "not-json", "not-an-object", "batch", "no-query", "query-not-text", "variables-list",
+        "unknown-operation", "media-type", "subscription", "get-mutation", "put",
+    ],
+)  # fmt: skip
+async def test_a_request_graphql_does_not_run_is_a_coded_graphql_error(
+    http: aiohttp.ClientSession,
+    server: Server,
+    method: str,
+    query: str,
+    headers: dict[str, str],
+    body: str | None,
+    status: int,
+    code: str,
+) -> None:
+    headers = {**headers, "Authorization": f"Bearer {server.admin_token}"}
+    url = server.graphql_url + query
+    async with http.request(method, url, data=body, headers=headers) as response:
+        assert await refusal(response) == (status, code, "application/json")
+        if status == 405:
+            assert response.headers["Allow"] == ("POST" if method == "GET" else "GET, POST")
+
+
+async def test_a_client_preferring_graphql_response_json_gets_it(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
+    for accept, media in [
+        ("application/graphql-response+json, application/json;q=0.9", GRAPHQL_RESPONSE),
+        ("application/json, application/graphql-response+json;q=0.5", "application/json"),
+        ("application/graphql-response+json;q=0, application/json", "application/json"),
+        ("*/*", "application/json"),
+    ]:
+        headers = {**JSON_BODY, "Accept": accept}
+        async with http.post(server.graphql_url, data="{not json", headers=headers) as response:
+            assert await refusal(response) == (400, "BAD_REQUEST", media)
+            if media == GRAPHQL_RESPONSE:
+                assert response.charset == "utf-8"
+
+
+def doubling_fragments(n: int) -> str:
+    """Under 3 KB: each fragment spreads the next twice, 2^n fields once spread."""
+    chain = " ".join(f"fragment F{i} on Viewer {{ ...F{i + 1} ...F{i + 1} }}" for i in range(n))
+    return f"{{ viewer {{ ...F0 }} }} {chain} fragment F{n} on Viewer {{ subject }}"
+
+
+async def test_healthz_answers_while_hostile_documents_are_refused(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
+    """n=20 held the event loop (and /healthz) for seconds; n=40 never finished."""
+
+    async def hostile(n: int) -> dict[str, Any]:
+        async with http.post(server.graphql_url, json={"query": doubling_fragments(n)}) as sent:
+            assert sent.status == 200
+            document: dict[str, Any] = await sent.json()
+            return document
+
+    async def healthz() -> int:
+        async with http.get(f"{server.base}/healthz") as response:
+            return response.status
+
+    refused = [asyncio.create_task(hostile(n)) for n in (20, 40, 60)]
+    assert [await healthz() for _ in range(3)] == [200, 200, 200]
+    for n, task in zip((20, 40, 60), refused, strict=True):
+        document = await task
+        assert error_codes(document) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert document["errors"][0]["message"].startswith(f"{2**n + 1} fields selected")
 
 
 async def test_a_first_session(http: aiohttp.ClientSession, server: Server, tmp_path: Path) -> None:

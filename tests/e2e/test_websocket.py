@@ -1,5 +1,5 @@
 """Subscriptions' transport against the server process: authentication in connection_init,
-and connections that live no longer than their token."""
+every error coded, and connections that live no longer than their token."""
 
 from __future__ import annotations
 
@@ -140,6 +140,105 @@ async def test_the_legacy_protocol_authenticates_too(
         refused = await receive(ws)
         assert refused["type"] == "connection_error"
         await closed_with(ws)
+
+
+async def connected(http: aiohttp.ClientSession, server: Server) -> aiohttp.ClientWebSocketResponse:
+    ws = await http.ws_connect(server.ws_url, protocols=(TRANSPORT_WS,))
+    await ws.send_json(
+        {"type": "connection_init", "payload": {"Authorization": f"Bearer {server.admin_token}"}}
+    )
+    assert (await receive(ws))["type"] == "connection_ack"
+    return ws
+
+
+def codes(payload: Any) -> list[str]:
+    errors = payload if isinstance(payload, list) else payload.get("errors", [])
+    return [error["extensions"]["code"] for error in errors]
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        # A syntax error closed the socket (4400) without a code.
+        ({"query": "{ viewer { subject }"}, "GRAPHQL_VALIDATION_FAILED"),
+        ({"query": "subscription { pluginLogs { messag } }"}, "GRAPHQL_VALIDATION_FAILED"),
+        ({"query": "query A { __typename }", "operationName": "B"}, "BAD_REQUEST"),
+    ],
+    ids=["syntax", "validation", "unknown-operation"],
+)
+async def test_an_operation_refused_before_it_runs_is_one_coded_error(
+    http: aiohttp.ClientSession, server: Server, payload: dict[str, Any], code: str
+) -> None:
+    async with await connected(http, server) as ws:
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
+        refused = await receive(ws)
+        assert (refused["type"], refused["id"], codes(refused["payload"])) == ("error", "1", [code])
+        # The connection, and any other operation on it, goes on.
+        await ws.send_json({"type": "ping"})
+        assert (await receive(ws))["type"] == "pong"
+
+
+async def test_an_error_a_subscription_raises_is_coded(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
+    document = 'subscription { eventOutcomes(eventId: "424242") { status } }'
+    async with await connected(http, server) as ws:
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": document}})
+        result = await receive(ws)
+        assert (result["type"], codes(result["payload"])) == ("next", ["NOT_FOUND"])
+        assert result["payload"]["errors"][0]["message"] == "event 424242 does not exist"
+        assert await receive(ws) == {"type": "complete", "id": "1"}
+
+
+async def test_operations_past_the_connection_limit_are_rate_limited(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
+    async with await connected(http, server) as ws:
+        for index in range(100):  # strawberry's max_subscriptions_per_connection
+            query = "subscription { pluginLogs { message } }"
+            await ws.send_json({"id": str(index), "type": "subscribe", "payload": {"query": query}})
+        await ws.send_json(
+            {"id": "over", "type": "subscribe", "payload": {"query": "{ __typename }"}}
+        )
+        refused = await receive(ws)
+        assert (refused["type"], refused["id"], codes(refused["payload"])) == (
+            "error",
+            "over",
+            ["RATE_LIMITED"],
+        )
+
+
+async def test_the_legacy_protocol_codes_its_errors_too(
+    http: aiohttp.ClientSession, server: Server
+) -> None:
+    async with http.ws_connect(server.ws_url, protocols=(LEGACY_WS,)) as ws:
+        await ws.send_json(
+            {
+                "type": "connection_init",
+                "payload": {"Authorization": f"Bearer {server.admin_token}"},
+            }
+        )
+        assert (await receive(ws))["type"] == "connection_ack"
+        await ws.send_json(
+            {"id": "1", "type": "start", "payload": {"query": "subscription { pluginLogs {"}}
+        )
+        refused = await receive(ws)
+        assert refused["type"] == "error"
+        assert refused["payload"]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+@pytest.mark.parametrize("event_id", ["abc", str(2**63)])
+async def test_an_event_id_that_is_no_bigint_is_bad_input(
+    http: aiohttp.ClientSession, server: Server, event_id: str
+) -> None:
+    # It was Python's own message ("invalid literal for int() ..."), without a code.
+    document = f'subscription {{ eventOutcomes(eventId: "{event_id}") {{ status }} }}'
+    async with await connected(http, server) as ws:
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": document}})
+        result = await receive(ws)
+        assert (result["type"], codes(result["payload"])) == ("next", ["BAD_USER_INPUT"])
+        assert result["payload"]["errors"][0]["message"].startswith("eventId: ")
+        assert await receive(ws) == {"type": "complete", "id": "1"}
 
 
 # -- a connection lives no longer than its token -------------------------------------------------

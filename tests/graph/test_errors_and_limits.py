@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.execution import PreExecutionError
 
 from graph import schema as schema_module
+from graph import subscriptions
 from graph.context import Context, Services
-from graph.schema import build_schema
+from graph.schema import build_schema, schema
 from runtime import catalog
 from runtime.auth import Role
 from tests.graph.conftest import Execute
@@ -126,3 +130,95 @@ async def test_too_many_tokens_are_refused(gql: Execute) -> None:
     assert result.codes == ["GRAPHQL_VALIDATION_FAILED"]
     assert "tokens" in result.errors[0]["message"]
     assert str(schema_module.MAX_TOKENS) in result.errors[0]["message"]
+
+
+# --- Streams: how WebSocket transports run every operation -------------------------------------
+
+
+def admin(services: Services) -> Context:
+    context = Context(services=services, request=None, response=None)
+    context.authenticate(services.tokens.verify(services.tokens.issue(Role.ADMIN, "ops")))
+    return context
+
+
+async def streamed(
+    document: str, context: Context | None = None, operation_name: str | None = None
+) -> list[dict[str, Any]]:
+    results = await build_schema().stream(
+        document, context_value=context, operation_name=operation_name
+    )
+    collected = []
+    async for result in results:
+        errors = [error.formatted for error in getattr(result, "errors", None) or []]
+        collected.append({"pre": isinstance(result, PreExecutionError), "errors": errors})
+    return collected
+
+
+def codes_of(results: list[dict[str, Any]]) -> list[str]:
+    return [error["extensions"]["code"] for result in results for error in result["errors"]]
+
+
+async def test_a_syntax_error_streamed_is_one_coded_error_before_execution() -> None:
+    # It used to escape the stream: the client got "complete" and nothing else.
+    results = await streamed("{ viewer { subject }")
+    assert [result["pre"] for result in results] == [True]
+    assert codes_of(results) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert "Syntax Error" in results[0]["errors"][0]["message"]
+
+
+async def test_a_document_over_a_limit_streamed_is_coded() -> None:
+    fields = " ".join(f"a{i}: __typename" for i in range(schema_module.MAX_ALIASES + 1))
+    assert codes_of(await streamed(f"{{ {fields} }}")) == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+async def test_an_unknown_operation_name_streamed_is_a_bad_request() -> None:
+    results = await streamed("query A { __typename }", operation_name="B")
+    assert codes_of(results) == ["BAD_REQUEST"]
+    assert "B" in results[0]["errors"][0]["message"]
+
+
+async def test_a_platform_error_raised_by_a_subscription_is_coded(
+    db: object, services: Services
+) -> None:
+    document = 'subscription { eventOutcomes(eventId: "424242") { status } }'
+    results = await streamed(document, admin(services))
+    assert codes_of(results) == ["NOT_FOUND"]
+    assert results[0]["errors"][0]["message"] == "event 424242 does not exist"
+
+
+async def test_an_unexpected_error_in_a_subscription_is_masked_and_logged(
+    db: object,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(**_: object) -> None:
+        raise RuntimeError("password=hunter2 in a subscription")
+
+    monkeypatch.setattr(subscriptions.EventRow, "get_or_none", broken)
+    with caplog.at_level(logging.ERROR, logger="graph.errors"):
+        results = await streamed(
+            'subscription { eventOutcomes(eventId: "1") { status } }', admin(services)
+        )
+    assert codes_of(results) == ["INTERNAL"]
+    assert results[0]["errors"][0]["message"] == "Internal server error"
+    assert "hunter2" not in repr(results)
+    assert "hunter2" in caplog.text
+
+
+async def test_a_query_streamed_masks_an_unexpected_error(
+    db: object, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(plugin_id: int) -> None:
+        raise RuntimeError("password=hunter2")
+
+    monkeypatch.setattr(catalog, "get_catalog_plugin", broken)
+    results = await streamed('{ catalogPlugin(id: "1") { name } }', admin(services))
+    assert codes_of(results) == ["INTERNAL"]
+    assert "hunter2" not in repr(results)
+
+
+async def test_a_subscription_is_not_executed_as_a_single_result() -> None:
+    # Over HTTP it was executed as a query, and failed as an internal error.
+    with pytest.raises(InvalidOperationTypeError):
+        await schema.execute("subscription { pluginLogs { message } }")

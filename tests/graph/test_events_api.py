@@ -7,11 +7,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
+from strawberry.types.execution import PreExecutionError
 
 from graph.app import GraphQLApp
-from graph.context import Services
+from graph.context import Context, Services
+from graph.document_limits import MAX_TOKENS
+from graph.integer_inputs import refusal as wide_integer_refusal
+from graph.schema import schema
 from models import Delivery, PluginLog
 from models import Event as EventRow
 from runtime.auth import Role
@@ -254,6 +259,34 @@ async def test_a_wide_integer_literal_is_refused_naming_where(
     assert await EventRow.all().count() == 0
 
 
+async def test_a_wide_integer_over_websocket_is_refused_before_it_runs(
+    services: Services, plugins: dict[str, Any]
+) -> None:
+    # WebSocket transports stream every operation: the check is there as on HTTP.
+    context = Context(services=services, request=None, response=None)
+    context.authenticate(services.tokens.verify(services.tokens.issue(Role.PLATFORM, "core")))
+    payload = "{n: " + WIDE + "}"
+    query = (
+        f'mutation {{ emitEvent(input: {{type: "custom.x", payload: {payload}}}) {{ duplicate }} }}'
+    )
+    results = [result async for result in await schema.stream(query, context_value=context)]
+    assert [type(result) for result in results] == [PreExecutionError]
+    (error,) = results[0].errors or []
+    assert error.extensions == {
+        "code": "BAD_USER_INPUT",
+        "fields": [{"path": "emitEvent.input.payload.n", "message": ANY}],
+    }
+    assert await EventRow.all().count() == 0
+
+
+async def test_a_document_over_the_token_limit_is_not_read_whole_for_a_wide_integer() -> None:
+    # The operation's own parse refuses it at the limit; reading all of it first to look for
+    # a wide integer was work without bound, for anyone.
+    fields = "__typename " * MAX_TOKENS
+    document = f"{{ events(first: {WIDE}) {{ totalCount }} {fields} }}"
+    assert await wide_integer_refusal(None, document) is None
+
+
 async def test_integers_at_the_64_bit_limits_are_kept_exactly_from_json_and_literals(
     services: Services, gql: Execute, plugins: dict[str, Any]
 ) -> None:
@@ -472,6 +505,37 @@ async def test_plugin_actions_are_called_with_their_role(
     missing = {"plugin": "echo", "action": "nope"}
     assert (await gql(ACTION, missing)).codes == ["NOT_FOUND"]
     assert (await gql(ACTION, {"plugin": "ghost", "action": "greet"})).codes == ["NOT_FOUND"]
+
+
+async def test_a_caller_an_action_does_not_admit_never_learns_what_exists(
+    gql: Execute, plugins: dict[str, Any]
+) -> None:
+    """The role is checked first: the same FORBIDDEN whether the plugin or the action exists
+    (it used to be NOT_FOUND for what did not exist, FORBIDDEN for what did)."""
+    asked = [("echo", "wipe"), ("echo", "nope"), ("ghost", "wipe")]  # only the first exists
+    for role in (Role.USER, Role.PLATFORM):
+        answers = [await gql(ACTION, {"plugin": p, "action": a}, role=role) for p, a in asked]
+        assert [answer.codes for answer in answers] == [["FORBIDDEN"]] * 3
+        told = {
+            answer.errors[0]["message"].replace(plugin, "P").replace(action, "A")
+            for answer, (plugin, action) in zip(answers, asked, strict=True)
+        }
+        assert told == {f"no action 'A' of plugin 'P' is open to the {role.value} role"}
+    # Admins see every plugin anyway: they are told what is missing.
+    assert (await gql(ACTION, {"plugin": "echo", "action": "nope"})).errors[0]["message"] == (
+        "plugin 'echo' has no action 'nope'"
+    )
+
+
+async def test_an_action_registered_for_a_role_no_token_holds_admits_nobody(
+    gql: Execute, plugins: dict[str, Any], services: Services
+) -> None:
+    async def handler(_: Any) -> bool:
+        return True
+
+    services.host.loaded["echo"].context.api.action("odd", handler, role="superuser")
+    answer = await gql(ACTION, {"plugin": "echo", "action": "odd"})  # was INTERNAL
+    assert answer.codes == ["FORBIDDEN"]
 
 
 async def test_ui_extensions_are_served_by_slot_while_active(

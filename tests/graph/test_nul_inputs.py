@@ -6,6 +6,8 @@ gets the same answer on both, naming where it is, and changes nothing.
 
 from __future__ import annotations
 
+from graph.document_limits import MAX_TOKENS
+from graph.nul_inputs import refusal
 from models import Event, PluginRating
 from runtime.auth import Role
 from tests.graph.conftest import Catalog, Execute
@@ -61,3 +63,11 @@ async def test_an_escaped_backslash_before_u0000_is_text_and_runs(gql: Execute) 
         role=Role.USER,
     )
     assert spelled.ok() == {"catalog": {"totalCount": 0}}
+
+
+async def test_a_document_over_the_token_limit_is_not_read_whole_for_a_nul() -> None:
+    # The operation's own parse refuses it at the limit; reading all of it first to look for
+    # a NUL was work without bound, for anyone.
+    fields = "__typename " * MAX_TOKENS
+    document = f'{{ catalog(filter: {{search: "\\u0000"}}) {{ totalCount }} {fields} }}'
+    assert await refusal(None, document) is None
