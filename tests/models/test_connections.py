@@ -29,9 +29,7 @@ async def test_a_released_connection_sends_no_reset(pool: Any, postgres_database
         backend = await connection.fetchval("SELECT pg_backend_pid()")
     observer = await asyncpg.connect(postgres_database.replace("postgres://", "postgresql://", 1))
     try:
-        last = await observer.fetchval(
-            "SELECT query FROM pg_stat_activity WHERE pid = $1", backend
-        )
+        last = await observer.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", backend)
     finally:
         await observer.close()
     # Its last statement is still ours: no RESET ALL, UNLISTEN *, CLOSE ALL came after it.
