@@ -28,7 +28,7 @@ from graph.app import GraphQLApp, create_app
 from graph.context import Services
 from graph.logs import configure_logging
 from graph.schema import Schema, schema_extensions
-from runtime.settings import Settings
+from runtime.core.settings import Settings
 
 
 @strawberry.type

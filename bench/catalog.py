@@ -93,8 +93,8 @@ async def seed(database_url: str, plugins: int, ratings_per_plugin: int) -> None
         init_database,
         migrate_database,
     )
-    from runtime.catalog import search_text
-    from runtime.repositories import RepositoryType, refresh_catalog_statistics
+    from runtime.catalog.browse import search_text
+    from runtime.catalog.repositories import RepositoryType, refresh_catalog_statistics
 
     await migrate_database(database_url)
     await init_database(database_url)
@@ -177,8 +177,8 @@ async def statements_per_request(database_url: str, data_dir: Path) -> dict[int,
     from graph.context import Context
     from graph.schema import schema
     from models import close_database, init_database
-    from runtime.auth import Role
-    from runtime.settings import Settings
+    from runtime.core.auth import Role
+    from runtime.core.settings import Settings
 
     settings = Settings.load(data_dir=str(data_dir), database_url=database_url)
     services = build_services(settings)
@@ -228,7 +228,7 @@ async def bench(args: argparse.Namespace, processes: Processes, work: Path) -> d
         stack.callback(processes.stop_all)
         data_dir = work / "server"
         data_dir.mkdir(parents=True, exist_ok=True)
-        from runtime.settings import Settings
+        from runtime.core.settings import Settings
 
         url = Settings.load(data_dir=str(data_dir), database_url=database_url).database_url
         print(f"[catalog] seeding {args.plugins} catalog plugins with ratings", flush=True)

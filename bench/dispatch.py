@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.dispatch [--events 1000] [--plugins 5] [--repetitions 3]
         [--postgres URL]
 
-In-process (issue 8, scenario 5): a `runtime.host.PluginHost` on a fresh, migrated database
+In-process (issue 8, scenario 5): a `runtime.hosting.host.PluginHost` on a fresh, migrated database
 (a temporary SQLite file by default) with `--plugins` installed, enabled plugins whose
 `on_session_created` returns at once. A measurement emits `--events` `session.created` events
 (`emitter.emit_many`, batches of 500, wait: false) and times from the first emit until the
@@ -44,15 +44,15 @@ def _plugin_class() -> type:
 
 async def _measure_once(url: str, events: int, plugins: int, tag: str) -> dict[str, Any]:
     from models import Delivery, InstalledPlugin, close_database, init_database
-    from runtime.emitter import DELIVERY_CHANNEL, MAX_BATCH, EmitRequest
-    from runtime.host import HostSettings, PluginHost
-    from runtime.hub import Hub
-    from runtime.installs import Installer
-    from runtime.manifest import parse_manifest
-    from runtime.registry import PluginRegistry
-    from runtime.repositories import ensure_builtin_repository
+    from runtime.broadcast.hub import Hub
+    from runtime.catalog.installs import Installer
+    from runtime.catalog.manifest import parse_manifest
+    from runtime.catalog.repositories import ensure_builtin_repository
+    from runtime.core.secrets import SecretBox
+    from runtime.delivery.emitter import DELIVERY_CHANNEL, MAX_BATCH, EmitRequest
+    from runtime.hosting.host import HostSettings, PluginHost
+    from runtime.hosting.registry import PluginRegistry
     from runtime.sdk import Event as SdkEvent
-    from runtime.secrets import SecretBox
 
     await init_database(url)
     try:

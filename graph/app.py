@@ -1,7 +1,7 @@
 """The ASGI application: GraphQL on /graphql; /healthz, /readyz and /metrics for operators.
 
 Example:
-    >>> from runtime.settings import Settings
+    >>> from runtime.core.settings import Settings
     >>> app = create_app(Settings.load(data_dir="/tmp/streamspace-example"))
 """
 
@@ -36,11 +36,13 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UnsetType
 
-from graph.body_deadline import BodyDeadline
+from graph._fast.fanout import WebSocketAdapter
+from graph._fast.websocket_frames import lift_max_size
 from graph.context import Context, Services
-from graph.fanout import WebSocketAdapter
 from graph.graphiql import ASSET_PREFIX, graphiql_html, serve_asset
-from graph.http_requests import (
+from graph.schema import build_schema
+from graph.transport.body_deadline import BodyDeadline
+from graph.transport.http_requests import (
     JSON,
     RequestRefused,
     body_too_large,
@@ -49,10 +51,8 @@ from graph.http_requests import (
     limited,
     request_fields,
 )
-from graph.integer_inputs import loads_exactly
-from graph.schema import build_schema
-from graph.websocket_frames import lift_max_size
-from graph.websocket_handlers import LegacyWS, TransportWS
+from graph.transport.websocket_handlers import LegacyWS, TransportWS
+from graph.validation.integer_inputs import loads_exactly
 from models import (
     close_database,
     dialect,
@@ -60,23 +60,23 @@ from models import (
     migrate_database,
 )
 from models.database import ping_database
-from runtime.auth import TokenIssuer, bearer_token
-from runtime.builtin_catalog import publish_builtins
-from runtime.catalog import ViewCounter
-from runtime.data_dir import create_private_dir
-from runtime.errors import Unauthenticated
-from runtime.fetch import UrlFetcher
-from runtime.host import HostSettings, PluginHost
-from runtime.hub import Hub
-from runtime.installs import Installer
-from runtime.loader import PluginCode
-from runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from runtime.plugin_routes import PluginRoutes
-from runtime.registry import PluginRegistry, discover_builtins, discover_entry_points
-from runtime.repositories import ensure_builtin_repository
-from runtime.retention import Retention
-from runtime.secrets import SecretBox
-from runtime.settings import Settings
+from runtime.broadcast.hub import Hub
+from runtime.catalog.browse import ViewCounter
+from runtime.catalog.builtin import publish_builtins
+from runtime.catalog.installs import Installer
+from runtime.catalog.repositories import ensure_builtin_repository
+from runtime.catalog.sources.fetch import UrlFetcher
+from runtime.core.auth import TokenIssuer, bearer_token
+from runtime.core.data_dir import create_private_dir
+from runtime.core.errors import Unauthenticated
+from runtime.core.secrets import SecretBox
+from runtime.core.settings import Settings
+from runtime.delivery.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from runtime.delivery.retention import Retention
+from runtime.hosting.host import HostSettings, PluginHost
+from runtime.hosting.loader import PluginCode
+from runtime.hosting.registry import PluginRegistry, discover_builtins, discover_entry_points
+from runtime.hosting.routes import PluginRoutes
 
 log = logging.getLogger("graph.app")
 
@@ -92,11 +92,11 @@ def _token_from_params(params: dict[str, Any] | None) -> str | None:
 
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context and authentication, and a GraphQL error with
-    a code for every request it does not run (graph/http_requests.py)."""
+    a code for every request it does not run (graph/transport/http_requests.py)."""
 
-    # One handler per protocol (graph/websocket_handlers.py): a connection lives no longer
+    # One handler per protocol (graph/transport/websocket_handlers.py): a connection lives no longer
     # than its token, its operations are limited in number and their errors coded, and
-    # subscription messages to many subscribers cost a frame each (graph/fanout.py).
+    # subscription messages to many subscribers cost a frame each (graph/_fast/fanout.py).
     websocket_adapter_class = WebSocketAdapter
     graphql_transport_ws_handler_class = TransportWS
     graphql_ws_handler_class = LegacyWS

@@ -19,10 +19,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from runtime.auth import Role, TokenIssuer, check_subject, parse_ttl
-from runtime.data_dir import create_private_dir, tighten_data_dir
-from runtime.errors import BadUserInput
-from runtime.settings import Settings
+from runtime.core.auth import Role, TokenIssuer, check_subject, parse_ttl
+from runtime.core.data_dir import create_private_dir, tighten_data_dir
+from runtime.core.errors import BadUserInput
+from runtime.core.settings import Settings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -392,8 +392,8 @@ def _print_banner(settings: Settings, *, print_admin_token: bool) -> None:
 def _uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
     import uvicorn
 
-    from graph.header_limits import HeaderLimitedProtocol
-    from graph.websocket_frames import FrameWritingProtocol
+    from graph._fast.websocket_frames import FrameWritingProtocol
+    from graph.transport.header_limits import HeaderLimitedProtocol
 
     return uvicorn.Config(
         app,

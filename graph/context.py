@@ -11,13 +11,13 @@ from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
 from graph.dataloaders import Loaders
-from runtime.auth import Principal, Role, TokenIssuer
-from runtime.catalog import ViewCounter
-from runtime.errors import Forbidden, Unauthenticated
-from runtime.host import PluginHost
-from runtime.installs import Installer
-from runtime.secrets import SecretBox
-from runtime.settings import Settings
+from runtime.catalog.browse import ViewCounter
+from runtime.catalog.installs import Installer
+from runtime.core.auth import Principal, Role, TokenIssuer
+from runtime.core.errors import Forbidden, Unauthenticated
+from runtime.core.secrets import SecretBox
+from runtime.core.settings import Settings
+from runtime.hosting.host import PluginHost
 
 
 @dataclass

@@ -16,7 +16,7 @@ from graphql import GraphQLError
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
-from runtime.errors import PlatformError
+from runtime.core.errors import PlatformError
 
 log = logging.getLogger("graph.errors")
 INTERNAL_MESSAGE = "Internal server error"

@@ -14,9 +14,9 @@ from graph.types.installed import InstalledPlugin
 from graph.types.rating import PluginRating
 from graph.types.repository import Repository, RepositoryType, SyncResult
 from models import PluginVersion as PluginVersionRow
-from runtime import repositories
-from runtime.errors import BadUserInput, FieldProblem
-from runtime.ratings import rate_plugin
+from runtime.catalog import repositories
+from runtime.catalog.ratings import rate_plugin
+from runtime.core.errors import BadUserInput, FieldProblem
 
 
 @strawberry.input

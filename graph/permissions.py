@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from strawberry.permission import BasePermission
 
 from graph.context import Info
-from runtime.auth import Role
+from runtime.core.auth import Role
 
 
 class RequiresRole(BasePermission):

@@ -27,10 +27,10 @@ from models import CatalogPlugin as CatalogPluginRow
 from models import CatalogTag as CatalogTagRow
 from models import InstalledPlugin as InstalledPluginRow
 from models import Repository as RepositoryRow
-from runtime import catalog
-from runtime.errors import BadUserInput, FieldProblem, NotFound
-from runtime.installs import get_installed
-from runtime.pagination import page_size
+from runtime.catalog import browse as catalog
+from runtime.catalog.installs import get_installed
+from runtime.core.errors import BadUserInput, FieldProblem, NotFound
+from runtime.db.pagination import page_size
 
 log = logging.getLogger(__name__)
 

@@ -22,17 +22,17 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from graph.document_limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
-from graph.documents import Documents
+from graph._fast.plain_fields import PlainFieldsExecution
 from graph.errors import coded
-from graph.events import EventMutation, EventQuery
-from graph.integer_inputs import refusal as wide_integer_refusal
+from graph.event_api import EventMutation, EventQuery
 from graph.mutations import CatalogMutation
-from graph.nul_inputs import refusal as nul_refusal
-from graph.plain_fields import PlainFieldsExecution
 from graph.queries import CatalogQuery
 from graph.subscriptions import Subscription
 from graph.types.common import DATETIME
+from graph.validation.document_limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from graph.validation.documents import Documents
+from graph.validation.integer_inputs import refusal as wide_integer_refusal
+from graph.validation.nul_inputs import refusal as nul_refusal
 
 Query = merge_types("Query", (CatalogQuery, EventQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, EventMutation))
@@ -145,7 +145,7 @@ async def _input_refusal(
 ) -> GraphQLError | None:
     """Why no backend could store the operation's input alike (a NUL, an integer beyond 64
     bits), before it runs; None when it holds neither. A document either check reads is the
-    one the operation's own parse then takes from the cache (graph/documents.py)."""
+    one the operation's own parse then takes from the cache (graph/validation/documents.py)."""
     return await nul_refusal(variables, query) or await wide_integer_refusal(variables, query)
 
 

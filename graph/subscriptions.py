@@ -14,10 +14,10 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 
+from graph._fast.fanout import direct_delivery
+from graph._fast.shared_results import shared_root
 from graph.context import Info
-from graph.fanout import direct_delivery
 from graph.permissions import IsAdmin
-from graph.shared_results import shared_root
 from graph.types.common import parse_id, subscription
 from graph.types.events import (
     DeliveryOutcome,
@@ -29,12 +29,12 @@ from graph.types.events import (
 from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
 from models import Event as EventRow
-from runtime.dispatcher import FINAL
-from runtime.emitter import DELIVERY_CHANNEL
-from runtime.errors import NotFound
-from runtime.host import LOG_CHANNEL, STATUS_CHANNEL
-from runtime.hub import Message
-from runtime.messages import outcome_message
+from runtime.broadcast.hub import Message
+from runtime.core.errors import NotFound
+from runtime.delivery.emitter import DELIVERY_CHANNEL
+from runtime.delivery.messages import outcome_message
+from runtime.delivery.worker import FINAL
+from runtime.hosting.host import LOG_CHANNEL, STATUS_CHANNEL
 
 LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -53,7 +53,7 @@ async def _stream(
     convert: Callable[[dict[str, Any]], Any],
 ) -> AsyncGenerator[Message, None]:
     """The channel's messages that `keep` keeps, and gap notices; while this waits, messages
-    may go straight to a WebSocket subscriber instead (graph/fanout.py)."""
+    may go straight to a WebSocket subscriber instead (graph/_fast/fanout.py)."""
     async with info.context.services.host.hub.subscribe(channel) as inbox:
         direct = direct_delivery(info, keep, convert)
         if direct is not None:

@@ -10,7 +10,7 @@ from tortoise.migrations import operations as ops
 
 from models.database import migration_secret_key
 
-# runtime.secrets.SecretBox as it was when this migration was written: what it encrypts
+# runtime.core.secrets.SecretBox as it was when this migration was written: what it encrypts
 # here, the server decrypts with the same key.
 _INFO = b"streamspace-plugins config secrets v1"
 

@@ -16,7 +16,7 @@ class Repository(Model):
     enabled = fields.BooleanField(default=True)
     last_synced_at = fields.DatetimeField(null=True)
     last_sync_error = fields.TextField(null=True)
-    # The URL's user name and password, encrypted (runtime.secrets.SecretBox); null without.
+    # The URL's user name and password, encrypted (runtime.core.secrets.SecretBox); null without.
     credentials = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

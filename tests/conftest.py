@@ -26,8 +26,8 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connection
 
 from models import close_database, init_database, migrate_database
-from runtime.address_policy import AddressPolicy
-from runtime.repositories import ensure_builtin_repository
+from runtime.catalog.repositories import ensure_builtin_repository
+from runtime.core.address_policy import AddressPolicy
 from tests.local_http import local_network
 
 POSTGRES_URL = os.environ.get(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from runtime.address_policy import LOOPBACK_NETWORKS, AddressPolicy
+from runtime.core.address_policy import LOOPBACK_NETWORKS, AddressPolicy
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from runtime.address_policy import AddressPolicy
+from runtime.core.address_policy import AddressPolicy
 
 
 class NameTable(AbstractResolver):

@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from graph._fast.leaf_inputs import leaf_input
 from graph.context import Info
-from graph.leaf_inputs import leaf_input
 from graph.types.common import PageInfo, field
 from graph.types.rating import PluginRating, PluginRatingConnection, PluginRatingEdge
 from graph.types.repository import Repository
 from models import CatalogPlugin as CatalogPluginRow
 from models import PluginRating as PluginRatingRow
 from models import PluginVersion as PluginVersionRow
-from runtime import catalog
-from runtime.config_schema import normalise_schema
-from runtime.pagination import SortKey, after_q, encode_cursor, page_size
-from runtime.url_credentials import split_credentials
+from runtime.catalog import browse as catalog
+from runtime.catalog.config_schema import normalise_schema
+from runtime.core.url_credentials import split_credentials
+from runtime.db.pagination import SortKey, after_q, encode_cursor, page_size
 
 if TYPE_CHECKING:
     from graph.types.installed import InstalledPlugin

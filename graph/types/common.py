@@ -12,7 +12,7 @@ from strawberry.permission import BasePermission
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.scalar import ScalarDefinition
 
-from runtime.errors import BadUserInput, FieldProblem
+from runtime.core.errors import BadUserInput, FieldProblem
 
 Resolver = TypeVar("Resolver", bound=Callable[..., Any])
 

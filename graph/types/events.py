@@ -9,14 +9,14 @@ from typing import Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from graph._fast.leaf_inputs import leaf_input
 from graph.context import Info
-from graph.leaf_inputs import leaf_input
 from graph.types.common import PageInfo, field
 from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
 from models import Event as EventRow
 from models import PluginLog as PluginLogRow
-from runtime.records import DeliveryFacts, EventRecord
+from runtime.delivery.records import DeliveryFacts, EventRecord
 
 
 @strawberry.enum

@@ -13,9 +13,9 @@ from graph.context import Info
 from graph.permissions import IsAdmin
 from graph.types.common import field
 from models import InstalledPlugin as InstalledPluginRow
-from runtime.delivery_stats import delivery_stats
-from runtime.installs import manifest_of
-from runtime.plugin_routes import PluginRoute as DeclaredRoute
+from runtime.catalog.installs import manifest_of
+from runtime.delivery.stats import delivery_stats
+from runtime.hosting.routes import PluginRoute as DeclaredRoute
 
 if TYPE_CHECKING:
     from graph.types.catalog import CatalogPlugin

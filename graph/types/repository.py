@@ -13,9 +13,9 @@ from graph.context import Info
 from graph.permissions import IsAdmin
 from graph.types.common import field
 from models import Repository as RepositoryRow
-from runtime import repositories
-from runtime.config_schema import MASK
-from runtime.url_credentials import UrlCredentials
+from runtime.catalog import repositories
+from runtime.catalog.config_schema import MASK
+from runtime.core.url_credentials import UrlCredentials
 
 
 @strawberry.enum

@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 
+from runtime.catalog.manifest import parse_manifest
 from runtime.devkit.validate import manifest_path
-from runtime.manifest import parse_manifest
-from runtime.registry import MANIFEST_FILES
+from runtime.hosting.registry import MANIFEST_FILES
 
 # 1980-01-01, the earliest time every archive format holds.
 FIXED_MTIME = 315532800

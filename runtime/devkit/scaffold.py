@@ -93,7 +93,7 @@ from pathlib import Path
 
 from plugin import {cls}
 
-from runtime.testing import PluginHarness
+from runtime.sdk.testing import PluginHarness
 
 HERE = Path(__file__).parent
 

@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from runtime.address_policy import LOOPBACK_NETWORKS
+from runtime.core.address_policy import LOOPBACK_NETWORKS
 from tests.conftest import create_database, drop_database, require_postgres, run_apart
 
 # Safety limits for a process that hangs; nothing asserts how fast anything is.

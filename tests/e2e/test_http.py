@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from graph.http_requests import GRAPHQL_RESPONSE
+from graph.transport.http_requests import GRAPHQL_RESPONSE
 from tests.e2e.conftest import Server, data_of, error_codes, graphql, run_cli
 
 pytestmark = pytest.mark.e2e

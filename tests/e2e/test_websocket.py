@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from runtime.auth import Role, TokenIssuer
-from runtime.settings import JWT_SECRET_FILE
+from runtime.core.auth import Role, TokenIssuer
+from runtime.core.settings import JWT_SECRET_FILE
 from tests.e2e.conftest import Server, data_of, run_cli
 
 pytestmark = pytest.mark.e2e

@@ -16,10 +16,10 @@ from graph.app import GraphQLApp, build_services
 from graph.context import Context, Services
 from graph.schema import schema
 from models import CatalogPlugin, CatalogTag, PluginStats, PluginVersion, Repository
-from runtime.address_policy import Network
-from runtime.auth import Role
-from runtime.catalog import search_text
-from runtime.settings import Settings
+from runtime.catalog.browse import search_text
+from runtime.core.address_policy import Network
+from runtime.core.auth import Role
+from runtime.core.settings import Settings
 from tests.conftest import Database
 
 
@@ -234,7 +234,7 @@ def install_test_plugins(services: Services) -> InstallPlugins:
     """Register test plugin classes (name → class) in the host's registry, install each enabled
     and load it; returns the InstalledPlugin rows by name. A class may carry a MANIFEST."""
     from models import InstalledPlugin
-    from runtime.manifest import parse_manifest
+    from runtime.catalog.manifest import parse_manifest
 
     async def install(plugins: dict[str, type]) -> dict[str, Any]:
         rows = {}

@@ -17,7 +17,7 @@ import pytest
 from graph.context import Context, Services
 from graph.queries import MAX_TAGS
 from graph.schema import schema
-from runtime.auth import Role
+from runtime.core.auth import Role
 from tests.graph.conftest import Catalog, Execute
 
 PAST_BIGINT = str(2**63)

@@ -10,7 +10,7 @@ import pytest
 
 from graph.context import Services
 from models import CatalogPlugin, InstalledPlugin, PluginStats, Repository
-from runtime.auth import Role
+from runtime.core.auth import Role
 from tests.conftest import QueryCounter
 from tests.graph.conftest import Catalog, Execute
 

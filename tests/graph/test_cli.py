@@ -10,8 +10,8 @@ import pytest
 import uvicorn
 
 from graph import cli, logs
-from graph.header_limits import HeaderLimitedProtocol
-from graph.websocket_frames import FrameWritingProtocol
+from graph._fast.websocket_frames import FrameWritingProtocol
+from graph.transport.header_limits import HeaderLimitedProtocol
 
 
 def served_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> uvicorn.Config:

@@ -13,8 +13,8 @@ from graph import schema as schema_module
 from graph import subscriptions
 from graph.context import Context, Services
 from graph.schema import build_schema, schema
-from runtime import catalog
-from runtime.auth import Role
+from runtime.catalog import browse as catalog
+from runtime.core.auth import Role
 from tests.graph.conftest import Execute
 
 

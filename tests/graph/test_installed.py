@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from models import CatalogPlugin, InstalledPlugin
-from runtime.auth import Role
-from runtime.config_schema import MASK
+from runtime.catalog.config_schema import MASK
+from runtime.core.auth import Role
 from runtime.sdk import Plugin, PluginContext
 from tests.graph.conftest import Catalog, Execute, InstallPlugins
 

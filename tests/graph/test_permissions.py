@@ -23,7 +23,7 @@ from graphql.utilities import ast_from_value
 
 from graph.context import Services
 from graph.schema import schema
-from runtime.auth import Role
+from runtime.core.auth import Role
 from tests.graph.conftest import Catalog, Execute, ExecuteWithHeader
 
 USER = "user"  # users and admins: browsing and rating
@@ -207,7 +207,7 @@ async def test_an_invalid_token_says_so(gql_header: ExecuteWithHeader, authoriza
 async def test_a_token_signed_with_another_secret_is_refused(
     gql_header: ExecuteWithHeader,
 ) -> None:
-    from runtime.auth import TokenIssuer
+    from runtime.core.auth import TokenIssuer
 
     token = TokenIssuer("some-other-secret-0123456789-0123456789").issue(Role.ADMIN, "mallory")
     result = await gql_header("{ viewer { subject } }", f"Bearer {token}")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from models import CatalogPlugin, PluginRating
-from runtime.auth import Role
-from runtime.ratings import MAX_REVIEW_CHARS
+from runtime.catalog.ratings import MAX_REVIEW_CHARS
+from runtime.core.auth import Role
 from tests.graph.conftest import Catalog, Execute
 
 RATE = """mutation($id: ID!, $rating: Int!, $review: String) {

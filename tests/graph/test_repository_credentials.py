@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from runtime.address_policy import Network
-from runtime.auth import Role
+from runtime.core.address_policy import Network
+from runtime.core.auth import Role
 from tests.graph.conftest import Execute
 from tests.local_http import local_network
+from tests.runtime.catalog.test_repository_credentials import PASSWORD, PrivateFiles, private_files
 from tests.runtime.plugin_repo import build_repository
-from tests.runtime.test_repository_credentials import PASSWORD, PrivateFiles, private_files
 
 TOKEN_USER = "ghp_0123456789abcdefSECRETuser"
 ADD = """mutation($url: String!) { addRepository(input: {name: "private", url: $url}) {

@@ -30,9 +30,9 @@ from tortoise.connection import get_connection
 from graph.app import build_services
 from graph.context import Context, Services
 from graph.schema import schema
-from runtime.auth import Role
-from runtime.builtin_catalog import publish_builtins
-from runtime.settings import Settings
+from runtime.catalog.builtin import publish_builtins
+from runtime.core.auth import Role
+from runtime.core.settings import Settings
 from tests.conftest import TABLES, Database
 from tests.graph.conftest import Execute
 from tests.local_http import local_network, serve

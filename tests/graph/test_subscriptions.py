@@ -9,8 +9,8 @@ from typing import Any
 from graph.context import Context, Services
 from graph.schema import schema
 from models import Delivery, Event
-from runtime.auth import Role
-from runtime.messages import outcome_message
+from runtime.core.auth import Role
+from runtime.delivery.messages import outcome_message
 from tests.conftest import Database, QueryCounter
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runtime.auth import Role
+from runtime.core.auth import Role
 from tests.graph.conftest import Execute
 from tests.runtime.plugin_repo import build_repository
 

@@ -1,6 +1,6 @@
 """The viewer query: what the caller's token says."""
 
-from runtime.auth import Role
+from runtime.core.auth import Role
 from tests.graph.conftest import Execute
 
 

@@ -36,7 +36,7 @@ from models import (
     init_database,
     migrate_database,
 )
-from runtime.secrets import SecretBox
+from runtime.core.secrets import SecretBox
 from tests.conftest import create_database, drop_database, require_postgres, run_apart
 
 # Every migration in the project, in order; later ones are applied by the upgrade too.

@@ -11,13 +11,13 @@ import pytest
 from aiohttp import web
 
 from models import InstalledPlugin
-from runtime.address_policy import AddressPolicy
-from runtime.host import HostSettings, PluginHost
-from runtime.hub import Hub
-from runtime.installs import Installer, PluginSchema
-from runtime.registry import PluginRegistry, discover_builtins
+from runtime.broadcast.hub import Hub
+from runtime.catalog.installs import Installer, PluginSchema
+from runtime.core.address_policy import AddressPolicy
+from runtime.hosting.host import HostSettings, PluginHost
+from runtime.hosting.registry import PluginRegistry, discover_builtins
 from tests.local_http import local_network, serve
-from tests.runtime.hosting import BOX
+from tests.runtime.hosts import BOX
 
 Check = Callable[[web.Request, bytes], Awaitable[None] | None]
 

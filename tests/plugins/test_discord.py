@@ -22,15 +22,15 @@ from plugins.discord.messages import (
     embed,
     held_back_note,
 )
-from runtime.emitter import EmitRequest
-from runtime.errors import BadUserInput
-from runtime.installs import PluginSchema
-from runtime.plugin_context import PluginStore
-from runtime.registry import PluginRegistry, discover_builtins
+from runtime.catalog.installs import PluginSchema
+from runtime.core.errors import BadUserInput
+from runtime.delivery.emitter import EmitRequest
+from runtime.hosting.context import PluginStore
+from runtime.hosting.registry import PluginRegistry, discover_builtins
 from runtime.sdk import NoticeField
 from tests.conftest import Database
 from tests.plugins.conftest import VendorServer, builtin_host
-from tests.runtime.hosting import all_final, until
+from tests.runtime.hosts import all_final, until
 
 NAME = "streamspace-discord"
 TOKEN = "s3cr3t-T0ken_abcdef"

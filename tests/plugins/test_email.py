@@ -27,17 +27,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from models import Delivery, InstalledPlugin, PluginLog
-from runtime.address_policy import AddressPolicy
-from runtime.emitter import DELIVERY_CHANNEL, EmitRequest
-from runtime.host import HostSettings, PluginHost
-from runtime.hub import Hub
-from runtime.installs import Installer
-from runtime.registry import PluginRegistry, discover_builtins
+from runtime.broadcast.hub import Hub
+from runtime.catalog.installs import Installer
+from runtime.core.address_policy import AddressPolicy
+from runtime.delivery.emitter import DELIVERY_CHANNEL, EmitRequest
+from runtime.hosting.host import HostSettings, PluginHost
+from runtime.hosting.registry import PluginRegistry, discover_builtins
 from runtime.sdk import config_key
 from tests.conftest import Database
 from tests.local_http import local_network
 from tests.plugins.conftest import builtin_host
-from tests.runtime.hosting import BOX, all_final, until
+from tests.runtime.hosts import BOX, all_final, until
 
 NAME = "streamspace-email"
 LIFECYCLE = [
@@ -700,8 +700,8 @@ async def test_a_failing_connection_test_reports_the_reason(
 
 
 async def test_the_configuration_is_checked_against_the_schema(db: Database) -> None:
-    from runtime.errors import BadUserInput
-    from runtime.installs import PluginSchema
+    from runtime.catalog.installs import PluginSchema
+    from runtime.core.errors import BadUserInput
 
     registry = PluginRegistry()
     discover_builtins(registry)

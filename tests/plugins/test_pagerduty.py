@@ -23,12 +23,12 @@ from plugins.pagerduty.events_api import (
     dedup_key,
     summary_for,
 )
-from runtime.emitter import EmitRequest
-from runtime.errors import BadUserInput
-from runtime.host import PluginHost
+from runtime.core.errors import BadUserInput
+from runtime.delivery.emitter import EmitRequest
+from runtime.hosting.host import PluginHost
 from tests.conftest import Database
 from tests.plugins.conftest import VendorServer, builtin_host
-from tests.runtime.hosting import all_final, until
+from tests.runtime.hosts import all_final, until
 
 NAME = "streamspace-pagerduty"
 ROUTING_KEY = "R0123456789abcdefABCDEF012345678"

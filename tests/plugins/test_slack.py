@@ -18,14 +18,14 @@ import pytest
 from aiohttp import web
 
 from models import Delivery, InstalledPlugin
-from runtime.emitter import EmitRequest
-from runtime.errors import BadUserInput
-from runtime.installs import PluginSchema
-from runtime.plugin_context import PluginStore
-from runtime.registry import PluginRegistry, discover_builtins
+from runtime.catalog.installs import PluginSchema
+from runtime.core.errors import BadUserInput
+from runtime.delivery.emitter import EmitRequest
+from runtime.hosting.context import PluginStore
+from runtime.hosting.registry import PluginRegistry, discover_builtins
 from tests.conftest import Database
 from tests.plugins.conftest import VendorServer, builtin_host
-from tests.runtime.hosting import all_final, until
+from tests.runtime.hosts import all_final, until
 
 NAME = "streamspace-slack"
 HOOK_PATH = "/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"

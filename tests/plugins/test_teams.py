@@ -17,15 +17,15 @@ import pytest
 from aiohttp import web
 
 from models import Delivery, InstalledPlugin
-from runtime.emitter import EmitRequest
-from runtime.errors import BadUserInput
-from runtime.events import LIFECYCLE_TYPES
-from runtime.host import PluginHost
-from runtime.installs import PluginSchema
-from runtime.registry import PluginRegistry, discover_builtins
+from runtime.catalog.installs import PluginSchema
+from runtime.core.errors import BadUserInput
+from runtime.delivery.emitter import EmitRequest
+from runtime.delivery.event_types import LIFECYCLE_TYPES
+from runtime.hosting.host import PluginHost
+from runtime.hosting.registry import PluginRegistry, discover_builtins
 from tests.conftest import Database
 from tests.plugins.conftest import Recorded, VendorServer, builtin_host
-from tests.runtime.hosting import all_final, until
+from tests.runtime.hosts import all_final, until
 
 NAME = "streamspace-teams"
 ALL_ON = {f"notifyOn{''.join(p.capitalize() for p in t.split('.'))}": True for t in LIFECYCLE_TYPES}
@@ -301,7 +301,7 @@ async def test_the_webhook_url_is_a_required_secret_and_formats_are_checked(db: 
 
 async def test_the_builtin_catalog_offers_the_plugin(db: Database) -> None:
     from models import CatalogPlugin
-    from runtime.builtin_catalog import publish_builtins
+    from runtime.catalog.builtin import publish_builtins
 
     registry = PluginRegistry()
     discover_builtins(registry)

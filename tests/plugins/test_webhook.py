@@ -15,15 +15,15 @@ import pytest
 from aiohttp import web
 
 from models import Delivery, InstalledPlugin
-from runtime.address_policy import AddressPolicy
-from runtime.config_schema import SecretShape
-from runtime.emitter import EmitRequest
-from runtime.host import PluginHost, PluginTestFailed
-from runtime.registry import PluginRegistry, discover_builtins
+from runtime.catalog.config_schema import SecretShape
+from runtime.core.address_policy import AddressPolicy
+from runtime.delivery.emitter import EmitRequest
+from runtime.hosting.host import PluginHost, PluginTestFailed
+from runtime.hosting.registry import PluginRegistry, discover_builtins
 from runtime.sdk import PermanentFailure
 from tests.conftest import Database
 from tests.local_http import local_network, serve
-from tests.runtime.hosting import BOX, all_final, until
+from tests.runtime.hosts import BOX, all_final, until
 
 SECRET_BYTES = os.urandom(24)
 SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()
@@ -62,9 +62,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def webhook_host(url: str, network: AddressPolicy | None = None, **config: Any) -> PluginHost:
-    from runtime.host import HostSettings
-    from runtime.hub import Hub
-    from runtime.installs import Installer
+    from runtime.broadcast.hub import Hub
+    from runtime.catalog.installs import Installer
+    from runtime.hosting.host import HostSettings
 
     registry = PluginRegistry()
     discover_builtins(registry)
@@ -204,7 +204,7 @@ async def test_the_connection_test_sends_a_ping(db: Database, receiver: Receiver
 async def test_the_installed_plugin_reports_its_delivery_figures(
     db: Database, receiver: Receiver
 ) -> None:
-    from runtime.delivery_stats import delivery_stats
+    from runtime.delivery.stats import delivery_stats
 
     receiver.statuses = [(404, {})]
     host = await webhook_host(receiver.url)

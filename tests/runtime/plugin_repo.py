@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from models import Delivery
-from runtime.address_policy import AddressPolicy
+from runtime.broadcast.hub import Hub
+from runtime.catalog.installs import Installer
+from runtime.catalog.sources.fetch import UrlFetcher
+from runtime.core.address_policy import AddressPolicy
+from runtime.delivery.emitter import EmitRequest
 from runtime.devkit.packing import pack_plugin, write_index
-from runtime.emitter import EmitRequest
-from runtime.fetch import UrlFetcher
-from runtime.host import HostSettings, PluginHost
-from runtime.hub import Hub
-from runtime.installs import Installer
-from runtime.loader import PluginCode
-from runtime.registry import PluginRegistry
-from tests.runtime.hosting import BOX
+from runtime.hosting.host import HostSettings, PluginHost
+from runtime.hosting.loader import PluginCode
+from runtime.hosting.registry import PluginRegistry
+from tests.runtime.hosts import BOX
 
 # The class imports a module of its own folder, so loading must handle the folder's submodules.
 CODE = """

@@ -1,0 +1,216 @@
+"""The plugin SDK: what plugin code imports.
+
+A plugin subclasses `Plugin` and overrides the hooks it needs; every hook is an async no-op by
+default. Hooks are checked when the class is registered, so a misspelt hook is an error at load
+time rather than a hook that silently never runs.
+
+Example:
+    >>> class Echo(Plugin):
+    ...     async def on_session_created(self, ctx, session):
+    ...         return {"seen": session["id"]}
+    >>> sorted(implemented_hooks(Echo))
+    ['on_session_created']
+    >>> class Typo(Plugin):
+    ...     async def on_sesion_created(self, ctx, session): ...
+    >>> hook_problems(Typo)
+    ['on_sesion_created is not a hook of the SDK (did you mean on_session_created?)']
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from runtime.core.address_policy import AddressPolicy, AddressRefused
+from runtime.delivery.event_types import LIFECYCLE_TYPES
+from runtime.hosting.context import PluginContext
+from runtime.sdk.notices import Allowance, HourlyLimit, Notice, NoticeField, config_key, describe
+from runtime.sdk.outcomes import PermanentFailure, RetryLater, Skip
+from runtime.sdk.vendor_http import raise_for_status, retry_after_seconds, unreachable
+
+HookResult = Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event as a plugin's `on_event` receives it."""
+
+    id: str
+    type: str
+    payload: Mapping[str, Any]
+    occurred_at: datetime | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Plugin:
+    """Base class of every plugin; override the hooks you need.
+
+    Lifecycle hooks get the context; event hooks get the context and the event's normalised
+    payload, and may return a mapping that is stored as the delivery's result.
+    """
+
+    async def on_load(self, ctx: Any) -> None:
+        """The plugin was loaded: check configuration, open clients."""
+
+    async def on_unload(self, ctx: Any) -> None:
+        """The plugin is being unloaded: close what on_load opened."""
+
+    async def on_enable(self, ctx: Any) -> None:
+        """The plugin was enabled and will receive events."""
+
+    async def on_disable(self, ctx: Any) -> None:
+        """The plugin was disabled and will receive no more events."""
+
+    async def on_session_created(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_session_started(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_session_stopped(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_session_hibernated(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_session_woken(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_session_deleted(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_user_created(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_user_updated(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_user_deleted(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_user_login(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_user_logout(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return None
+
+    async def on_event(self, ctx: Any, event: Event) -> HookResult:
+        """Any event, custom ones included, that no specific hook of this plugin took."""
+        return None
+
+    async def test_connection(self, ctx: Any) -> HookResult:
+        """What testPlugin runs: send a test message, check credentials. Not a hook."""
+        return {"ok": True, "message": "this plugin has no connection to test"}
+
+
+class LifecycleNotifier(Plugin):
+    """A plugin that handles every session and user lifecycle event one way: override `notify`.
+
+    Example:
+        >>> class Printer(LifecycleNotifier):
+        ...     async def notify(self, ctx, event_type, payload):
+        ...         return {"printed": event_type}
+        >>> sorted(implemented_hooks(Printer))[:2]
+        ['on_session_created', 'on_session_deleted']
+    """
+
+    async def notify(self, ctx: Any, event_type: str, payload: Mapping[str, Any]) -> HookResult:
+        raise NotImplementedError("a LifecycleNotifier overrides notify")
+
+    async def on_session_created(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.created", session)
+
+    async def on_session_started(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.started", session)
+
+    async def on_session_stopped(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.stopped", session)
+
+    async def on_session_hibernated(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.hibernated", session)
+
+    async def on_session_woken(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.woken", session)
+
+    async def on_session_deleted(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "session.deleted", session)
+
+    async def on_user_created(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "user.created", user)
+
+    async def on_user_updated(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "user.updated", user)
+
+    async def on_user_deleted(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "user.deleted", user)
+
+    async def on_user_login(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "user.login", user)
+
+    async def on_user_logout(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+        return await self.notify(ctx, "user.logout", user)
+
+
+LIFECYCLE_HOOKS = ("on_load", "on_unload", "on_enable", "on_disable")
+EVENT_HOOKS = tuple("on_" + event_type.replace(".", "_") for event_type in LIFECYCLE_TYPES)
+HOOKS = frozenset((*LIFECYCLE_HOOKS, *EVENT_HOOKS, "on_event"))
+
+
+def implemented_hooks(cls: type[Plugin]) -> set[str]:
+    """The hooks `cls` overrides (those the runtime needs to call)."""
+    return {name for name in HOOKS if getattr(cls, name) is not getattr(Plugin, name)}
+
+
+def hook_problems(cls: type) -> list[str]:
+    """Every way `cls` does not fit the SDK; empty when it may be registered."""
+    if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+        return [f"{getattr(cls, '__name__', cls)!r} is not a subclass of runtime.sdk.Plugin"]
+    problems: list[str] = []
+    for name, member in inspect.getmembers(cls):
+        if not name.startswith("on_") or not callable(member):
+            continue
+        if name not in HOOKS:
+            guess = difflib.get_close_matches(name, sorted(HOOKS), n=1)
+            hint = f" (did you mean {guess[0]}?)" if guess else ""
+            problems.append(f"{name} is not a hook of the SDK{hint}")
+            continue
+        if not inspect.iscoroutinefunction(member):
+            problems.append(f"{name} must be declared with 'async def'")
+            continue
+        expected = len(inspect.signature(getattr(Plugin, name)).parameters)
+        try:
+            inspect.signature(member).bind(*range(expected))
+        except TypeError:
+            problems.append(f"{name} must accept the same arguments as Plugin.{name}")
+    return problems
+
+
+# What plugin code imports: the base class, the context hooks receive, and the outcomes a hook
+# may raise.
+__all__ = [
+    "AddressPolicy",
+    "AddressRefused",
+    "Allowance",
+    "Event",
+    "HookResult",
+    "HourlyLimit",
+    "LifecycleNotifier",
+    "Notice",
+    "NoticeField",
+    "PermanentFailure",
+    "Plugin",
+    "PluginContext",
+    "RetryLater",
+    "Skip",
+    "config_key",
+    "describe",
+    "hook_problems",
+    "implemented_hooks",
+    "raise_for_status",
+    "retry_after_seconds",
+    "unreachable",
+]
