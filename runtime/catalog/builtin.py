@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from runtime.catalog.repositories import (
-    OfferedPlugin,
-    OfferedVersion,
-    SyncResult,
-    apply_offer,
-    ensure_builtin_repository,
-)
+from runtime.catalog.repositories import SyncResult, apply_offer, ensure_builtin_repository
+from runtime.catalog.sources.offers import OfferedPlugin, OfferedVersion
 from runtime.hosting.registry import PluginRegistry
 
 

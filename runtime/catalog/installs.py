@@ -26,7 +26,6 @@ from runtime.catalog.config_schema import (
     validate_config,
 )
 from runtime.catalog.dependencies import Unmet, dependencies_of, satisfies, specifier_of, unmet
-from runtime.catalog.repositories import version_key
 from runtime.catalog.secret_config import (
     ABSENT,
     MaskWithoutSecret,
@@ -36,6 +35,7 @@ from runtime.catalog.secret_config import (
     merge_secrets,
     split_secrets,
 )
+from runtime.catalog.sources.offers import version_key
 from runtime.core.errors import BadUserInput, Conflict, FieldProblem, NotFound
 from runtime.core.secrets import SecretBox
 from runtime.hosting.loader import PluginCode, check_requirements

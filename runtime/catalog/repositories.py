@@ -10,8 +10,7 @@ A URL given with `user:pass@` is stored without them; they are stored encrypted
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -19,8 +18,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-from packaging.version import InvalidVersion, Version
 from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -34,8 +31,11 @@ from models import (
     Repository,
 )
 from runtime.catalog.browse import search_text
-from runtime.catalog.manifest import Manifest, parse_manifest
-from runtime.catalog.sources.fetch import Fetcher, UrlFetcher, resolve
+from runtime.catalog.manifest import Manifest
+from runtime.catalog.sources.fetch import Fetcher, UrlFetcher
+from runtime.catalog.sources.git import read_git_repository
+from runtime.catalog.sources.index import read_index
+from runtime.catalog.sources.offers import OfferedPlugin, SyncError
 from runtime.core.address_policy import AddressPolicy, AddressRefused, PathRefused
 from runtime.core.errors import BadUserInput, Conflict, FieldProblem, NotFound
 from runtime.core.redaction import NO_SECRETS
@@ -46,27 +46,16 @@ from runtime.db._bulk_sql import dialect_of
 log = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
-INDEX_FILE = "index.json"
-MAX_INDEX_BYTES = 8 * 1024 * 1024
 URL_SCHEMES = {"http", "https", "file"}
 # A sync that changes this many entries has the database refresh the catalog's statistics.
 ANALYZE_AFTER_CHANGES = 100
 CATALOG_TABLES = ("catalog_plugins", "plugin_versions", "catalog_plugin_tags", "plugin_stats")
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 class RepositoryType(Enum):
     INDEX = "index"
     GIT = "git"
     BUILTIN = "builtin"
-
-
-@dataclass(frozen=True)
-class SyncError:
-    """A catalog entry the sync could not take, and why."""
-
-    plugin: str
-    message: str
 
 
 @dataclass
@@ -76,26 +65,6 @@ class SyncResult:
     updated: int = 0
     removed: int = 0
     errors: list[SyncError] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class OfferedVersion:
-    manifest: Manifest
-    archive_url: str | None
-    sha256: str | None
-    published_at: datetime | None
-
-
-@dataclass(frozen=True)
-class OfferedPlugin:
-    """One plugin of a repository with its versions, newest last."""
-
-    name: str
-    versions: list[OfferedVersion]
-
-    @property
-    def latest(self) -> OfferedVersion:
-        return self.versions[-1]
 
 
 async def ensure_builtin_repository() -> Repository:
@@ -215,82 +184,6 @@ async def remove_repository(repository_id: int) -> int:
     return repository_id
 
 
-def _published_at(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if not isinstance(value, str):
-        raise ValueError("publishedAt must be an ISO 8601 date and time")
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _parse_version(entry_name: str, base_url: str, data: Any) -> OfferedVersion:
-    if not isinstance(data, Mapping):
-        raise ValueError("each version must be an object")
-    manifest = parse_manifest(data.get("manifest"))
-    if manifest.name != entry_name:
-        raise ValueError(f"manifest name {manifest.name!r} differs from the entry name")
-    if data.get("version", manifest.version) != manifest.version:
-        raise ValueError(f"version {data.get('version')!r} differs from the manifest's")
-    sha256 = data.get("sha256")
-    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.match(sha256)):
-        raise ValueError("sha256 must be 64 hexadecimal digits")
-    archive = data.get("archive")
-    return OfferedVersion(
-        manifest=manifest,
-        archive_url=resolve(base_url, str(archive)) if archive else None,
-        sha256=sha256.lower() if isinstance(sha256, str) else None,
-        published_at=_published_at(data.get("publishedAt")),
-    )
-
-
-def parse_index(document: bytes, base_url: str) -> tuple[list[OfferedPlugin], list[SyncError]]:
-    """The plugins of an index.json; a malformed document raises BadUserInput."""
-    try:
-        data = orjson.loads(document)
-    except orjson.JSONDecodeError as error:
-        raise BadUserInput(f"index.json is not valid JSON: {error}") from None
-    if not isinstance(data, Mapping) or not isinstance(data.get("plugins"), list):
-        raise BadUserInput("index.json must be an object with a 'plugins' list")
-    if data.get("apiVersion", 1) != 1:
-        raise BadUserInput(f"index.json apiVersion {data.get('apiVersion')!r} is not supported (1)")
-    plugins: list[OfferedPlugin] = []
-    errors: list[SyncError] = []
-    seen: set[str] = set()
-    for position, entry in enumerate(data["plugins"]):
-        name = str(entry.get("name", "")) if isinstance(entry, Mapping) else ""
-        label = name or f"plugins[{position}]"
-        try:
-            if not name or not isinstance(entry.get("versions"), list) or not entry["versions"]:
-                raise ValueError("an entry needs a name and a non-empty 'versions' list")
-            if name in seen:
-                raise ValueError("the index lists this plugin twice")
-            seen.add(name)
-            plugins.append(OfferedPlugin(name, _parse_versions(name, base_url, entry["versions"])))
-        except BadUserInput as error:
-            errors.append(SyncError(label, error.message))
-        except (ValueError, TypeError) as error:
-            errors.append(SyncError(label, str(error)))
-    return plugins, errors
-
-
-def _parse_versions(name: str, base_url: str, items: list[Any]) -> list[OfferedVersion]:
-    """The versions of one entry, oldest first; a version listed twice is refused."""
-    versions = [_parse_version(name, base_url, item) for item in items]
-    numbers = [offered.manifest.version for offered in versions]
-    twice = sorted({number for number in numbers if numbers.count(number) > 1})
-    if twice:
-        raise ValueError(f"versions listed twice: {', '.join(twice)}")
-    return sorted(versions, key=lambda offered: version_key(offered.manifest.version))
-
-
-def version_key(version: str) -> Any:
-    try:
-        return (0, Version(version))
-    except InvalidVersion:
-        return (-1, version)
-
-
 def _catalog_values(latest: Manifest) -> dict[str, Any]:
     """The columns of a catalog entry that the newest offered version decides."""
     return {
@@ -407,21 +300,6 @@ async def apply_offer(
         )
 
 
-def index_location(url: str) -> tuple[str, str]:
-    """(folder, index URL) of a repository URL naming either the folder or its index.json."""
-    if urlsplit(url).path.endswith(".json"):
-        return url.rsplit("/", 1)[0], url
-    return url, resolve(url, INDEX_FILE)
-
-
-async def _read_index(
-    repository: Repository, fetcher: Fetcher, credentials: UrlCredentials | None
-) -> tuple[list[OfferedPlugin], list[SyncError]]:
-    base_url, index_url = index_location(repository.url)
-    document = await fetcher.fetch(index_url, max_bytes=MAX_INDEX_BYTES, auth=credentials)
-    return parse_index(document, base_url)
-
-
 def credentials_of(repository: Repository, box: SecretBox | None) -> UrlCredentials | None:
     """The repository's credentials, decrypted; None when it has none."""
     if not repository.credentials:
@@ -472,13 +350,10 @@ async def sync_repository(
         if repository.type == RepositoryType.GIT.value:
             if data_dir is None:
                 raise BadUserInput("a git repository is synced into the server's data dir")
-            # Imported here: git_repos builds on this module's types.
-            from runtime.catalog.sources.git import read_git_repository
-
             offered, errors = await read_git_repository(repository, data_dir, policy, credentials)
         else:
             fetcher = fetcher or UrlFetcher(policy)
-            offered, errors = await _read_index(repository, fetcher, credentials)
+            offered, errors = await read_index(repository.url, fetcher, credentials)
     except BadUserInput as error:
         # Whatever a server or git answered, the credentials never reach the row or caller.
         message = (credentials.redactor() if credentials else NO_SECRETS).text(error.message)

@@ -32,8 +32,8 @@ import orjson
 
 from models import Repository
 from runtime.catalog.manifest import parse_manifest
-from runtime.catalog.repositories import OfferedPlugin, OfferedVersion, SyncError, version_key
 from runtime.catalog.sources.fetch import shown_url
+from runtime.catalog.sources.offers import OfferedPlugin, OfferedVersion, SyncError, version_key
 from runtime.core.address_policy import AddressPolicy, AddressRefused, PathRefused, literal_address
 from runtime.core.errors import BadUserInput
 from runtime.core.redaction import strip_url_credentials

@@ -37,6 +37,7 @@ from runtime.catalog.repositories import (
     remove_repository,
     sync_repository,
 )
+from runtime.catalog.sources import index
 from runtime.catalog.sources.fetch import UrlFetcher
 from runtime.core.address_policy import AddressPolicy
 from runtime.core.errors import BadUserInput, Conflict
@@ -352,7 +353,7 @@ async def test_an_oversize_index_is_refused(
     db: Database, sync: Sync, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repository = await add(write_index(tmp_path / "repo", [entry("slack")]))
-    monkeypatch.setattr(repositories, "MAX_INDEX_BYTES", 100)
+    monkeypatch.setattr(index, "MAX_INDEX_BYTES", 100)
     with pytest.raises(BadUserInput, match="larger than the limit of 100 bytes"):
         await sync(repository.id)
     assert await CatalogPlugin.filter(repository_id=repository.id).count() == 0
@@ -451,7 +452,7 @@ async def test_an_oversize_download_is_refused(
 ) -> None:
     write_index(tmp_path / "served" / "plugins", [entry("slack")])
     repository = await add(f"{http_server}/plugins")
-    monkeypatch.setattr(repositories, "MAX_INDEX_BYTES", 100)
+    monkeypatch.setattr(index, "MAX_INDEX_BYTES", 100)
     with pytest.raises(BadUserInput, match="larger than the limit"):
         await sync(repository.id)
     assert await CatalogPlugin.filter(repository_id=repository.id).count() == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.catalog.repositories import parse_index
+from runtime.catalog.sources.index import parse_index
 from runtime.devkit.packing import build_index, pack_plugin, read_archive_manifest, write_index
 from runtime.devkit.scaffold import scaffold
 
