@@ -36,6 +36,9 @@ class InstalledPlugin(Model):
     previous_version = fields.CharField(max_length=50, null=True)
     previous_config: fields.JSONField[dict[str, Any]] = fields.JSONField(null=True)
     previous_secret_config = fields.TextField(null=True)
+    # An admin's override of the manifest's run settings; null: the manifest's or the default.
+    concurrency = fields.IntField(null=True)
+    timeout_seconds = fields.FloatField(null=True)
     installed_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -21,7 +21,8 @@ from tortoise.connection import get_connection
 from models import Delivery, InstalledPlugin
 from runtime.broadcast.hub import Hub
 from runtime.catalog.dependencies import dependency_order
-from runtime.catalog.installs import Installer, manifest_of
+from runtime.catalog.installs import Installer, manifest_of, overrides_of
+from runtime.catalog.run_settings import RunLimits
 from runtime.core.address_policy import AddressPolicy
 from runtime.core.errors import Conflict, NotFound, PlatformError
 from runtime.core.redaction import NO_SECRETS, Redactor
@@ -55,7 +56,6 @@ STATUS_CHANNEL = "plugin-status"
 CONTROL_CHANNEL = "plugin-control"
 WAKE_CHANNEL = "delivery-wake"
 LOG_CHANNEL = "plugin-logs"
-DEFAULT_TIMEOUT = 10.0
 
 
 @dataclass
@@ -65,6 +65,8 @@ class LoadedPlugin:
     context: PluginContext
     worker: PluginWorker
     config: dict[str, Any]
+    # Deliveries at once and each hook's time: the installation's, the manifest's, the default.
+    limits: RunLimits
     status: str = "LOADING"
     # The installed version this instance runs: an upgrade or rollback changes it.
     version: str = ""
@@ -82,7 +84,8 @@ class HostSettings:
     # Consecutive failures that open a plugin's circuit breaker, and seconds between probes.
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
-    # Deliveries one plugin runs at once when its manifest names no "concurrency".
+    # Deliveries one plugin runs at once when neither its installation nor its manifest
+    # sets "concurrency".
     default_concurrency: int = 4
 
 
@@ -269,6 +272,7 @@ class PluginHost:
                 current is not None
                 and current.config == config
                 and current.version == row.version
+                and current.limits == self._limits(row, current.spec)
                 and current.status != "FAILED"
             ):
                 return
@@ -359,6 +363,12 @@ class PluginHost:
             return None, "the plugin's code is not available on this server"
         return spec, None
 
+    def _limits(self, row: InstalledPlugin, spec: PluginSpec) -> RunLimits:
+        """The installation's run settings, else the manifest's, else the server's defaults;
+        never the plugin's configuration, whose keys are the plugin's own."""
+        chosen = overrides_of(row).over(spec.manifest.run_settings)
+        return chosen.in_force(self.settings.default_concurrency)
+
     async def _load(self, row: InstalledPlugin, config: dict[str, Any]) -> None:
         spec, message = await self._spec_for(row)
         if spec is None:
@@ -373,20 +383,15 @@ class PluginHost:
         redactor = Redactor.of_secrets(self.installer.secret_values(row))
         context = self._context(spec, config, redactor)
         instance = spec.cls()
+        limits = self._limits(row, spec)
         worker = PluginWorker(
             spec.name,
             self._hook_caller(instance, context, list(spec.manifest.permissions)),
             self._publish_outcomes,
             lambda change: self._breaker_changed(spec.name, change),
             policy=RetryPolicy(self.settings.max_attempts, self.settings.backoff_base),
-            timeout=float(
-                config.get("timeoutSeconds")
-                or spec.manifest.raw.get("timeoutSeconds")
-                or DEFAULT_TIMEOUT
-            ),
-            concurrency=int(
-                spec.manifest.raw.get("concurrency") or self.settings.default_concurrency
-            ),
+            timeout=limits.timeout_seconds,
+            concurrency=limits.concurrency,
             poll_interval=self.settings.poll_interval,
             breaker=CircuitBreaker(
                 threshold=self.settings.breaker_threshold,
@@ -403,6 +408,7 @@ class PluginHost:
             context,
             worker,
             config,
+            limits,
             status=row.status,
             version=row.version,
             redactor=redactor,
@@ -558,3 +564,4 @@ class PluginHost:
         self.wake({delivery.plugin})
         await delivery.refresh_from_db()
         return delivery
+
