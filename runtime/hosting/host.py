@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,7 @@ from models import Delivery, InstalledPlugin
 from runtime.broadcast.hub import Hub
 from runtime.catalog.dependencies import dependency_order
 from runtime.catalog.installs import Installer, manifest_of, overrides_of
-from runtime.catalog.run_settings import RunLimits
+from runtime.catalog.run_settings import DEFAULT_TIMEOUT_SECONDS, RunLimits
 from runtime.core.address_policy import AddressPolicy
 from runtime.core.errors import Conflict, NotFound, PlatformError
 from runtime.core.redaction import NO_SECRETS, Redactor
@@ -47,6 +48,7 @@ from runtime.hosting.context import (
 )
 from runtime.hosting.loader import PluginCode
 from runtime.hosting.registry import PluginRegistry, PluginSpec
+from runtime.hosting.time_limits import TimedOut, within
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import Plugin
 
@@ -126,7 +128,9 @@ class PluginHost:
             reserve=self.reserve,
         )
         self._http: aiohttp.ClientSession | None = None
-        self._lock = asyncio.Lock()
+        # One lock per plugin: a plugin's code running (or hanging) while it loads holds up
+        # changes to that plugin only.
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.outcomes = OutcomeWriter()
         self._followers: list[asyncio.Task[None]] = []
         self._announcements: set[asyncio.Task[bool]] = set()
@@ -258,7 +262,7 @@ class PluginHost:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def sync_plugin(self, name: str) -> None:
-        async with self._lock:
+        async with self._locks[name]:
             row = await InstalledPlugin.get_or_none(name=name)
             current = self.loaded.get(name)
             if row is None or not row.enabled:
@@ -415,10 +419,10 @@ class PluginHost:
         )
         await self._set_status(spec.name, "LOADING")
         try:
-            await instance.on_load(context)
-            await instance.on_enable(context)
+            await self._bounded(limits, "on_load", instance.on_load(context))
+            await self._bounded(limits, "on_enable", instance.on_enable(context))
         except Exception as error:
-            message = redactor.text(f"{type(error).__name__}: {error}")
+            message = redactor.text(_described(error))
             context.log.error(f"loading failed: {message}")
             await context.scheduler.cancel_all()
             await self._set_status(spec.name, "FAILED", message)
@@ -435,14 +439,20 @@ class PluginHost:
         await plugin.context.scheduler.cancel_all()
         for hook in (plugin.instance.on_disable, plugin.instance.on_unload):
             try:
-                await hook(plugin.context)
+                await self._bounded(plugin.limits, hook.__name__, hook(plugin.context))
             except Exception as error:
-                plugin.context.log.error(f"{hook.__name__} failed: {error}")
+                message = plugin.redactor.text(_described(error))
+                plugin.context.log.error(f"{hook.__name__} failed: {message}")
         plugin.context.api.clear()
         plugin.context.ui.clear()
         if persist:
             await self._set_status(name, "DISABLED")
         del self.loaded[name]
+
+    @staticmethod
+    async def _bounded(limits: RunLimits, what: str, call: Awaitable[Any]) -> Any:
+        """Plugin code outside deliveries, under the plugin's hook timeout."""
+        return await within(limits.timeout_seconds, what, call)
 
     async def _publish_status_only(
         self, name: str, status: str, error: str | None, *, previous: str | None = None
@@ -519,12 +529,11 @@ class PluginHost:
         plugin = self.loaded.get(name)
         if plugin is None:
             raise LookupError(name)
+        call = plugin.instance.test_connection(plugin.context)
         try:
-            result = await plugin.instance.test_connection(plugin.context)
+            result = await self._bounded(plugin.limits, "test_connection", call)
         except Exception as error:
-            raise PluginTestFailed(
-                plugin.redactor.text(f"{type(error).__name__}: {error}")
-            ) from None
+            raise PluginTestFailed(plugin.redactor.text(_described(error))) from None
         if result is None:
             return None
         redacted: dict[str, Any] = plugin.redactor.value(dict(result))
@@ -535,8 +544,11 @@ class PluginHost:
         (an error meant for the caller keeps its code)."""
         plugin = self.loaded.get(name)
         redactor = plugin.redactor if plugin is not None else NO_SECRETS
+        seconds = plugin.limits.timeout_seconds if plugin is not None else DEFAULT_TIMEOUT_SECONDS
         try:
-            result = await action.handler(dict(given))
+            result = await within(seconds, f"action {action.name}", action.handler(dict(given)))
+        except TimedOut as error:
+            raise PlatformError(f"{name}: {error}", timeoutSeconds=seconds) from None
         except PlatformError as error:
             error.message = redactor.text(error.message)
             error.args = (error.message,)
@@ -565,3 +577,9 @@ class PluginHost:
         await delivery.refresh_from_db()
         return delivery
 
+
+def _described(error: Exception) -> str:
+    """What a plugin's failure reads as: a time limit says so; anything else by its type."""
+    if isinstance(error, TimedOut):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
