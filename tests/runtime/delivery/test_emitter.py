@@ -21,6 +21,7 @@ from runtime.delivery.event_types import SERVER, Origin
 from runtime.hosting.host import PluginHost
 from runtime.sdk import Plugin, PluginContext
 from tests.conftest import Database, QueryCounter
+from tests.runtime.db.public_aiosqlite import hide_private_api
 from tests.runtime.hosts import all_final, running_host, until
 
 
@@ -49,6 +50,19 @@ async def test_a_batch_costs_the_same_statements_as_one_event(
         one = await statements_for(host, sql_counter, 1)
         hundred = await statements_for(host, sql_counter, 100)
     assert hundred == one
+
+
+async def test_an_emit_works_on_sqlite_without_aiosqlites_private_api(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.backend != "sqlite":
+        pytest.skip("aiosqlite is SQLite's")
+    async with running_host({"a": Quiet}) as host:
+        hide_private_api(monkeypatch)
+        result = await host.emitter.emit(session(1))
+        await until(lambda: all_final(result.event.id))
+    stored = await Delivery.get(event_id=result.event.id)
+    assert (stored.id, stored.plugin, stored.status) == (result.deliveries[0].id, "a", "SUCCEEDED")
 
 
 async def test_a_batch_keeps_its_order_and_each_event_its_deliveries(db: Database) -> None:
