@@ -48,9 +48,15 @@ def deliveries(*links: int) -> list[dict[str, Any]]:
 
 
 async def test_children_name_the_ids_drawn_for_their_parents(db: Database) -> None:
-    await insert_linked(Event, events(None), Delivery, [], link="event_id")
+    fast = db.fast_paths
+    await insert_linked(Event, events(None), Delivery, [], link="event_id", one_trip=fast)
     event_ids, delivery_ids = await insert_linked(
-        Event, events(None, None, None), Delivery, deliveries(2, 0, 0, 1), link="event_id"
+        Event,
+        events(None, None, None),
+        Delivery,
+        deliveries(2, 0, 0, 1),
+        link="event_id",
+        one_trip=fast,
     )
     stored = {e.id: e.payload["n"] for e in await Event.filter(id__in=event_ids)}
     assert [stored[i] for i in event_ids] == [0, 1, 2]
@@ -66,11 +72,14 @@ async def test_children_name_the_ids_drawn_for_their_parents(db: Database) -> No
 async def test_a_refused_row_stores_nothing_and_leaves_the_connection_usable(
     db: Database,
 ) -> None:
+    fast = db.fast_paths
     with pytest.raises(IntegrityError):
-        await insert_linked(Event, events("k", "k"), Delivery, deliveries(0, 1), link="event_id")
+        await insert_linked(
+            Event, events("k", "k"), Delivery, deliveries(0, 1), link="event_id", one_trip=fast
+        )
     assert await Event.all().count() == 0
     assert await Delivery.all().count() == 0
-    await insert_linked(Event, events("k"), Delivery, deliveries(0), link="event_id")
+    await insert_linked(Event, events("k"), Delivery, deliveries(0), link="event_id", one_trip=fast)
     assert await Delivery.all().count() == 1
 
 
