@@ -69,6 +69,8 @@ def _fast(info: Info) -> bool:
 
 
 class RootOf(Protocol):
+    """Makes the root object of a hub message with `convert`."""
+
     def __call__(self, data: dict[str, Any], convert: Callable[[dict[str, Any]], T]) -> T: ...
 
 
