@@ -89,6 +89,8 @@ class HostSettings:
     # Deliveries one plugin runs at once when neither its installation nor its manifest
     # sets "concurrency".
     default_concurrency: int = 4
+    # False: SQL techniques leaning on a library's internals take its documented way.
+    fast_paths: bool = True
 
 
 class PluginTestFailed(Exception):
@@ -126,6 +128,7 @@ class PluginHost:
             self._count_accepted,
             events=self.events,
             reserve=self.reserve,
+            one_trip=self.settings.fast_paths,
         )
         self._http: aiohttp.ClientSession | None = None
         # One lock per plugin: a plugin's code running (or hanging) while it loads holds up
