@@ -71,7 +71,7 @@ class CatalogMutation:
         row = await repositories.add_repository(
             input.name,
             input.url,
-            repositories.RepositoryType(input.type.value),
+            input.type,
             input.description,
             box=info.context.services.box,
             policy=info.context.services.host.network,
