@@ -3,7 +3,9 @@
 Each active plugin has its own worker with its own concurrency limit, timeout and circuit
 breaker, so a plugin that hangs or fails only ever delays its own deliveries. Deliveries are
 claimed with a lease (`runtime.delivery.claims`); attempts are counted at claim time, so a hook that
-kills the process still runs out of attempts.
+kills the process still runs out of attempts. When a delivery runs again, and when it is
+DEAD, is the retry policy's to say (`runtime.delivery.retries`); when the plugin is left alone,
+its circuit breaker's (`runtime.delivery.breaker`).
 
 A worker claims ahead of its hooks: as many deliveries as it expects to finish in about
 PREFETCH_SECONDS at the pace its hooks have shown (never fewer than its concurrency), and
@@ -24,11 +26,9 @@ import asyncio
 import contextlib
 import heapq
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,18 +36,19 @@ import orjson
 
 from runtime.core.redaction import NO_SECRETS, Redactor
 from runtime.db.storable import storable_json, storable_text
+from runtime.delivery.breaker import CircuitBreaker
 from runtime.delivery.claims import Claimed, claim, hand_back
 from runtime.delivery.deadlines import Deadlines
 from runtime.delivery.event_cache import CachedEvent, EventCache
 from runtime.delivery.messages import delivery_message
 from runtime.delivery.outcomes import OutcomeWriter
+from runtime.delivery.retries import RetryPolicy
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import PermanentFailure, RetryLater, Skip
 
 log = logging.getLogger(__name__)
 
 FINAL = frozenset({"SUCCEEDED", "DEAD", "SKIPPED"})
-MAX_BACKOFF_SECONDS = 3600.0
 # How long a cancelled worker waits for a claim in flight to answer, to give it back; past
 # that, the claim's lease returns it.
 CLAIM_SETTLE_SECONDS = 5.0
@@ -58,53 +59,6 @@ MAX_CLAIM = 500
 LEASE_MARGIN_SECONDS = 5.0
 # Outcomes run but not yet recorded past which a worker's runners wait for the recording.
 MAX_UNRECORDED = MAX_CLAIM
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 8
-    backoff_base: float = 2.0
-
-    def delay(self, attempts: int, retry_after: float | None = None) -> float:
-        """Full jitter: uniform in [0, base·2^(attempts-1)], or the plugin's Retry-After."""
-        if retry_after is not None:
-            return max(0.0, min(retry_after, MAX_BACKOFF_SECONDS))
-        ceiling = min(self.backoff_base * 2 ** max(0, attempts - 1), MAX_BACKOFF_SECONDS)
-        return random.uniform(0, ceiling)
-
-
-@dataclass
-class CircuitBreaker:
-    """Opens after `threshold` consecutive failures; while open, one probe per `cooldown`."""
-
-    threshold: int = 5
-    cooldown: float = 30.0
-    failures: int = 0
-    opened_at: float | None = None
-
-    @property
-    def open(self) -> bool:
-        return self.opened_at is not None
-
-    def allowance(self, free_slots: int) -> int:
-        """How many deliveries may be claimed now."""
-        if self.opened_at is None:
-            return free_slots
-        if free_slots > 0 and time.monotonic() - self.opened_at >= self.cooldown:
-            self.opened_at = time.monotonic()
-            return min(1, free_slots)
-        return 0
-
-    def record(self, success: bool) -> str | None:
-        """'opened' or 'closed' when the state changes."""
-        if success:
-            was_open, self.failures, self.opened_at = self.open, 0, None
-            return "closed" if was_open else None
-        self.failures += 1
-        if not self.open and self.failures >= self.threshold:
-            self.opened_at = time.monotonic()
-            return "opened"
-        return None
 
 
 class HookPace:
@@ -523,8 +477,7 @@ class PluginWorker:
             status, error = "RETRYING", f"{type(failure).__name__}: {failure}"
         seconds = time.perf_counter() - started
         self._pace.record(seconds)
-        if status == "RETRYING" and delivery.attempts >= self._policy.max_attempts:
-            status = "DEAD"
+        status = self._policy.settle(status, delivery.attempts)
         delivery.duration_ms = round(seconds * 1000, 3)
         delivery.status, delivery.result = status, result
         delivery.error = None if error is None else storable_text(self._redactor.text(error))
@@ -534,12 +487,9 @@ class PluginWorker:
         self._reports.append((delivery, event))
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.create_task(self._report(), name=f"outcomes:{self.plugin}")
-        # A skipped event is an answer, and a vendor's "slow down" (a Retry-After) is the
-        # vendor working as designed: neither counts towards the breaker.
-        if retry_after is None:
-            change = self.breaker.record(status in {"SUCCEEDED", "SKIPPED"})
-            if change:
-                await self._breaker_changed(change)
+        change = self.breaker.judge(status, retry_after)
+        if change:
+            await self._breaker_changed(change)
 
     # -- reporting -----------------------------------------------------------------------
 

@@ -26,12 +26,14 @@ from runtime.core.address_policy import AddressPolicy
 from runtime.core.errors import Conflict, NotFound, PlatformError
 from runtime.core.redaction import NO_SECRETS, Redactor
 from runtime.db.storable import storable_text
+from runtime.delivery.breaker import CircuitBreaker
 from runtime.delivery.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
 from runtime.delivery.event_cache import EventCache
 from runtime.delivery.event_types import Origin, hook_for, permission_for, visible_payload
 from runtime.delivery.metrics import RuntimeMetrics
 from runtime.delivery.outcomes import OutcomeWriter
-from runtime.delivery.worker import CircuitBreaker, PluginWorker, Reservation, RetryPolicy
+from runtime.delivery.retries import DEFAULT_MAX_ATTEMPTS, RetryPolicy
+from runtime.delivery.worker import PluginWorker, Reservation
 from runtime.hosting.context import (
     CURRENT_EVENT,
     Action,
@@ -75,7 +77,7 @@ class LoadedPlugin:
 
 @dataclass(frozen=True)
 class HostSettings:
-    max_attempts: int = 8
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_base: float = 2.0
     poll_interval: float = 1.0
     replica: str = "local"
