@@ -29,27 +29,27 @@ from runtime.db.storable import storable_text
 from runtime.delivery.breaker import CircuitBreaker
 from runtime.delivery.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
 from runtime.delivery.event_cache import EventCache
-from runtime.delivery.event_types import Origin, hook_for, permission_for, visible_payload
+from runtime.delivery.event_types import Origin
 from runtime.delivery.metrics import RuntimeMetrics
 from runtime.delivery.outcomes import OutcomeWriter
 from runtime.delivery.retries import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from runtime.delivery.worker import PluginWorker, Reservation
 from runtime.hosting.context import (
-    CURRENT_EVENT,
-    Action,
-    ApiRegistry,
+    HostedContext,
     LogSink,
-    PluginContext,
     PluginEvents,
     PluginLogger,
     PluginScheduler,
     PluginStore,
-    UiRegistry,
 )
 from runtime.hosting.loader import PluginCode
 from runtime.hosting.registry import PluginRegistry, PluginSpec
+from runtime.hosting.routes import router_for
 from runtime.sdk import Event as SdkEvent
 from runtime.sdk import Plugin
+from runtime.sdk.context import CURRENT_EVENT
+from runtime.sdk.event_catalog import hook_for, permission_for, visible_payload
+from runtime.sdk.extensions import Action, ApiRegistry, UiRegistry
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ DEFAULT_TIMEOUT = 10.0
 class LoadedPlugin:
     spec: PluginSpec
     instance: Plugin
-    context: PluginContext
+    context: HostedContext
     worker: PluginWorker
     config: dict[str, Any]
     status: str = "LOADING"
@@ -206,7 +206,7 @@ class PluginHost:
         ):
             return None
         if plugin.router is None:
-            plugin.router = plugin.context.api.router()
+            plugin.router = router_for(plugin.context.api.routes)
         return plugin.router
 
     def wake(self, plugins: set[str], *, announce: bool = True) -> None:
@@ -308,10 +308,10 @@ class PluginHost:
 
     def _context(
         self, spec: PluginSpec, config: dict[str, Any], redactor: Redactor
-    ) -> PluginContext:
+    ) -> HostedContext:
         assert self._http is not None, "the host is not started"
         logger = PluginLogger(spec.name, self.sink, redactor)
-        return PluginContext(
+        return HostedContext(
             name=spec.name,
             config=config,
             log=logger,
@@ -461,7 +461,7 @@ class PluginHost:
             return  # unloaded (or being unloaded) meanwhile: its status is settled elsewhere
         await self._set_status(name, "DEGRADED" if change == "opened" else "ACTIVE")
 
-    def _hook_caller(self, instance: Plugin, context: PluginContext, permissions: list[str]) -> Any:
+    def _hook_caller(self, instance: Plugin, context: HostedContext, permissions: list[str]) -> Any:
 
         async def call(hook: str, payload: Mapping[str, Any], event: SdkEvent) -> Any:
             # A plugin sees only the payload fields its permissions allow. The payload is the

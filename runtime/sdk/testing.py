@@ -26,7 +26,7 @@ import asyncio
 import copy
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,28 +36,18 @@ import orjson
 
 from runtime.catalog.config_schema import schema_defaults, validate_config
 from runtime.catalog.manifest import Manifest, parse_manifest
-from runtime.core.address_policy import AddressPolicy
 from runtime.delivery.event_types import (
-    LIFECYCLE_TYPES,
     Origin,
     check_origin,
     check_type,
-    hook_for,
     normalise_payload,
-    permission_for,
-)
-from runtime.hosting.context import (
-    CURRENT_EVENT,
-    LEVELS,
-    ApiRegistry,
-    PluginContext,
-    UiRegistry,
     publishing_refused,
 )
 from runtime.sdk import Event, Plugin, implemented_hooks
+from runtime.sdk.context import CURRENT_EVENT, LEVELS, Job, Network, PluginContext
+from runtime.sdk.event_catalog import LIFECYCLE_TYPES, hook_for, permission_for
+from runtime.sdk.extensions import ApiRegistry, UiRegistry
 from runtime.sdk.outcomes import PermanentFailure, RetryLater, Skip
-
-Job = Callable[[], Awaitable[Any]]
 
 _NOW = "2026-01-01T12:00:00+00:00"
 # One payload per lifecycle event, in the shape emitEvent delivers (normalised).
@@ -284,18 +274,27 @@ class FakeResponse:
     async def read(self) -> bytes:
         return self.body
 
-    async def text(self, encoding: str = "utf-8") -> str:
-        return self.body.decode(encoding)
+    async def text(self, encoding: str | None = None, errors: str = "strict") -> str:
+        return self.body.decode(encoding or "utf-8", errors)
 
     async def json(self, **_: Any) -> Any:
         return orjson.loads(self.body) if self.body else None
 
     def raise_for_status(self) -> None:
         if self.status >= 400:
+            # aiohttp's own error, as a real response raises it; imported only then.
             import aiohttp
+            from multidict import CIMultiDict, CIMultiDictProxy
+            from yarl import URL
 
+            request = aiohttp.RequestInfo(
+                url=URL(self.url),
+                method=self.method,
+                headers=CIMultiDictProxy(CIMultiDict()),
+                real_url=URL(self.url),
+            )
             raise aiohttp.ClientResponseError(
-                None,  # type: ignore[arg-type]
+                request,
                 (),
                 status=self.status,
                 message=f"HTTP {self.status}",
@@ -335,7 +334,7 @@ class _RequestContext:
         self._respond = respond
         self._response: FakeResponse | None = None
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, FakeResponse]:
         return self._respond().__await__()
 
     async def __aenter__(self) -> FakeResponse:
@@ -442,6 +441,13 @@ class Outcome:
         return self.status == "SUCCEEDED"
 
 
+def _unrestricted() -> Network:
+    # The policy needs aiohttp: imported only for a harness that was given none.
+    from runtime.core.address_policy import AddressPolicy
+
+    return AddressPolicy.unrestricted()
+
+
 def _load_manifest(manifest: Manifest | Mapping[str, Any] | str | Path) -> Manifest:
     if isinstance(manifest, Manifest):
         return manifest
@@ -472,7 +478,7 @@ class PluginHarness:
         name: str | None = None,
         permissions: list[str] | None = None,
         storage: Mapping[str, Any] | None = None,
-        network: AddressPolicy | None = None,
+        network: Network | None = None,
     ) -> None:
         self.plugin = plugin() if isinstance(plugin, type) else plugin
         self.manifest = _load_manifest(manifest) if manifest is not None else None
@@ -505,12 +511,12 @@ class PluginHarness:
         self.ctx = PluginContext(
             name=self.name,
             config=settings,
-            log=self.log,  # type: ignore[arg-type]
-            storage=self.storage,  # type: ignore[arg-type]
-            http=self.http,  # type: ignore[arg-type]
-            scheduler=self.scheduler,  # type: ignore[arg-type]
-            events=self.events,  # type: ignore[arg-type]
-            network=network or AddressPolicy.unrestricted(),
+            log=self.log,
+            storage=self.storage,
+            http=self.http,
+            scheduler=self.scheduler,
+            events=self.events,
+            network=network or _unrestricted(),
             api=self.api,
             ui=self.ui,
         )

@@ -13,8 +13,8 @@ import pytest
 import plugins.webhook
 from plugins.webhook.plugin import WebhookPlugin
 from runtime.core.address_policy import AddressPolicy
-from runtime.delivery.event_types import LIFECYCLE_TYPES
 from runtime.sdk import Event, PermanentFailure, Plugin, PluginContext, RetryLater, Skip
+from runtime.sdk.event_catalog import LIFECYCLE_TYPES
 from runtime.sdk.testing import (
     SAMPLE_PAYLOADS,
     FakeHttp,
