@@ -28,14 +28,11 @@ import heapq
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from runtime.core.redaction import NO_SECRETS, Redactor
-from runtime.db.storable import storable_json, storable_text
 from runtime.delivery.breaker import CircuitBreaker
 from runtime.delivery.claims import Claimed, claim, hand_back
 from runtime.delivery.deadlines import Deadlines
@@ -44,7 +41,7 @@ from runtime.delivery.messages import delivery_message
 from runtime.delivery.outcomes import OutcomeWriter
 from runtime.delivery.retries import RetryPolicy
 from runtime.sdk import Event as SdkEvent
-from runtime.sdk import PermanentFailure, RetryLater, Skip
+from runtime.sdk.hook_runner import HookCaller, run_hook
 
 log = logging.getLogger(__name__)
 
@@ -83,29 +80,6 @@ class HookPace:
 
 # Publishes outcome messages, several at once (`Hub.publish_many`).
 Publisher = Callable[[list[dict[str, Any]]], Awaitable[None]]
-HookCaller = Callable[[str, Mapping[str, Any], SdkEvent], Awaitable[Any]]
-
-
-def _jsonable(result: Any, redactor: Redactor = NO_SECRETS) -> Any:
-    """A hook's result as the JSON column stores it.
-
-    Tortoise reads a `str` given to a JSONField as JSON text already encoded (and refuses
-    one that is not), so a plain string is kept as `{"value": ...}`. A NUL in it is stored
-    replaced (runtime.db.storable): one result PostgreSQL refuses would fail its whole batch.
-    A plugin may echo one of its secrets in its result: the encoded text is searched for
-    them in one pass, and only a result that holds one is walked to replace it.
-    """
-    if result is None:
-        return None
-    try:
-        encoded = orjson.dumps(result)
-    except TypeError:
-        return {"value": storable_text(redactor.secrets_in(repr(result)))}
-    value = orjson.loads(encoded)
-    if redactor.holds_secret(encoded):
-        value = redactor.result(value)
-    value = storable_json(value, encoded)
-    return {"value": value} if isinstance(value, str) else value
 
 
 Work = tuple[Claimed, CachedEvent]
@@ -452,42 +426,32 @@ class PluginWorker:
             attributes={"deliveryId": str(delivery.id), "attempt": delivery.attempts},
         )
         started = time.perf_counter()
-        status: str = "SUCCEEDED"
-        result: Any = None
-        error: str | None = None
-        retry_after: float | None = None
         try:
-            with self._deadlines.watch(task):
-                result = await self._call_hook(delivery.hook, payload, sdk_event)
-                result = _jsonable(result, self._redactor)
+            ran = await run_hook(
+                self._call_hook,
+                delivery.hook,
+                payload,
+                sdk_event,
+                time_limit=self._timeout,
+                deadline=self._deadlines.watch(task),
+                redactor=self._redactor,
+            )
         except asyncio.CancelledError:
             # Shutdown: hand the delivery back for this or another process to run.
             await hand_back([delivery])
             raise
-        except TimeoutError:
-            status, error = "RETRYING", f"timed out after {self._timeout:g}s"
-        except Skip as skip:
-            reason = storable_text(self._redactor.text(str(skip)))
-            status, result = "SKIPPED", {"skipped": reason or True}
-        except PermanentFailure as failure:
-            status, error = "DEAD", str(failure) or type(failure).__name__
-        except RetryLater as later:
-            status, error, retry_after = "RETRYING", str(later) or "retry later", later.after
-        except Exception as failure:
-            status, error = "RETRYING", f"{type(failure).__name__}: {failure}"
         seconds = time.perf_counter() - started
         self._pace.record(seconds)
-        status = self._policy.settle(status, delivery.attempts)
+        status = self._policy.settle(ran.status, delivery.attempts)
         delivery.duration_ms = round(seconds * 1000, 3)
-        delivery.status, delivery.result = status, result
-        delivery.error = None if error is None else storable_text(self._redactor.text(error))
+        delivery.status, delivery.result, delivery.error = status, ran.result, ran.error
         if status == "RETRYING":
-            delay = self._policy.delay(delivery.attempts, retry_after)
+            delay = self._policy.delay(delivery.attempts, ran.retry_after)
             delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
         self._reports.append((delivery, event))
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.create_task(self._report(), name=f"outcomes:{self.plugin}")
-        change = self.breaker.judge(status, retry_after)
+        change = self.breaker.judge(status, ran.retry_after)
         if change:
             await self._breaker_changed(change)
 

@@ -45,11 +45,10 @@ from runtime.hosting.context import (
 from runtime.hosting.loader import PluginCode
 from runtime.hosting.registry import PluginRegistry, PluginSpec
 from runtime.hosting.routes import router_for
-from runtime.sdk import Event as SdkEvent
 from runtime.sdk import Plugin
-from runtime.sdk.context import CURRENT_EVENT
-from runtime.sdk.event_catalog import hook_for, permission_for, visible_payload
+from runtime.sdk.event_catalog import hook_for, permission_for
 from runtime.sdk.extensions import Action, ApiRegistry, UiRegistry
+from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,6 @@ STATUS_CHANNEL = "plugin-status"
 CONTROL_CHANNEL = "plugin-control"
 WAKE_CHANNEL = "delivery-wake"
 LOG_CHANNEL = "plugin-logs"
-DEFAULT_TIMEOUT = 10.0
 
 
 @dataclass
@@ -377,7 +375,7 @@ class PluginHost:
         instance = spec.cls()
         worker = PluginWorker(
             spec.name,
-            self._hook_caller(instance, context, list(spec.manifest.permissions)),
+            PluginHooks(instance, context, spec.manifest.permissions),
             self._publish_outcomes,
             lambda change: self._breaker_changed(spec.name, change),
             policy=RetryPolicy(self.settings.max_attempts, self.settings.backoff_base),
@@ -460,21 +458,6 @@ class PluginHost:
         if plugin is None or plugin.status not in {"ACTIVE", "DEGRADED"}:
             return  # unloaded (or being unloaded) meanwhile: its status is settled elsewhere
         await self._set_status(name, "DEGRADED" if change == "opened" else "ACTIVE")
-
-    def _hook_caller(self, instance: Plugin, context: HostedContext, permissions: list[str]) -> Any:
-
-        async def call(hook: str, payload: Mapping[str, Any], event: SdkEvent) -> Any:
-            # A plugin sees only the payload fields its permissions allow. The payload is the
-            # delivery's own copy: one that hides nothing is passed on as it is.
-            seen = visible_payload(payload, permissions)
-            if seen is not payload:
-                event = SdkEvent(event.id, event.type, seen, event.occurred_at, event.attributes)
-            CURRENT_EVENT.set(event)
-            if hook == "on_event":
-                return await instance.on_event(context, event)
-            return await getattr(instance, hook)(context, seen)
-
-        return call
 
     # -- publishing ----------------------------------------------------------------------
 

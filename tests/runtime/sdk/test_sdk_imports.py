@@ -27,7 +27,7 @@ def test_importing_the_sdk_imports_nothing_of_the_server_nor_aiohttp() -> None:
     assert loaded & {*SERVER_SIDE, "aiohttp", "croniter"} == set()
 
 
-@pytest.mark.parametrize("module", ["runtime.sdk.testing"])
+@pytest.mark.parametrize("module", ["runtime.sdk.testing", "runtime.sdk.hook_runner"])
 def test_the_sdks_other_modules_import_nothing_of_the_server(module: str) -> None:
     assert imported_after(f"import {module}") & set(SERVER_SIDE) == set()
 

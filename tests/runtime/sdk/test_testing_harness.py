@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from ipaddress import ip_address
 from pathlib import Path
@@ -204,3 +205,24 @@ def test_the_harness_lets_a_plugin_reach_any_address_unless_given_a_policy() -> 
     strict = PluginHarness(Everything, network=AddressPolicy()).ctx.network
     assert not strict.permits(ip_address("127.0.0.1"))
     assert strict.permits(ip_address("93.184.216.34"))
+
+
+class Slow(Plugin):
+    async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> None:
+        await asyncio.Event().wait()  # never set: only the hook's timeout ends it
+
+
+async def test_a_hook_that_overruns_its_timeout_is_retried_as_on_the_server() -> None:
+    harness = PluginHarness(Slow, timeout=0.05)
+    outcome = await harness.emit("session.created", {"id": "s1"})
+    assert outcome.status == "RETRYING"
+    assert outcome.error_message == "timed out after 0.05s"
+    assert isinstance(outcome.error, TimeoutError)
+
+
+async def test_raise_errors_leaves_the_sdks_outcomes_as_outcomes() -> None:
+    harness = PluginHarness(Everything)
+    skipped = await harness.emit("session.stopped", {"id": "s1"}, raise_errors=True)
+    dead = await harness.emit("user.deleted", {"id": "u1"}, raise_errors=True)
+    assert (skipped.status, skipped.result) == ("SKIPPED", {"skipped": "not interested"})
+    assert (dead.status, dead.error_message) == ("DEAD", "gone")
