@@ -44,6 +44,7 @@ from runtime.sdk.context import (
 )
 from runtime.sdk.event_catalog import (
     EVENT_HOOKS,
+    LIFECYCLE_TYPES,
     Event,
     SessionPayload,
     SessionResources,
@@ -222,6 +223,7 @@ __all__ = [
     "EVENT_HOOKS",
     "HOOKS",
     "LIFECYCLE_HOOKS",
+    "LIFECYCLE_TYPES",
     "AddressPolicy",
     "AddressRefused",
     "Allowance",
