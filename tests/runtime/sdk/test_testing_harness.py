@@ -19,6 +19,7 @@ from runtime.sdk.event_catalog import LIFECYCLE_TYPES
 from runtime.sdk.testing import (
     SAMPLE_PAYLOADS,
     FakeHttp,
+    FakeResponse,
     MemoryStore,
     PluginHarness,
     sample_payload,
@@ -226,3 +227,16 @@ async def test_raise_errors_leaves_the_sdks_outcomes_as_outcomes() -> None:
     dead = await harness.emit("user.deleted", {"id": "u1"}, raise_errors=True)
     assert (skipped.status, skipped.result) == ("SKIPPED", {"skipped": "not interested"})
     assert (dead.status, dead.error_message) == ("DEAD", "gone")
+
+
+async def test_fake_responses_read_and_fail_as_aiohttps_do() -> None:
+    http = FakeHttp()
+    http.queue(502, text="bad gateway")
+    http.queue_answer(FakeResponse(200, b"caf\xe9"))
+    async with http.get("https://vendor.example/a") as failing:
+        with pytest.raises(aiohttp.ClientResponseError) as raised:
+            failing.raise_for_status()
+    assert raised.value.status == 502
+    assert "https://vendor.example/a" in str(raised.value)  # the error reads as aiohttp's
+    async with http.get("https://vendor.example/b") as latin:
+        assert await latin.text(errors="replace") == "caf\ufffd"
