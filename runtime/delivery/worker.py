@@ -3,9 +3,10 @@
 Each active plugin has its own worker with its own concurrency limit, timeout and circuit
 breaker, so a plugin that hangs or fails only ever delays its own deliveries. Deliveries are
 claimed with a lease (`runtime.delivery.claims`); attempts are counted at claim time, so a hook that
-kills the process still runs out of attempts. When a delivery runs again, and when it is
-DEAD, is the retry policy's to say (`runtime.delivery.retries`); when the plugin is left alone,
-its circuit breaker's (`runtime.delivery.breaker`).
+kills the process still runs out of attempts. A hook runs through the SDK's hook runner
+(`runtime.sdk.hook_runner`), the one the testing harness runs it through too. When a delivery
+runs again, and when it is DEAD, is the retry policy's to say (`runtime.delivery.retries`);
+when the plugin is left alone, its circuit breaker's (`runtime.delivery.breaker`).
 
 A worker claims ahead of its hooks: as many deliveries as it expects to finish in about
 PREFETCH_SECONDS at the pace its hooks have shown (never fewer than its concurrency), and
