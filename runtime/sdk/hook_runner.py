@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +41,11 @@ class PluginHooks:
 
     __slots__ = ("_context", "_permissions", "_plugin")
 
-    def __init__(self, plugin: Plugin, context: PluginContext, permissions: Iterable[str]) -> None:
+    def __init__(self, plugin: Plugin, context: PluginContext, permissions: Sequence[str]) -> None:
         self._plugin = plugin
         self._context = context
-        self._permissions = tuple(permissions)
+        # Kept as given: the harness's permissions may change between two of its events.
+        self._permissions = permissions
 
     async def __call__(self, hook: str, payload: Mapping[str, Any], event: Event) -> Any:
         # A plugin sees only the payload fields its permissions allow. The payload is the
