@@ -104,10 +104,12 @@ class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
         settings = services.settings
         super().__init__(
-            build_schema(debug=settings.debug),
+            build_schema(debug=settings.debug, fast_paths=settings.fast_paths),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
         )
         self.services = services
+        # Read by the WebSocket adapter and handlers (graph/_fast/fanout.py).
+        self.fast_paths = settings.fast_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -242,13 +244,14 @@ def build_services(settings: Settings) -> Services:
     installer.load_code_with(code)
     host = PluginHost(
         registry,
-        Hub(settings.broadcast_url),
+        Hub(settings.broadcast_url, fast_paths=settings.fast_paths),
         installer,
         HostSettings(
             max_attempts=settings.delivery_max_attempts,
             backoff_base=settings.delivery_backoff_base,
             default_concurrency=settings.workers_dispatch,
             replica=f"{socket.gethostname()}:{os.getpid()}",
+            fast_paths=settings.fast_paths,
         ),
         code=code,
         network=network,
@@ -304,7 +307,13 @@ def create_app(settings: Settings) -> Starlette:
             services.views.start()
             stack.push_async_callback(services.views.stop)
             state["not_ready"] = None
-            log.info("ready", extra={"database": dialect(settings.database_url)})
+            log.info(
+                "ready",
+                extra={
+                    "database": dialect(settings.database_url),
+                    "fast_paths": "on" if settings.fast_paths else "off",
+                },
+            )
             try:
                 yield
             finally:
@@ -313,19 +322,25 @@ def create_app(settings: Settings) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    def readiness(status: str, reason: str | None = None) -> Response:
+        # Which way requests take shows with every answer: the fast paths, or the libraries'.
+        body = {"status": status, "fastPaths": settings.fast_paths}
+        if reason is None:
+            return JSONResponse(body)
+        return JSONResponse({**body, "reason": reason}, 503)
+
     async def readyz(request: Request) -> Response:
         if state["not_ready"]:
-            return JSONResponse({"status": "unready", "reason": state["not_ready"]}, 503)
+            return readiness("unready", state["not_ready"])
         try:
             await ping_database()
         except Exception as error:  # the reason is the point of this endpoint
-            return JSONResponse({"status": "unready", "reason": f"database: {error}"}, 503)
+            return readiness("unready", f"database: {error}")
         try:
             await probe_broadcast(services.host.hub)
         except Exception as error:
-            reason = f"broadcast: {error or type(error).__name__}"
-            return JSONResponse({"status": "unready", "reason": reason}, 503)
-        return JSONResponse({"status": "ready"})
+            return readiness("unready", f"broadcast: {error or type(error).__name__}")
+        return readiness("ready")
 
     async def metrics(request: Request) -> Response:
         host = services.host

@@ -174,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print an admin token valid for 24 hours (printed unasked on the first start only)",
     )
     serve.add_argument(
+        "--no-fast-paths",
+        dest="fast_paths",
+        action="store_const",
+        const=False,
+        help="take every library's documented way instead of the fast paths that lean on its "
+        "internals (env STREAMSPACE_FAST_PATHS=0; default on)",
+    )
+    serve.add_argument(
         "--db-pool-size",
         type=int,
         metavar="N",
@@ -322,6 +330,7 @@ def _run_server(args: argparse.Namespace) -> int:
         workers_dispatch=args.workers_dispatch,
         allowed_networks=args.allowed_networks,
         file_repository_roots=args.file_repository_roots,
+        fast_paths=args.fast_paths,
     )
     from models.database import normalise_url
 
@@ -406,9 +415,12 @@ def _uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
         http=HeaderLimitedProtocol.limited(
             header_timeout=settings.header_timeout, max_header_bytes=settings.max_header_bytes
         ),
-        # uvicorn's default WebSocket protocol, letting subscriptions write prepared frames;
-        # messages capped small until connection_init authenticates, then as HTTP bodies are.
-        ws=FrameWritingProtocol.capped_before_init(settings.ws_init_max_bytes),
+        # uvicorn's default WebSocket protocol, letting subscriptions write prepared frames
+        # (unless the fast paths are off); messages capped small until connection_init
+        # authenticates, then as HTTP bodies are.
+        ws=FrameWritingProtocol.capped_before_init(
+            settings.ws_init_max_bytes, frames=settings.fast_paths
+        ),
         ws_max_size=settings.max_body_bytes,
         timeout_keep_alive=settings.keep_alive_timeout,
         # Past this many connections and requests at once, a new request is answered 503.

@@ -146,7 +146,13 @@ class CatalogQuery:
         page_fields, edge_fields, node_fields = _page_selection(info)
         columns = {column for name in node_fields for column in COLUMNS_OF_FIELD.get(name, ())}
         related = sorted({RELATION_OF_FIELD[n] for n in node_fields if n in RELATION_OF_FIELD})
-        rows = await query.fetch_page(size, after, ["id", *sorted(columns)], related)
+        rows = await query.fetch_page(
+            size,
+            after,
+            ["id", *sorted(columns)],
+            related,
+            cached=info.context.services.settings.fast_paths,
+        )
         page = rows[:size]
         # An edge's cursor is never read unless selected: encoding it for nothing is a good
         # part of a page's cost.

@@ -22,6 +22,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from graph._fast.leaf_inputs import FastPathsConfig
 from graph._fast.plain_fields import PlainFieldsExecution
 from graph.errors import coded
 from graph.event_api import EventMutation, EventQuery
@@ -57,6 +58,8 @@ class Schema(strawberry.Schema):
     """
 
     debug = False
+    # False: a clean result asks every extension for its results, as Strawberry does.
+    fast_paths = True
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -125,7 +128,8 @@ class Schema(strawberry.Schema):
         # subscriber, comes through here. None of our extensions reports results, so a
         # clean result skips asking each of them for some.
         if (
-            isinstance(result, GraphQLExecutionResult)
+            self.fast_paths
+            and isinstance(result, GraphQLExecutionResult)
             and not result.errors
             and not any(_reports(extension) for extension in extensions_runner.extensions)
         ):
@@ -193,17 +197,20 @@ def schema_extensions(*, debug: bool = False) -> list[Any]:
     return [Documents]
 
 
-def build_schema(*, debug: bool = False) -> strawberry.Schema:
-    """The schema; `debug` shows unexpected errors' messages instead of masking them."""
+def build_schema(*, debug: bool = False, fast_paths: bool = True) -> strawberry.Schema:
+    """The schema; `debug` shows unexpected errors' messages instead of masking them, and
+    `fast_paths=False` executes as graphql-core and Strawberry do (graph/_fast/README.md)."""
     schema = Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=schema_extensions(debug=debug),
-        execution_context_class=Execution,
+        execution_context_class=Execution if fast_paths else None,
         scalar_overrides={datetime: DATETIME},
+        config=FastPathsConfig(fast_paths=fast_paths),
     )
     schema.debug = debug
+    schema.fast_paths = fast_paths
     return schema
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -37,6 +37,7 @@ from runtime.delivery.worker import FINAL
 from runtime.hosting.host import LOG_CHANNEL, STATUS_CHANNEL
 
 LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
+T = TypeVar("T")
 
 
 def missed_notice(count: int) -> GraphQLError:
@@ -55,12 +56,32 @@ async def _stream(
     """The channel's messages that `keep` keeps, and gap notices; while this waits, messages
     may go straight to a WebSocket subscriber instead (graph/_fast/fanout.py)."""
     async with info.context.services.host.hub.subscribe(channel) as inbox:
-        direct = direct_delivery(info, keep, convert)
+        direct = direct_delivery(info, keep, convert) if _fast(info) else None
         if direct is not None:
             inbox.deliver_directly(direct.deliver, direct.prepare)
         async for message in inbox:
             if message.data is None or keep(message.data):
                 yield message
+
+
+def _fast(info: Info) -> bool:
+    return info.context.services.settings.fast_paths
+
+
+class RootOf(Protocol):
+    """Makes the root object of a hub message with `convert`."""
+
+    def __call__(self, data: dict[str, Any], convert: Callable[[dict[str, Any]], T]) -> T: ...
+
+
+def _root(info: Info) -> RootOf:
+    """How a message becomes its root: shared by every subscriber (graph/_fast/shared_results.py),
+    or, with the fast paths off, converted for each."""
+    return shared_root if _fast(info) else _converted
+
+
+def _converted(data: dict[str, Any], convert: Callable[[dict[str, Any]], T]) -> T:
+    return convert(data)
 
 
 def _status_change(data: dict[str, Any]) -> PluginStatusChange:
@@ -85,11 +106,12 @@ class Subscription:
         def keep(data: dict[str, Any]) -> bool:
             return plugin in (None, data["plugin"])
 
+        root = _root(info)
         async for message in _stream(info, STATUS_CHANNEL, keep, _status_change):
             if message.data is None:
                 yield missed_notice(message.missed)  # type: ignore[misc]
                 continue
-            yield shared_root(message.data, _status_change)
+            yield root(message.data, _status_change)
 
     @subscription(permission_classes=[IsAdmin])
     async def plugin_events(
@@ -107,11 +129,12 @@ class Subscription:
                 and status in (None, delivery["status"])
             )
 
+        root = _root(info)
         async for message in _stream(info, DELIVERY_CHANNEL, keep, DeliveryOutcome.from_message):
             if message.data is None:
                 yield missed_notice(message.missed)  # type: ignore[misc]
                 continue
-            yield shared_root(message.data, DeliveryOutcome.from_message)
+            yield root(message.data, DeliveryOutcome.from_message)
 
     @subscription(
         permission_classes=[IsAdmin],
@@ -121,6 +144,7 @@ class Subscription:
         self, info: Info, event_id: strawberry.ID
     ) -> AsyncGenerator[DeliveryOutcome, None]:
         wanted = parse_id(event_id, "eventId")
+        root = _root(info)
         async with info.context.services.host.hub.subscribe(DELIVERY_CHANNEL) as inbox:
             # Subscribed first, then read: an outcome cannot fall between the two.
             event = await EventRow.get_or_none(id=wanted)
@@ -147,7 +171,7 @@ class Subscription:
                 delivery = message.data["delivery"]
                 if delivery["eventId"] != wanted:
                     continue
-                yield shared_root(message.data, DeliveryOutcome.from_message)
+                yield root(message.data, DeliveryOutcome.from_message)
                 if delivery["status"] in FINAL:
                     open_ids.discard(delivery["id"])
                 if not open_ids:
@@ -162,8 +186,9 @@ class Subscription:
         def keep(data: dict[str, Any]) -> bool:
             return plugin in (None, data["plugin"]) and data["level"] in allowed
 
+        root = _root(info)
         async for message in _stream(info, LOG_CHANNEL, keep, PluginLogEntry.from_message):
             if message.data is None:
                 yield missed_notice(message.missed)  # type: ignore[misc]
                 continue
-            yield shared_root(message.data, PluginLogEntry.from_message)
+            yield root(message.data, PluginLogEntry.from_message)

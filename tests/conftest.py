@@ -1,5 +1,9 @@
 """Fixtures shared by the suite: a migrated database per test on SQLite and on PostgreSQL.
 
+Every fixture that builds a server, a host or a hub reads STREAMSPACE_FAST_PATHS as the server
+does (`FAST_PATHS`): CI runs the GraphQL and runtime tests once more with it set to 0, and tests
+of a fast path's own mechanics are marked `needs_fast_paths`, which skips them then.
+
 PostgreSQL tests run against the server on 127.0.0.1:5432 (or STREAMSPACE_TEST_POSTGRES_URL),
 each run in a database of its own. Where that server is unreachable they are skipped, unless
 STREAMSPACE_REQUIRE_SERVICES=1 (set by CI), where they fail.
@@ -28,12 +32,19 @@ from tortoise.connection import get_connection
 from models import close_database, init_database, migrate_database
 from runtime.catalog.repositories import ensure_builtin_repository
 from runtime.core.address_policy import AddressPolicy
+from runtime.core.settings import FAST_PATHS_SETTING, fast_paths_setting
 from tests.local_http import local_network
 
 POSTGRES_URL = os.environ.get(
     "STREAMSPACE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
 )
 T = TypeVar("T")
+# Read once, as the server reads it at start.
+FAST_PATHS = fast_paths_setting()
+needs_fast_paths = pytest.mark.skipif(
+    not FAST_PATHS,
+    reason=f"asserts a fast path's own mechanics, which {FAST_PATHS_SETTING}=0 turns off",
+)
 REQUIRE_SERVICES = os.environ.get("STREAMSPACE_REQUIRE_SERVICES") == "1"
 TABLES = [
     "broadcast_payloads",
@@ -124,6 +135,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Database:
     backend: str
     url: str
+    # Whether the code under test takes the fast paths (STREAMSPACE_FAST_PATHS).
+    fast_paths: bool = FAST_PATHS
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -20,6 +20,9 @@ cuts it down, without changing a byte of what a client receives:
   the same frame, built once, and the frames a connection gets during one turn of the loop
   leave in one socket write.
 
+A view whose `fast_paths` attribute is False (the server's `--no-fast-paths`) gets none of
+this: its adapter sends as Strawberry's, its handler hands the hub no direct delivery.
+
 Example:
     class View(GraphQL):
         websocket_adapter_class = WebSocketAdapter
@@ -54,6 +57,11 @@ T = TypeVar("T")
 _PAYLOAD_SLOT = "null}"
 
 
+def fast_paths_of(view: object) -> bool:
+    """Whether the view (graph/app.py's, which reads the setting once) lets the fast paths run."""
+    return getattr(view, "fast_paths", True) is not False
+
+
 def next_prefix(encode: Callable[[object], str | bytes], operation_id: str) -> str | None:
     """The text of operation `operation_id`'s `next` message up to its payload.
 
@@ -73,9 +81,13 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unfinished: asyncio.Future[None] | None = None
-        self._write_frame = frame_writer(self.ws.scope)
+        self._fast = fast_paths_of(self.view)
+        self._write_frame = frame_writer(self.ws.scope) if self._fast else None
 
     async def send_json(self, message: Mapping[str, object]) -> None:
+        if not self._fast:
+            await super().send_json(message)
+            return
         await self._after_unfinished()
         text = self._next_text(message)
         if text is None:
@@ -222,7 +234,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
 
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
         # The operation's own task: the value is seen by its resolvers, and by nothing else.
-        _sender.set(NextSender(self, operation))
+        if fast_paths_of(self.view):
+            _sender.set(NextSender(self, operation))
         await super().run_operation(operation)
 
 

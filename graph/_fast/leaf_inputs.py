@@ -6,7 +6,8 @@ Strawberry's conversion then only renames the fields and copies the lists, yet i
 each field's GraphQL name and resolves its type on every request: a tenth of a catalog page's
 time went to converting its filter. `leaf_input` gives such a type a `from_input` hook (the
 one Strawberry offers types that build their own value) doing the same from a table made once
-per schema configuration.
+per schema configuration. A schema whose configuration is a `FastPathsConfig` with
+`fast_paths=False` builds them as Strawberry does, through `InputContext.convert`.
 
 Example:
     @leaf_input
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types.arguments import InputContext
 from strawberry.types.base import (
     StrawberryList,
@@ -42,6 +44,13 @@ LEAVES: tuple[object, ...] = (str, int, float, bool, strawberry.ID, datetime, JS
 
 # (GraphQL name, Python name, whether the value is a list to copy)
 Row = tuple[str, str, bool]
+
+
+@dataclasses.dataclass
+class FastPathsConfig(StrawberryConfig):
+    """Strawberry's configuration, saying whether `leaf_input` types build in one step."""
+
+    fast_paths: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +118,8 @@ def _table(cls: type, context: InputContext) -> _Table:
 
 
 def _from_input(cls: type, value: Mapping[str, Any], context: InputContext) -> Any:
+    if not getattr(context.config, "fast_paths", True):
+        return _as_strawberry_does(cls, value, context)
     table = _table(cls, context)
     kwargs: dict[str, Any] = dict(table.nulls)
     for graphql_name, python_name, is_list in table.fields:
@@ -118,4 +129,21 @@ def _from_input(cls: type, value: Mapping[str, Any], context: InputContext) -> A
             kwargs[python_name] = (
                 list(given) if is_list and given is not None and given is not UNSET else given
             )
+    return cls(**kwargs)
+
+
+def _as_strawberry_does(cls: type, value: Mapping[str, Any], context: InputContext) -> Any:
+    """The input built field by field, as Strawberry builds a type without `from_input`."""
+    definition = get_object_definition(cls, strict=True)
+    kwargs: dict[str, Any] = {
+        field.python_name: None
+        for field in definition.fields
+        if field.default_value is dataclasses.MISSING
+        and field.default_factory is dataclasses.MISSING
+    }
+    for field in definition.fields:
+        graphql_name = context.config.name_converter.from_field(field)
+        if graphql_name in value:
+            kind = field.resolve_type(type_definition=definition)
+            kwargs[field.python_name] = context.convert(value[graphql_name], kind, graphql_name)
     return cls(**kwargs)

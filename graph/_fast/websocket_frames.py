@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 from websockets.protocol import State
+
+if TYPE_CHECKING:  # uvicorn's private module: for the type checker only, never imported
+    from uvicorn._types import ASGISendEvent
 
 FRAMES_EXTENSION = "streamspace.websocket.frames"
 LIMITS_EXTENSION = "streamspace.websocket.limits"
@@ -86,11 +88,15 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
 
     # A connection_init message is small; anything bigger before it is not a client of ours.
     initial_max_size = 65_536
+    # False (fast paths off): no frame writer is offered, every message takes the ASGI path;
+    # the cap before connection_init, a limit rather than a speed-up, stays.
+    offers_frames = True
 
     @classmethod
-    def capped_before_init(cls, size: int) -> type[FrameWritingProtocol]:
-        """This protocol with `initial_max_size` set to `size` (uvicorn takes a class)."""
-        return type(cls.__name__, (cls,), {"initial_max_size": size})
+    def capped_before_init(cls, size: int, *, frames: bool = True) -> type[FrameWritingProtocol]:
+        """This protocol with `initial_max_size` set to `size`, offering the frame writer
+        unless `frames` is False (uvicorn takes a class)."""
+        return type(cls.__name__, (cls,), {"initial_max_size": size, "offers_frames": frames})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -104,7 +110,8 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         scope: Any = self.__dict__.get("scope")
         if scope is not None:
             extensions = scope.setdefault("extensions", {})
-            extensions[FRAMES_EXTENSION] = {"write": self.write_frame}
+            if self.offers_frames:
+                extensions[FRAMES_EXTENSION] = {"write": self.write_frame}
             extensions[LIMITS_EXTENSION] = {"lift": self.lift_max_size}
 
     def lift_max_size(self) -> None:

@@ -74,7 +74,7 @@ async def send(
     try:
         async with asyncio.timeout(settings.send_budget):
             connection = await network.connect(settings.host, settings.port)
-            with connection:
+            try:
                 refused, reply = await aiosmtplib.send(
                     message,
                     sender=settings.sender,
@@ -90,6 +90,11 @@ async def send(
                     tls_context=settings.tls,
                     timeout=settings.send_budget,
                 )
+            except BaseException:
+                connection.close()  # aiosmtplib may have failed before it took the socket
+                raise
+            # Sent: the socket is its transport's, which closes it once a TLS session's
+            # closing handshake is done. Closing it here would leave that transport unclosed.
     except (aiosmtplib.SMTPException, OSError) as error:
         raise outcome_of(error) from None
     return Sent(

@@ -5,7 +5,8 @@ message in memory. Here each subscriber gets a bounded buffer instead: when it i
 messages are counted, and the subscriber is told how many it missed before the next one it
 receives. Publishing never waits for a subscriber. With the in-process broadcast (memory://)
 every subscriber is in this process, so a message goes straight to the inboxes, neither encoded
-nor queued on the way.
+nor queued on the way; with the fast paths off (`fast_paths=False`) it takes broadcaster's way,
+encoded and read back like any backend's.
 
 Example:
     >>> async def demo():
@@ -194,7 +195,13 @@ class Inbox:
 class Hub:
     """Publishes JSON messages on channels and fans them out to local inboxes."""
 
-    def __init__(self, url: str = "memory://", *, broadcast: Broadcast | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        broadcast: Broadcast | None = None,
+        fast_paths: bool = True,
+    ) -> None:
         self.backend: Any = backend_for(url) if broadcast is None else broadcast._backend
         self._broadcast = broadcast or Broadcast(backend=self.backend)
         self._inboxes: dict[str, set[Inbox]] = {}
@@ -203,6 +210,8 @@ class Hub:
         self.publish_failures = 0
         self._was_up = False
         self._shared = _is_shared(self.backend)
+        # Through broadcaster (encoded, queued, read by a pump), or straight to the inboxes.
+        self._through_broadcaster = self._shared or not fast_paths
         listeners = getattr(self.backend, "link_listeners", None)
         if listeners is not None:
             listeners.append(self._link_changed)
@@ -255,7 +264,7 @@ class Hub:
         subscriber is here: the message goes to their inboxes at once, as it is (subscribers
         share it, so neither they nor the publisher may change it afterwards).
         """
-        if not self._shared:
+        if not self._through_broadcaster:
             self._offer(channel, data)
             return True
         try:
@@ -270,7 +279,7 @@ class Hub:
         """Publish several: through a broadcast server, up to PUBLISH_AT_ONCE round trips at
         once (those may arrive in any order); in-process, one after the other, as there is no
         round trip to overlap."""
-        if not self._shared:
+        if not self._through_broadcaster:
             for message in messages:
                 self._offer(channel, message)
             return
@@ -286,7 +295,7 @@ class Hub:
         inbox = Inbox(buffer)
         self._inboxes.setdefault(channel, set()).add(inbox)
         try:
-            if self._shared:
+            if self._through_broadcaster:
                 await self._pump_ready(channel)
             yield inbox
         finally:

@@ -168,10 +168,19 @@ class CatalogQuery:
         return values
 
     async def fetch_page(
-        self, first: int, after: str | None, columns: Iterable[str], related: Iterable[str] = ()
+        self,
+        first: int,
+        after: str | None,
+        columns: Iterable[str],
+        related: Iterable[str] = (),
+        *,
+        cached: bool = True,
     ) -> list[dict[str, Any]]:
-        """The rows of `page`, from its statement built once per shape."""
+        """The rows of `page`, from its statement built once per shape; `cached=False` (the
+        server's fast paths off) builds and runs it with the ORM each time."""
         selected, joined = tuple(columns), tuple(related)
+        if not cached:
+            return await self.page(first, after, selected, joined)
         return await PAGE_STATEMENTS.values(
             CatalogPlugin,
             self.page_shape(after, selected, joined),

@@ -102,6 +102,23 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+FAST_PATHS_SETTING = "STREAMSPACE_FAST_PATHS"
+_OFF = {"0", "false", "no", "off"}
+_ON = {"1", "true", "yes", "on"}
+
+
+def fast_paths_setting(default: bool = True) -> bool:
+    """Whether `STREAMSPACE_FAST_PATHS` leaves the fast paths on (unset: `default`)."""
+    text = env(FAST_PATHS_SETTING)
+    if text is None:
+        return default
+    if text.lower() in _OFF:
+        return False
+    if text.lower() in _ON:
+        return True
+    raise ValueError(f"{FAST_PATHS_SETTING}={text!r} must be 1 or 0 (true/false, yes/no, on/off)")
+
+
 def _positive_seconds(name: str, default: float) -> float:
     text = env(name)
     if text is None:
@@ -171,6 +188,9 @@ class Settings:
     shutdown_timeout: int = 30
     # Connections and requests at once before HTTP requests are answered 503.
     max_concurrency: int = 4096
+    # False: every fast path that leans on a library's internals (graph/_fast/README.md,
+    # runtime/db/README.md) takes the library's documented way instead.
+    fast_paths: bool = True
 
     @classmethod
     def load(
@@ -189,6 +209,7 @@ class Settings:
         workers_dispatch: int | None = None,
         allowed_networks: str | None = None,
         file_repository_roots: str | None = None,
+        fast_paths: bool | None = None,
     ) -> Settings:
         directory = Path(data_dir or env("STREAMSPACE_DATA_DIR", DEFAULT_DATA_DIR) or "").resolve()
         jwt_secret, jwt_created = env("STREAMSPACE_JWT_SECRET"), False
@@ -239,4 +260,5 @@ class Settings:
             keep_alive_timeout=_positive_int("STREAMSPACE_KEEP_ALIVE_TIMEOUT", 5),
             shutdown_timeout=_positive_int("STREAMSPACE_SHUTDOWN_TIMEOUT", 30),
             max_concurrency=_positive_int("STREAMSPACE_MAX_CONCURRENCY", 4096),
+            fast_paths=fast_paths_setting() if fast_paths is None else fast_paths,
         )

@@ -6,7 +6,8 @@ wake-ups: about 0.15 ms on a shared machine, more than a catalog page's query it
 read-only connection the loop's thread keeps for itself (WAL lets it read beside the writer,
 and each statement sees every write committed before it), under a time budget: a statement
 still running when its budget is spent is interrupted, which a read survives unchanged, and
-goes to aiosqlite's thread as before. A slow search holds the loop up for the budget at most.
+goes to aiosqlite's thread as before. A slow search holds the loop up for the budget at most,
+and a locked database not at all: the reader never waits for a lock, the client does.
 
 PostgreSQL, in-memory SQLite databases and reads inside a transaction (whose uncommitted
 writes only its own connection sees) take the usual way.
@@ -39,7 +40,9 @@ class _Reader:
     """A read-only connection to one database file, used from the loop's thread only."""
 
     def __init__(self, path: str) -> None:
-        self._connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # No busy wait (SQLite's default is 5 s): a locked database is the client's to wait
+        # for, on its own thread, not the loop's under a 2 ms budget.
+        self._connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0)
         self._connection.row_factory = sqlite3.Row
         self._deadline = 0.0
         self._connection.set_progress_handler(self._spent, CHECK_EVERY_STEPS)

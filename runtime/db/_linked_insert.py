@@ -9,6 +9,10 @@ interpreter lock, then for the loop to take its answer: Tortoise's transaction i
 trips (a COMMIT and a BEGIN to open it, the two inserts, the COMMIT), and the connection is
 held for all of them. On PostgreSQL it is a transaction of two statements.
 
+That one call goes through aiosqlite's private `Connection._execute` and `._conn`
+(runtime/db/README.md). Where they are missing (an aiosqlite that renamed them), or with
+`one_trip=False` (the server's fast paths off), SQLite takes Tortoise's transaction too.
+
 Example:
     event_ids, delivery_ids = await insert_linked(
         Event, [{"type": "session.created", ...}],
@@ -19,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +36,8 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from runtime.db._bulk_sql import bound_values, chunks, dialect_of, insert_ids, values_clause
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,25 +55,54 @@ async def insert_linked(
     child: type[Model],
     child_rows: Sequence[Mapping[str, Any]],
     link: str,
+    *,
+    one_trip: bool = True,
 ) -> tuple[list[int], list[int]]:
     """Insert the parents, then the children with `link` turned from a parent's index into
-    its id; the ids of both, in the order of their rows."""
+    its id; the ids of both, in the order of their rows. `one_trip=False` takes Tortoise's
+    transaction on SQLite too."""
     if not parent_rows:
         return [], []
     client = get_connection("default")
-    if dialect_of(client) == "sqlite" and not isinstance(client, TransactionalDBClient):
+    if (
+        one_trip
+        and dialect_of(client) == "sqlite"
+        and not isinstance(client, TransactionalDBClient)
+    ):
         columns = list(child_rows[0]) if child_rows else [link]
-        return await _in_one_trip(
+        ids = await _in_one_trip(
             client,
             _inserts(parent, parent_rows),
             _inserts(child, child_rows),
             columns.index(link),
             len(columns),
         )
+        if ids is not None:
+            return ids
     async with in_transaction() as connection:
         parent_ids = await insert_ids(parent, parent_rows, connection)
         linked = [{**row, link: parent_ids[row[link]]} for row in child_rows]
         return parent_ids, await insert_ids(child, linked, connection)
+
+
+# The aiosqlite internals the one trip needs: a method running a function on its thread, and
+# the sqlite3 connection that function is given.
+_PRIVATE_API = ("_execute", "_conn")
+_missing_api_logged = False
+
+
+def _has_private_api(connection: object) -> bool:
+    """Whether the aiosqlite connection's class offers what the one trip uses (looked up on
+    the class: reading `_conn` on the instance would run it)."""
+    global _missing_api_logged
+    missing = [name for name in _PRIVATE_API if not hasattr(type(connection), name)]
+    if missing and not _missing_api_logged:
+        _missing_api_logged = True
+        log.warning(
+            "aiosqlite's connection lacks %s: events are written in an ordinary transaction",
+            ", ".join(missing),
+        )
+    return not missing
 
 
 def _inserts(model: type[Model], rows: Sequence[Mapping[str, Any]]) -> list[_Insert]:
@@ -90,12 +126,15 @@ async def _in_one_trip(
     children: list[_Insert],
     link_at: int,
     width: int,
-) -> tuple[list[int], list[int]]:
-    """The children's `link_at`-th of `width` values hold their parent's index."""
-    for insert in (*parents, *children):
-        # Logged as the client logs what it sends, so SQL logs and counts show them too.
-        client.log.debug("%s: %s", insert.sql, insert.values)
+) -> tuple[list[int], list[int]] | None:
+    """The children's `link_at`-th of `width` values hold their parent's index; None when
+    aiosqlite lacks the private API (nothing was written)."""
     async with client.acquire_connection() as connection:
+        if not _has_private_api(connection):
+            return None
+        for insert in (*parents, *children):
+            # Logged as the client logs what it sends, so SQL logs and counts show them too.
+            client.log.debug("%s: %s", insert.sql, insert.values)
         try:
             result: tuple[list[int], list[int]] = await connection._execute(
                 _transaction, connection._conn, parents, children, link_at, width

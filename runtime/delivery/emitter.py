@@ -158,8 +158,12 @@ class Emitter:
         *,
         events: EventCache | None = None,
         reserve: Reserve | None = None,
+        one_trip: bool = True,
     ) -> None:
         self._hub = hub
+        # On SQLite, events and deliveries written in one call on aiosqlite's thread
+        # (runtime/db/_linked_insert.py); False: in Tortoise's transaction.
+        self._one_trip = one_trip
         self._targets = targets
         self._published = published
         self._wake = wake
@@ -286,6 +290,7 @@ class Emitter:
                     for (index, plugin, hook), handed in zip(by_index, taken, strict=True)
                 ],
                 link="event_id",
+                one_trip=self._one_trip,
             )
             for event, id in zip(events, event_ids, strict=True):
                 event.id = id  # its id, once drawn

@@ -84,6 +84,8 @@ class HostSettings:
     breaker_cooldown: float = 30.0
     # Deliveries one plugin runs at once when its manifest names no "concurrency".
     default_concurrency: int = 4
+    # False: SQL techniques leaning on a library's internals take its documented way.
+    fast_paths: bool = True
 
 
 class PluginTestFailed(Exception):
@@ -121,6 +123,7 @@ class PluginHost:
             self._count_accepted,
             events=self.events,
             reserve=self.reserve,
+            one_trip=self.settings.fast_paths,
         )
         self._http: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()

@@ -94,6 +94,7 @@ async def test_serve_help_explains_flags_and_environment() -> None:
         "--log-format": "STREAMSPACE_LOG_FORMAT",
         "--allowed-networks": "STREAMSPACE_ALLOWED_NETWORKS",
         "--file-repository-roots": "STREAMSPACE_FILE_REPOSITORY_ROOTS",
+        "--no-fast-paths": "STREAMSPACE_FAST_PATHS",
     }
     for flag, variable in flags.items():
         assert flag in text
@@ -249,3 +250,37 @@ async def test_serve_closes_an_open_data_directory_and_logs_what_it_changed(
         closed = {Path(entry["path"]) for entry in logged if "now owner-only" in entry["message"]}
         assert closed == opened, logged
         assert server.admin_token == ""  # the signing secret was there already
+
+
+def ready_line(server: Server) -> dict[str, Any]:
+    logged = [json.loads(line) for line in server.logs().splitlines() if line.strip()]
+    (ready,) = [entry for entry in logged if entry["message"] == "ready"]
+    return ready
+
+
+async def readiness(server: Server) -> Any:
+    async with aiohttp.ClientSession() as http, http.get(f"{server.base}/readyz") as response:
+        assert response.status == 200
+        return await response.json()
+
+
+async def test_serve_without_fast_paths_says_so_in_readyz_and_its_start_log(
+    tmp_path: Path, backend: tuple[str, str | None]
+) -> None:
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "plain").mkdir()
+    with serving(tmp_path / "fast", backend) as fast:
+        assert await readiness(fast) == {"status": "ready", "fastPaths": True}
+        assert ready_line(fast)["fast_paths"] == "on"
+    with serving(tmp_path / "plain", backend, flags=["--no-fast-paths"]) as plain:
+        assert await readiness(plain) == {"status": "ready", "fastPaths": False}
+        assert ready_line(plain)["fast_paths"] == "off"
+        async with aiohttp.ClientSession() as http:
+            catalog = await data_of(
+                http,
+                plain,
+                '{ catalog(filter: {search: "slack"}, first: 5) { edges { node { name } } } }',
+                token=plain.admin_token,
+            )
+        names = [edge["node"]["name"] for edge in catalog["catalog"]["edges"]]
+        assert names == ["streamspace-slack"]

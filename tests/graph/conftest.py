@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,13 +15,16 @@ from starlette.requests import Request
 
 from graph.app import GraphQLApp, build_services
 from graph.context import Context, Services
-from graph.schema import schema
+from graph.schema import build_schema
 from models import CatalogPlugin, CatalogTag, PluginStats, PluginVersion, Repository
 from runtime.catalog.browse import search_text
 from runtime.core.address_policy import Network
 from runtime.core.auth import Role
 from runtime.core.settings import Settings
-from tests.conftest import Database
+from tests.conftest import FAST_PATHS, Database
+
+# The schema a server builds with the fast paths as STREAMSPACE_FAST_PATHS says.
+schema = build_schema(fast_paths=FAST_PATHS)
 
 
 @dataclass
@@ -56,26 +60,38 @@ def allowed_networks() -> tuple[Network, ...]:
     return ()
 
 
-@pytest.fixture
-async def services(
-    db: Database, tmp_path: Path, allowed_networks: tuple[Network, ...]
+@asynccontextmanager
+async def started_services(
+    data_dir: Path, allowed_networks: tuple[Network, ...] = (), *, fast_paths: bool = FAST_PATHS
 ) -> AsyncIterator[Services]:
-    """The services of a server, with its plugin host started on the test's database."""
+    """The services of a server, with its plugin host started on the current database."""
     settings = Settings(
-        data_dir=tmp_path,
+        data_dir=data_dir,
         database_url="unused",
         broadcast_url="memory://",
         jwt_secret="test-jwt-secret-0123456789-0123456789",
         secret_key="test-secret-key",
         jwt_secret_generated=False,
         allowed_networks=allowed_networks,
+        fast_paths=fast_paths,
     )
     built = build_services(settings)
     await built.host.hub.connect()
     await built.host.start()
-    yield built
-    await built.host.stop()
-    await built.host.hub.disconnect()
+    try:
+        yield built
+    finally:
+        await built.host.stop()
+        await built.host.hub.disconnect()
+
+
+@pytest.fixture
+async def services(
+    db: Database, tmp_path: Path, allowed_networks: tuple[Network, ...]
+) -> AsyncIterator[Services]:
+    """The services of a server, with its plugin host started on the test's database."""
+    async with started_services(tmp_path, allowed_networks) as built:
+        yield built
 
 
 @pytest.fixture

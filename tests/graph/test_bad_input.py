@@ -16,9 +16,8 @@ import pytest
 
 from graph.context import Context, Services
 from graph.queries import MAX_TAGS
-from graph.schema import schema
 from runtime.core.auth import Role
-from tests.graph.conftest import Catalog, Execute
+from tests.graph.conftest import Catalog, Execute, schema
 
 PAST_BIGINT = str(2**63)
 NOT_IDS = ["abc", "1e3", " 1", "-1", "1_0", "\uff11", "", PAST_BIGINT, "9" * 100_000]

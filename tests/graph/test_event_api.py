@@ -14,7 +14,6 @@ from strawberry.types.execution import PreExecutionError
 
 from graph.app import GraphQLApp
 from graph.context import Context, Services
-from graph.schema import schema
 from graph.validation.document_limits import MAX_TOKENS
 from graph.validation.integer_inputs import refusal as wide_integer_refusal
 from models import Delivery, PluginLog
@@ -22,7 +21,7 @@ from models import Event as EventRow
 from runtime.core.auth import Role
 from runtime.sdk import Event, PermanentFailure, Plugin, PluginContext, RetryLater
 from tests.asgi import request
-from tests.graph.conftest import Execute, InstallPlugins
+from tests.graph.conftest import Execute, InstallPlugins, schema
 from tests.runtime.hosts import all_final, until
 
 EMIT = """

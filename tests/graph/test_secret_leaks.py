@@ -29,12 +29,11 @@ from tortoise.connection import get_connection
 
 from graph.app import build_services
 from graph.context import Context, Services
-from graph.schema import schema
 from runtime.catalog.builtin import publish_builtins
 from runtime.core.auth import Role
 from runtime.core.settings import Settings
-from tests.conftest import TABLES, Database
-from tests.graph.conftest import Execute
+from tests.conftest import FAST_PATHS, TABLES, Database
+from tests.graph.conftest import Execute, schema
 from tests.local_http import local_network, serve
 
 WEBHOOK_KEY = "whsec_" + base64.b64encode(b"SECRET-webhook-signing-key").decode()
@@ -139,6 +138,7 @@ async def services(db: Database, tmp_path: Path) -> AsyncIterator[Services]:
         jwt_secret_generated=False,
         delivery_max_attempts=1,
         allowed_networks=local_network().allowed_networks,
+        fast_paths=FAST_PATHS,
     )
     built = build_services(settings)
     built.host.settings = dataclasses.replace(built.host.settings, breaker_threshold=1_000)

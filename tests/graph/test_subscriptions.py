@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graph.context import Context, Services
-from graph.schema import schema
 from models import Delivery, Event
 from runtime.core.auth import Role
 from runtime.delivery.messages import outcome_message
-from tests.conftest import Database, QueryCounter
+from tests.conftest import Database, QueryCounter, needs_fast_paths
+from tests.graph.conftest import schema
 
 
 def admin_context(services: Services) -> Context:
@@ -69,6 +69,7 @@ async def test_a_lagging_subscriber_is_told_how_many_messages_it_missed(
     await stream.aclose()
 
 
+@needs_fast_paths
 async def test_subscribers_of_one_operation_share_one_execution_per_message(
     db: Database, services: Services, sql_counter: QueryCounter
 ) -> None:

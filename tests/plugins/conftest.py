@@ -16,6 +16,7 @@ from runtime.catalog.installs import Installer, PluginSchema
 from runtime.core.address_policy import AddressPolicy
 from runtime.hosting.host import HostSettings, PluginHost
 from runtime.hosting.registry import PluginRegistry, discover_builtins
+from tests.conftest import FAST_PATHS
 from tests.local_http import local_network, serve
 from tests.runtime.hosts import BOX
 
@@ -89,13 +90,13 @@ async def builtin_host(
     await InstalledPlugin.create(
         name=name, version=spec.manifest.version, enabled=True, config=public, secret_config=hidden
     )
-    hub = Hub("memory://")
+    hub = Hub("memory://", fast_paths=FAST_PATHS)
     await hub.connect()
     host = PluginHost(
         registry,
         hub,
         installer,
-        HostSettings(backoff_base=0.01, poll_interval=0.05),
+        HostSettings(backoff_base=0.01, poll_interval=0.05, fast_paths=FAST_PATHS),
         network=network or local_network(),
     )
     await host.start()

@@ -34,7 +34,7 @@ from runtime.delivery.emitter import DELIVERY_CHANNEL, EmitRequest
 from runtime.hosting.host import HostSettings, PluginHost
 from runtime.hosting.registry import PluginRegistry, discover_builtins
 from runtime.sdk import config_key
-from tests.conftest import Database
+from tests.conftest import FAST_PATHS, Database
 from tests.local_http import local_network
 from tests.plugins.conftest import builtin_host
 from tests.runtime.hosts import BOX, all_final, until
@@ -237,13 +237,13 @@ async def restarted_host() -> AsyncIterator[PluginHost]:
     """A new host over the same database: the plugin installed earlier loads again."""
     registry = PluginRegistry()
     discover_builtins(registry)
-    hub = Hub("memory://")
+    hub = Hub("memory://", fast_paths=FAST_PATHS)
     await hub.connect()
     host = PluginHost(
         registry,
         hub,
         Installer(BOX),
-        HostSettings(backoff_base=0.01, poll_interval=0.05),
+        HostSettings(backoff_base=0.01, poll_interval=0.05, fast_paths=FAST_PATHS),
         network=local_network(),
     )
     await host.start()

@@ -21,7 +21,7 @@ from runtime.delivery.emitter import EmitRequest
 from runtime.hosting.host import PluginHost, PluginTestFailed
 from runtime.hosting.registry import PluginRegistry, discover_builtins
 from runtime.sdk import PermanentFailure
-from tests.conftest import Database
+from tests.conftest import FAST_PATHS, Database
 from tests.local_http import local_network, serve
 from tests.runtime.hosts import BOX, all_final, until
 
@@ -78,13 +78,13 @@ async def webhook_host(url: str, network: AddressPolicy | None = None, **config:
         config=public,
         secret_config=hidden,
     )
-    hub = Hub("memory://")
+    hub = Hub("memory://", fast_paths=FAST_PATHS)
     await hub.connect()
     host = PluginHost(
         registry,
         hub,
         installer,
-        HostSettings(backoff_base=0.01, poll_interval=0.05),
+        HostSettings(backoff_base=0.01, poll_interval=0.05, fast_paths=FAST_PATHS),
         network=network or local_network(),
     )
     await host.start()

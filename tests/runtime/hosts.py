@@ -16,6 +16,7 @@ from runtime.core.secrets import SecretBox
 from runtime.delivery.worker import FINAL
 from runtime.hosting.host import HostSettings, PluginHost
 from runtime.hosting.registry import PluginRegistry
+from tests.conftest import FAST_PATHS
 
 BOX = SecretBox("test-secret-key")
 
@@ -54,14 +55,10 @@ async def running_host(
             config={},
             secret_config=BOX.encrypt(hidden) if hidden else None,
         )
-    hub = Hub(url)
+    hub = Hub(url, fast_paths=FAST_PATHS)
     await hub.connect()
-    host = PluginHost(
-        registry,
-        hub,
-        Installer(BOX),
-        HostSettings(**{"backoff_base": backoff, "poll_interval": 0.05, **settings}),
-    )
+    defaults = {"backoff_base": backoff, "poll_interval": 0.05, "fast_paths": FAST_PATHS}
+    host = PluginHost(registry, hub, Installer(BOX), HostSettings(**{**defaults, **settings}))
     await host.start()
     try:
         yield host

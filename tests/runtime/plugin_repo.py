@@ -18,6 +18,7 @@ from runtime.devkit.packing import pack_plugin, write_index
 from runtime.hosting.host import HostSettings, PluginHost
 from runtime.hosting.loader import PluginCode
 from runtime.hosting.registry import PluginRegistry
+from tests.conftest import FAST_PATHS
 from tests.runtime.hosts import BOX
 
 # The class imports a module of its own folder, so loading must handle the folder's submodules.
@@ -71,13 +72,13 @@ async def dynamic_host(
     code = PluginCode(registry, data_dir / "plugins", fetcher=UrlFetcher(network), box=BOX)
     installer = Installer(BOX)
     installer.load_code_with(code)
-    hub = Hub("memory://")
+    hub = Hub("memory://", fast_paths=FAST_PATHS)
     await hub.connect()
     host = PluginHost(
         registry,
         hub,
         installer,
-        HostSettings(backoff_base=0.01, poll_interval=0.05),
+        HostSettings(backoff_base=0.01, poll_interval=0.05, fast_paths=FAST_PATHS),
         code=code,
         network=network,
     )

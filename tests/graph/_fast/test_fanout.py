@@ -25,7 +25,7 @@ from runtime.core.auth import Role
 from runtime.delivery.emitter import DELIVERY_CHANNEL
 from runtime.delivery.messages import outcome_message
 from runtime.hosting.host import STATUS_CHANNEL
-from tests.conftest import Database, QueryCounter
+from tests.conftest import Database, QueryCounter, needs_fast_paths
 
 EVENTS = (
     "subscription { pluginEvents(filter: {status: SUCCEEDED}) "
@@ -196,6 +196,7 @@ def inbox_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return read
 
 
+@needs_fast_paths
 async def test_an_idle_subscriber_is_served_without_waking_its_task(
     db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,6 +218,7 @@ async def test_an_idle_subscriber_is_served_without_waking_its_task(
     assert one.frames[1:] == two.frames[1:]  # the same operation id on both connections
 
 
+@needs_fast_paths
 async def test_outcomes_queued_while_the_first_is_made_go_out_together_once_made(
     db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -289,6 +291,7 @@ async def test_an_outcome_s_event_payload_comes_from_the_host_s_event_cache(
     assert payloads == [{"n": 1}, {"n": 2}]
 
 
+@needs_fast_paths
 async def test_next_messages_go_to_the_server_s_frame_writer_when_it_offers_one(
     db: Database, services: Services
 ) -> None:

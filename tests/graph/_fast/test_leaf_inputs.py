@@ -7,7 +7,7 @@ import pytest
 import strawberry
 from strawberry.scalars import JSON
 
-from graph._fast.leaf_inputs import leaf_input
+from graph._fast.leaf_inputs import FastPathsConfig, leaf_input
 from graph.schema import Schema
 from graph.types.catalog import CatalogFilter
 from graph.types.events import EmitEventInput
@@ -30,7 +30,9 @@ def _filter_type(one_step: bool) -> type:
     return leaf_input(Filter) if one_step else Filter
 
 
-def _schema(one_step: bool, seen: list[Any]) -> strawberry.Schema:
+def _schema(
+    one_step: bool, seen: list[Any], config: FastPathsConfig | None = None
+) -> strawberry.Schema:
     filter_type: Any = _filter_type(one_step)
 
     @strawberry.type
@@ -40,7 +42,7 @@ def _schema(one_step: bool, seen: list[Any]) -> strawberry.Schema:
             seen.append((filter, other))
             return "ok"
 
-    return Schema(query=Query)
+    return Schema(query=Query, config=config)
 
 
 DOCUMENTS = [
@@ -72,13 +74,20 @@ async def test_one_step_builds_what_strawberry_builds(
     document: str, variables: dict[str, Any] | None
 ) -> None:
     outcomes = []
-    for one_step in (True, False):
+    # In one step; as Strawberry builds a type without the hook; the hook with the fast
+    # paths off, which builds as Strawberry does.
+    for one_step, config in (
+        (True, None),
+        (False, None),
+        (True, FastPathsConfig(fast_paths=False)),
+    ):
         seen: list[Any] = []
-        result = await _schema(one_step, seen).execute(document, variable_values=variables)
+        schema = _schema(one_step, seen, config)
+        result = await schema.execute(document, variable_values=variables)
         assert not result.errors, result.errors
         ((filter, other),) = seen
         outcomes.append((vars(filter), vars(other) if other is not None else None))
-    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
 
 
 async def test_a_list_is_never_shared_between_requests() -> None:

@@ -165,11 +165,14 @@ async def closed_code(client: Any) -> int | None:
     return code
 
 
-def echo(lifts: bool) -> App:
-    """Echoes each message's length; lifts the cap first when `lifts`."""
+def echo(lifts: bool, writers: list[object] | None = None) -> App:
+    """Echoes each message's length; lifts the cap first when `lifts`; notes the connection's
+    frame writer in `writers`."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await accepted(receive, send)
+        if writers is not None:
+            writers.append(frame_writer(scope))
         if lifts:
             assert lift_max_size(scope)
         while (message := await receive())["type"] == "websocket.receive":
@@ -188,8 +191,22 @@ async def test_a_message_over_the_initial_cap_is_refused_from_its_header() -> No
         assert await closed_code(client) == 1009
 
 
-async def test_once_lifted_messages_may_be_as_large_as_ws_max_size_and_no_larger() -> None:
-    protocol = FrameWritingProtocol.capped_before_init(1024)
+async def test_without_the_fast_paths_no_frame_writer_is_offered_and_the_cap_holds() -> None:
+    writers: list[object] = []
+    protocol = FrameWritingProtocol.capped_before_init(1024, frames=False)
+    async with serving(echo(False, writers), protocol) as url, connect(url) as client:
+        await client.send("x" * 1024)
+        assert await client.recv() == "1024"
+        client.transport.write(announced_text_frame(15_000_000))
+        assert await closed_code(client) == 1009
+    assert writers == [None]
+
+
+@pytest.mark.parametrize("frames", [True, False], ids=["fast paths", "no fast paths"])
+async def test_once_lifted_messages_may_be_as_large_as_ws_max_size_and_no_larger(
+    frames: bool,
+) -> None:
+    protocol = FrameWritingProtocol.capped_before_init(1024, frames=frames)
     served = serving(echo(lifts=True), protocol, ws_max_size=4096)
     async with served as url, connect(url) as client:
         await client.send("x" * 4096)

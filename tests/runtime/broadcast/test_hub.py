@@ -241,3 +241,18 @@ async def test_in_process_a_message_is_in_the_inboxes_when_publish_returns() -> 
         # Neither encoded nor copied: every subscriber reads the message as published.
         assert (await first.get()).data is message
         assert (await second.get()).data is message
+
+
+@pytest.mark.parametrize("fast_paths", [True, False], ids=["fast paths", "no fast paths"])
+async def test_in_process_a_message_goes_straight_to_the_inboxes_unless_the_fast_paths_are_off(
+    fast_paths: bool,
+) -> None:
+    async with Hub("memory://", fast_paths=fast_paths) as hub, hub.subscribe("c") as inbox:
+        sent = {"n": 1, "nested": {"a": [1, "b"]}}
+        await hub.publish("c", sent)
+        await hub.publish_many("c", [{"n": 2}, {"n": 3}])
+        received = [(await inbox.get()).data for _ in range(3)]
+        assert not hub.shared  # no other process publishes here, either way
+    assert received == [sent, {"n": 2}, {"n": 3}]
+    # Without the fast paths it went through broadcaster: encoded, and read back as a copy.
+    assert (received[0] is sent) is fast_paths

@@ -7,6 +7,7 @@ file:// URLs or served by a local aiohttp server on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import socket
@@ -538,6 +539,12 @@ async def test_a_redirect_to_a_refused_address_fails_the_sync(db: Database, tmp_
     assert await CatalogPlugin.all().count() == 0
 
 
+async def closed(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+
+
 async def test_closed_and_open_ports_fail_alike(
     db: Database, network: AddressPolicy, tmp_path: Path
 ) -> None:
@@ -551,13 +558,14 @@ async def test_closed_and_open_ports_fail_alike(
         await reader.read(100)
         writer.write(b"-ERR unknown command 'GET'\r\n")
         await writer.drain()
-        writer.close()
+        await closed(writer)
 
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
+        await closed(writer)
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
+        await reader.read()  # until the client gives up and hangs up
+        await closed(writer)
 
     servers = [await asyncio.start_server(h, "127.0.0.1", 0) for h in (redis_like, hang_up, silent)]
     ports = [closed, *(server.sockets[0].getsockname()[1] for server in servers)]
@@ -572,6 +580,7 @@ async def test_closed_and_open_ports_fail_alike(
     finally:
         for server in servers:
             server.close()
+            await server.wait_closed()
     assert (
         messages
         == [

@@ -39,6 +39,7 @@ ENVIRONMENT = [
     "STREAMSPACE_LOG_LEVEL",
     "STREAMSPACE_ALLOWED_NETWORKS",
     "STREAMSPACE_FILE_REPOSITORY_ROOTS",
+    "STREAMSPACE_FAST_PATHS",
     *LIMITS,
 ]
 
@@ -236,4 +237,25 @@ def test_seconds_must_be_finite(
 ) -> None:
     monkeypatch.setenv("STREAMSPACE_BODY_TIMEOUT", value)
     with pytest.raises(ValueError, match="STREAMSPACE_BODY_TIMEOUT"):
+        Settings.load(data_dir=str(tmp_path))
+
+
+def test_the_fast_paths_are_on_unless_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings.load(data_dir=str(tmp_path)).fast_paths is True
+    for off in ("0", "false", "No", "OFF"):
+        monkeypatch.setenv("STREAMSPACE_FAST_PATHS", off)
+        assert Settings.load(data_dir=str(tmp_path)).fast_paths is False
+    monkeypatch.setenv("STREAMSPACE_FAST_PATHS", "1")
+    assert Settings.load(data_dir=str(tmp_path)).fast_paths is True
+    # serve --no-fast-paths wins over the environment.
+    assert Settings.load(data_dir=str(tmp_path), fast_paths=False).fast_paths is False
+
+
+def test_a_fast_paths_value_neither_on_nor_off_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSPACE_FAST_PATHS", "sometimes")
+    with pytest.raises(ValueError, match="STREAMSPACE_FAST_PATHS='sometimes'"):
         Settings.load(data_dir=str(tmp_path))

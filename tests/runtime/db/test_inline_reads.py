@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,3 +102,31 @@ async def test_readers_are_closed_past_the_most_kept_open(
     assert first is not None
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         first.rows("SELECT x FROM t", [])
+
+
+async def test_a_locked_database_sends_the_read_to_the_client_without_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inline_reads, "_READERS", type(inline_reads._READERS)())
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("INSERT INTO t VALUES ('from the file')")
+    # Exclusive locking keeps even WAL readers out until the holder lets go, which it does a
+    # while later: a reader that waited for the lock would then read the file itself.
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.5, holder.close)
+    client = SqliteClient(str(path), connection_name="locked")
+
+    async def from_the_client(sql: str, values: list[object]) -> list[dict[str, object]]:
+        return [{"x": "from the client"}]
+
+    monkeypatch.setattr(client, "execute_query_dict", from_the_client)
+    release.start()
+    try:
+        rows = await read_rows(client, "SELECT x FROM t", [])
+    finally:
+        release.join()
+    assert rows == [{"x": "from the client"}]

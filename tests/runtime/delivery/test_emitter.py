@@ -12,6 +12,7 @@ import pytest
 
 from models import Delivery, Event
 from runtime.core.errors import BadUserInput, Conflict, Forbidden
+from runtime.db import _linked_insert as linked_insert
 from runtime.delivery import emitter
 from runtime.delivery import worker as dispatcher
 from runtime.delivery.claims import Claimed
@@ -21,6 +22,7 @@ from runtime.delivery.event_types import SERVER, Origin
 from runtime.hosting.host import PluginHost
 from runtime.sdk import Plugin, PluginContext
 from tests.conftest import Database, QueryCounter
+from tests.runtime.db.public_aiosqlite import hide_private_api
 from tests.runtime.hosts import all_final, running_host, until
 
 
@@ -49,6 +51,42 @@ async def test_a_batch_costs_the_same_statements_as_one_event(
         one = await statements_for(host, sql_counter, 1)
         hundred = await statements_for(host, sql_counter, 100)
     assert hundred == one
+
+
+async def test_an_emit_works_on_sqlite_without_aiosqlites_private_api(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.backend != "sqlite":
+        pytest.skip("aiosqlite is SQLite's")
+    async with running_host({"a": Quiet}) as host:
+        hide_private_api(monkeypatch)
+        result = await host.emitter.emit(session(1))
+        await until(lambda: all_final(result.event.id))
+    stored = await Delivery.get(event_id=result.event.id)
+    assert (stored.id, stored.plugin, stored.status) == (result.deliveries[0].id, "a", "SUCCEEDED")
+
+
+@pytest.mark.parametrize("fast_paths", [True, False], ids=["fast paths", "no fast paths"])
+async def test_on_sqlite_events_are_written_in_one_trip_unless_the_fast_paths_are_off(
+    db: Database, monkeypatch: pytest.MonkeyPatch, fast_paths: bool
+) -> None:
+    if db.backend != "sqlite":
+        pytest.skip("the one trip is to aiosqlite's thread")
+    trips: list[object] = []
+    one_trip = linked_insert._in_one_trip
+
+    async def counted(*args: Any) -> Any:
+        trips.append(args)
+        return await one_trip(*args)
+
+    monkeypatch.setattr(linked_insert, "_in_one_trip", counted)
+    async with running_host({"a": Quiet}, fast_paths=fast_paths) as host:
+        results = await host.emitter.emit_many([session(1), session(2)])
+    assert len(trips) == (1 if fast_paths else 0)
+    stored = await Delivery.filter(event_id__in=[r.event.id for r in results]).order_by("id")
+    assert [(d.id, d.event_id) for d in stored] == [
+        (r.deliveries[0].id, r.event.id) for r in results
+    ]
 
 
 async def test_a_batch_keeps_its_order_and_each_event_its_deliveries(db: Database) -> None:

@@ -17,7 +17,7 @@ from runtime.delivery.emitter import EmitRequest
 from runtime.hosting.host import HostSettings, PluginHost
 from runtime.hosting.registry import PluginRegistry
 from runtime.sdk import Plugin, PluginContext
-from tests.conftest import REQUIRE_SERVICES, Database, reachable
+from tests.conftest import FAST_PATHS, REQUIRE_SERVICES, Database, reachable
 from tests.runtime.hosts import BOX, all_final, manifest, until
 
 REDIS_URL = os.environ.get("STREAMSPACE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -43,9 +43,10 @@ async def replica(name: str, url: str, poll: float = 30.0) -> AsyncIterator[Plug
     """A host that polls rarely, so only announcements can make it act quickly."""
     registry = PluginRegistry()
     registry.register(Counter, parse_manifest(manifest("counter")), "test")
-    hub = Hub(url)
+    hub = Hub(url, fast_paths=FAST_PATHS)
     await hub.connect()
-    host = PluginHost(registry, hub, Installer(BOX), HostSettings(replica=name, poll_interval=poll))
+    settings = HostSettings(replica=name, poll_interval=poll, fast_paths=FAST_PATHS)
+    host = PluginHost(registry, hub, Installer(BOX), settings)
     await host.start()
     try:
         yield host
