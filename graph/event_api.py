@@ -47,8 +47,8 @@ from runtime.core.auth import Principal, Role
 from runtime.core.errors import BadUserInput, FieldProblem, Forbidden, NotFound
 from runtime.db.pagination import SortKey, encode_cursor, page_size
 from runtime.delivery.emitter import EmitRequest, EmitResult
-from runtime.hosting.context import Action
 from runtime.hosting.host import PluginTestFailed
+from runtime.sdk.extensions import Action
 
 LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
 ACTIVE = frozenset({"ACTIVE", "DEGRADED"})

@@ -22,16 +22,18 @@ def modules(layer: str) -> list[Path]:
     return sorted(path for path in (ROOT / layer).rglob("*.py") if "static" not in path.parts)
 
 
-def imported(path: Path) -> Iterator[str]:
-    """Every module `path` imports that is one of ours, lazy imports inside functions too."""
+def every_import(path: Path) -> Iterator[str]:
+    """Every module `path` imports, lazy imports inside functions too."""
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        yield from (name for name in names if name.split(".")[0] in OURS)
+            yield node.module
+
+
+def imported(path: Path) -> Iterator[str]:
+    """Every module `path` imports that is one of ours, lazy imports inside functions too."""
+    yield from (name for name in every_import(path) if name.split(".")[0] in OURS)
 
 
 def offences(layer: str, allowed: tuple[str, ...]) -> list[str]:
@@ -53,6 +55,31 @@ def test_the_runtime_never_imports_graphql() -> None:
 
 def test_built_in_plugins_import_only_the_sdk() -> None:
     assert offences("plugins", ("runtime.sdk",)) == []
+
+
+# What plugin code must be able to do without: the ORM and its drivers, our models, the
+# server's hosting of plugins, the ASGI framework, the GraphQL layer.
+SERVER_SIDE = (
+    "models",
+    "graph",
+    "runtime.hosting",
+    "tortoise",
+    "starlette",
+    "asyncpg",
+    "aiosqlite",
+)
+
+
+def test_the_sdk_imports_nothing_of_the_server() -> None:
+    """What each SDK module names itself; tests/runtime/sdk/test_sdk_imports.py checks what
+    importing it brings along."""
+    found = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "runtime" / "sdk").rglob("*.py"))
+        for name in every_import(path)
+        if any(name == banned or name.startswith(f"{banned}.") for banned in SERVER_SIDE)
+    ]
+    assert found == []
 
 
 def documented() -> set[str]:

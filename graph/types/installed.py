@@ -16,7 +16,7 @@ from models import InstalledPlugin as InstalledPluginRow
 from runtime.catalog.installs import manifest_of
 from runtime.catalog.run_settings import RunLimits, RunSettings
 from runtime.delivery.stats import delivery_stats
-from runtime.hosting.routes import PluginRoute as DeclaredRoute
+from runtime.sdk.extensions import PluginRoute as DeclaredRoute
 
 if TYPE_CHECKING:
     from graph.types.catalog import CatalogPlugin

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runtime.sdk import (
-    AddressPolicy,
     LifecycleNotifier,
+    Network,
     PermanentFailure,
     PluginContext,
     RetryLater,
@@ -94,7 +94,7 @@ class EmailPlugin(LifecycleNotifier):
     settings: Settings
     templates: Templates
     queue: DigestQueue
-    network: AddressPolicy
+    network: Network
 
     async def on_load(self, ctx: PluginContext) -> None:
         self.network = ctx.network

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from runtime.sdk import AddressPolicy, AddressRefused, PermanentFailure, RetryLater
+from runtime.sdk import AddressRefused, Network, PermanentFailure, RetryLater
 
 from .settings import Settings
 
@@ -68,7 +68,7 @@ def outcome_of(error: Exception) -> RetryLater | PermanentFailure:
 
 
 async def send(
-    settings: Settings, message: EmailMessage, recipients: Sequence[str], network: AddressPolicy
+    settings: Settings, message: EmailMessage, recipients: Sequence[str], network: Network
 ) -> Sent:
     """Deliver `message` to `recipients` (the envelope; the To header may list the same)."""
     try:

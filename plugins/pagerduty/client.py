@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from runtime.sdk import PermanentFailure, RetryLater, retry_after_seconds, unreachable
+from runtime.sdk import Http, PermanentFailure, RetryLater, retry_after_seconds, unreachable
 
 HEADERS = {"content-type": "application/json", "user-agent": "streamspace-pagerduty/1.0"}
 
@@ -37,7 +37,7 @@ def _reason(status: int, answer: Mapping[str, Any], text: str) -> str:
 
 
 async def send_event(
-    http: aiohttp.ClientSession, url: str, body: Mapping[str, Any], seconds: float
+    http: Http, url: str, body: Mapping[str, Any], seconds: float
 ) -> dict[str, Any]:
     """POST `body`; the answer's status, message and dedup key, or the outcome to raise."""
     try:

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from runtime.sdk import PermanentFailure, RetryLater, retry_after_seconds, unreachable
+from runtime.sdk import Http, PermanentFailure, RetryLater, retry_after_seconds, unreachable
 
 USER_AGENT = "streamspace-teams/1.0"
 # A 200 from a legacy connector that is really an error reports the status in its text.
@@ -45,9 +45,7 @@ def _unreachable(error: aiohttp.ClientError) -> str:
     return type(error).__name__
 
 
-async def post(
-    http: aiohttp.ClientSession, url: str, body: dict[str, Any], timeout_seconds: float
-) -> Answer:
+async def post(http: Http, url: str, body: dict[str, Any], timeout_seconds: float) -> Answer:
     """POST `body` as JSON; return Teams' answer or raise RetryLater / PermanentFailure."""
     data = orjson.dumps(body)
     headers = {"content-type": "application/json", "user-agent": USER_AGENT}

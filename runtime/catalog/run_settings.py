@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.core.errors import BadUserInput, FieldProblem
+from runtime.sdk.hook_runner import DEFAULT_TIMEOUT
 
 CONCURRENCY = "concurrency"
 TIMEOUT = "timeoutSeconds"
 KEYS = (CONCURRENCY, TIMEOUT)
 MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 256
 MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS = 0.1, 600.0
-# A hook's time when neither the installation nor the manifest sets one.
-DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class RunSettings:
         """The limits a plugin runs under: these values, or the server's defaults."""
         return RunLimits(
             self.concurrency if self.concurrency is not None else default_concurrency,
-            self.timeout_seconds if self.timeout_seconds is not None else DEFAULT_TIMEOUT_SECONDS,
+            self.timeout_seconds if self.timeout_seconds is not None else DEFAULT_TIMEOUT,
         )
 
 

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 from collections.abc import Callable
@@ -41,6 +40,9 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from runtime.core.address_refusals import AddressRefused as AddressRefused
+from runtime.core.address_refusals import PathRefused as PathRefused
+
 log = logging.getLogger(__name__)
 
 Address = IPv4Address | IPv6Address
@@ -52,21 +54,6 @@ LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
 _SHARED = IPv4Network("100.64.0.0/10")
 _NAT64 = IPv6Network("64:ff9b::/96")
 HAPPY_EYEBALLS_DELAY = 0.25
-
-
-class AddressRefused(OSError):
-    """A host the policy refuses. An OSError, so aiohttp reports it as a connection error."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(errno.EACCES, message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class PathRefused(ValueError):
-    """A file:// URL naming a file outside the policy's roots."""
 
 
 def parse_networks(text: str | None) -> tuple[Network, ...]:

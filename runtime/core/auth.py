@@ -15,24 +15,18 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any
 
 import jwt
 
 from runtime.core.errors import BadUserInput, Unauthenticated
+from runtime.core.roles import Role as Role
 
 ISSUER = "streamspace-plugins"
 ALGORITHM = "HS256"
 VERIFIED_TOKENS = 1024
 _TTL = re.compile(r"^(\d+)([smhdw])$")
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    USER = "user"
-    PLATFORM = "platform"
 
 
 # An admin may do whatever a user may: browse and rate as well as manage.

@@ -1,4 +1,6 @@
-"""The event catalog: which types exist, which hook each reaches, and payload normalisation.
+"""The event catalog as the server applies it: which types exist, who may emit each, and
+payload normalisation. What plugins see of it (the lifecycle types, their hooks and
+permissions, the payload shapes) is the SDK's: runtime.sdk.event_catalog.
 
 The original plugins read two key families (`user_id` and `userId`, `template_name` and
 `templateName`); payloads are normalised once, when the event is accepted, so every plugin sees
@@ -7,8 +9,6 @@ every spelling.
 Example:
     >>> normalise_payload("session.created", {"user_id": "ann", "template": "firefox"})["userId"]
     'ann'
-    >>> hook_for("session.hibernated")
-    'on_session_hibernated'
 
 Who may emit what (`check_origin`): the platform the catalog's types and `custom.*`; the server
 itself its own `plugin.*` and `repository.sync.*`; a plugin only `<its name>.<name>`.
@@ -17,17 +17,13 @@ itself its own `plugin.*` and `repository.sync.*`; a plugin only `<its name>.<na
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from runtime.core.errors import BadUserInput, FieldProblem, Forbidden
+from runtime.sdk.event_catalog import LIFECYCLE_TYPES
 
-SESSION_EVENTS = ("created", "started", "stopped", "hibernated", "woken", "deleted")
-USER_EVENTS = ("created", "updated", "deleted", "login", "logout")
-LIFECYCLE_TYPES = tuple(f"session.{name}" for name in SESSION_EVENTS) + tuple(
-    f"user.{name}" for name in USER_EVENTS
-)
 OTHER_KNOWN_TYPES = (
     "session.heartbeat",
     "session.error",
@@ -66,19 +62,6 @@ _ALIASES: dict[str, tuple[tuple[str, ...], ...]] = {
     "session": (("user", "user_id", "userId"), ("template", "template_name", "templateName")),
     "user": (("fullName", "full_name"),),
 }
-
-
-def hook_for(event_type: str) -> str | None:
-    """The SDK hook an event type reaches (None: only `on_event` receives it)."""
-    if event_type in LIFECYCLE_TYPES:
-        return "on_" + event_type.replace(".", "_")
-    return None
-
-
-def permission_for(event_type: str) -> str | None:
-    """The manifest permission a plugin needs to receive events of this type."""
-    family = event_type.split(".", 1)[0]
-    return {"session": "sessions:read", "user": "users:read"}.get(family)
 
 
 def check_type(
@@ -166,6 +149,14 @@ def _check_plugin_type(event_type: str, plugin: str, field: str) -> None:
         )
 
 
+def publishing_refused(plugin: str) -> Forbidden:
+    """What a plugin whose manifest lacks events:publish is told when it publishes."""
+    return Forbidden(
+        f"the plugin {plugin} may not publish events: its manifest's permissions lack "
+        "events:publish"
+    )
+
+
 def _forbidden(message: str, field: str) -> Forbidden:
     return Forbidden(message, fields=[FieldProblem(field, "not yours to emit").as_dict()])
 
@@ -184,22 +175,3 @@ def normalise_payload(event_type: str, payload: Mapping[str, Any]) -> dict[str, 
     for spellings in _ALIASES.get(family, ()):
         _unify(normalised, spellings)
     return normalised
-
-
-# Personal data about a user, in any payload: seen only by plugins holding users:read.
-PERSONAL_FIELDS = frozenset(
-    {"email", "fullName", "full_name", "phone", "ipAddress", "ip_address", "ip"}
-)
-
-
-def visible_payload(payload: Mapping[str, Any], permissions: Sequence[str]) -> Mapping[str, Any]:
-    """The payload as a plugin with `permissions` may see it: `payload` itself when that
-    hides nothing, else a filtered copy.
-
-    Example:
-        >>> visible_payload({"id": "s1", "email": "ann@example.com"}, ["sessions:read"])
-        {'id': 's1'}
-    """
-    if "users:read" in permissions:
-        return payload
-    return {key: value for key, value in payload.items() if key not in PERSONAL_FIELDS}

@@ -3,7 +3,10 @@
 Each active plugin has its own worker with its own concurrency limit, timeout and circuit
 breaker, so a plugin that hangs or fails only ever delays its own deliveries. Deliveries are
 claimed with a lease (`runtime.delivery.claims`); attempts are counted at claim time, so a hook that
-kills the process still runs out of attempts.
+kills the process still runs out of attempts. A hook runs through the SDK's hook runner
+(`runtime.sdk.hook_runner`), the one the testing harness runs it through too. When a delivery
+runs again, and when it is DEAD, is the retry policy's to say (`runtime.delivery.retries`);
+when the plugin is left alone, its circuit breaker's (`runtime.delivery.breaker`).
 
 A worker claims ahead of its hooks: as many deliveries as it expects to finish in about
 PREFETCH_SECONDS at the pace its hooks have shown (never fewer than its concurrency), and
@@ -24,30 +27,26 @@ import asyncio
 import contextlib
 import heapq
 import logging
-import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from runtime.core.redaction import NO_SECRETS, Redactor
-from runtime.db.storable import storable_json, storable_text
+from runtime.delivery.breaker import CircuitBreaker
 from runtime.delivery.claims import Claimed, claim, hand_back
 from runtime.delivery.deadlines import Deadlines
 from runtime.delivery.event_cache import CachedEvent, EventCache
 from runtime.delivery.messages import delivery_message
 from runtime.delivery.outcomes import OutcomeWriter
+from runtime.delivery.retries import RetryPolicy
 from runtime.sdk import Event as SdkEvent
-from runtime.sdk import PermanentFailure, RetryLater, Skip
+from runtime.sdk.hook_runner import HookCaller, run_hook
 
 log = logging.getLogger(__name__)
 
 FINAL = frozenset({"SUCCEEDED", "DEAD", "SKIPPED"})
-MAX_BACKOFF_SECONDS = 3600.0
 # How long a cancelled worker waits for a claim in flight to answer, to give it back; past
 # that, the claim's lease returns it.
 CLAIM_SETTLE_SECONDS = 5.0
@@ -58,53 +57,6 @@ MAX_CLAIM = 500
 LEASE_MARGIN_SECONDS = 5.0
 # Outcomes run but not yet recorded past which a worker's runners wait for the recording.
 MAX_UNRECORDED = MAX_CLAIM
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 8
-    backoff_base: float = 2.0
-
-    def delay(self, attempts: int, retry_after: float | None = None) -> float:
-        """Full jitter: uniform in [0, base·2^(attempts-1)], or the plugin's Retry-After."""
-        if retry_after is not None:
-            return max(0.0, min(retry_after, MAX_BACKOFF_SECONDS))
-        ceiling = min(self.backoff_base * 2 ** max(0, attempts - 1), MAX_BACKOFF_SECONDS)
-        return random.uniform(0, ceiling)
-
-
-@dataclass
-class CircuitBreaker:
-    """Opens after `threshold` consecutive failures; while open, one probe per `cooldown`."""
-
-    threshold: int = 5
-    cooldown: float = 30.0
-    failures: int = 0
-    opened_at: float | None = None
-
-    @property
-    def open(self) -> bool:
-        return self.opened_at is not None
-
-    def allowance(self, free_slots: int) -> int:
-        """How many deliveries may be claimed now."""
-        if self.opened_at is None:
-            return free_slots
-        if free_slots > 0 and time.monotonic() - self.opened_at >= self.cooldown:
-            self.opened_at = time.monotonic()
-            return min(1, free_slots)
-        return 0
-
-    def record(self, success: bool) -> str | None:
-        """'opened' or 'closed' when the state changes."""
-        if success:
-            was_open, self.failures, self.opened_at = self.open, 0, None
-            return "closed" if was_open else None
-        self.failures += 1
-        if not self.open and self.failures >= self.threshold:
-            self.opened_at = time.monotonic()
-            return "opened"
-        return None
 
 
 class HookPace:
@@ -129,29 +81,6 @@ class HookPace:
 
 # Publishes outcome messages, several at once (`Hub.publish_many`).
 Publisher = Callable[[list[dict[str, Any]]], Awaitable[None]]
-HookCaller = Callable[[str, Mapping[str, Any], SdkEvent], Awaitable[Any]]
-
-
-def _jsonable(result: Any, redactor: Redactor = NO_SECRETS) -> Any:
-    """A hook's result as the JSON column stores it.
-
-    Tortoise reads a `str` given to a JSONField as JSON text already encoded (and refuses
-    one that is not), so a plain string is kept as `{"value": ...}`. A NUL in it is stored
-    replaced (runtime.db.storable): one result PostgreSQL refuses would fail its whole batch.
-    A plugin may echo one of its secrets in its result: the encoded text is searched for
-    them in one pass, and only a result that holds one is walked to replace it.
-    """
-    if result is None:
-        return None
-    try:
-        encoded = orjson.dumps(result)
-    except TypeError:
-        return {"value": storable_text(redactor.secrets_in(repr(result)))}
-    value = orjson.loads(encoded)
-    if redactor.holds_secret(encoded):
-        value = redactor.result(value)
-    value = storable_json(value, encoded)
-    return {"value": value} if isinstance(value, str) else value
 
 
 Work = tuple[Claimed, CachedEvent]
@@ -498,48 +427,34 @@ class PluginWorker:
             attributes={"deliveryId": str(delivery.id), "attempt": delivery.attempts},
         )
         started = time.perf_counter()
-        status: str = "SUCCEEDED"
-        result: Any = None
-        error: str | None = None
-        retry_after: float | None = None
         try:
-            with self._deadlines.watch(task):
-                result = await self._call_hook(delivery.hook, payload, sdk_event)
-                result = _jsonable(result, self._redactor)
+            ran = await run_hook(
+                self._call_hook,
+                delivery.hook,
+                payload,
+                sdk_event,
+                time_limit=self._timeout,
+                deadline=self._deadlines.watch(task),
+                redactor=self._redactor,
+            )
         except asyncio.CancelledError:
             # Shutdown: hand the delivery back for this or another process to run.
             await hand_back([delivery])
             raise
-        except TimeoutError:
-            status, error = "RETRYING", f"timed out after {self._timeout:g}s"
-        except Skip as skip:
-            reason = storable_text(self._redactor.text(str(skip)))
-            status, result = "SKIPPED", {"skipped": reason or True}
-        except PermanentFailure as failure:
-            status, error = "DEAD", str(failure) or type(failure).__name__
-        except RetryLater as later:
-            status, error, retry_after = "RETRYING", str(later) or "retry later", later.after
-        except Exception as failure:
-            status, error = "RETRYING", f"{type(failure).__name__}: {failure}"
         seconds = time.perf_counter() - started
         self._pace.record(seconds)
-        if status == "RETRYING" and delivery.attempts >= self._policy.max_attempts:
-            status = "DEAD"
+        status = self._policy.settle(ran.status, delivery.attempts)
         delivery.duration_ms = round(seconds * 1000, 3)
-        delivery.status, delivery.result = status, result
-        delivery.error = None if error is None else storable_text(self._redactor.text(error))
+        delivery.status, delivery.result, delivery.error = status, ran.result, ran.error
         if status == "RETRYING":
-            delay = self._policy.delay(delivery.attempts, retry_after)
+            delay = self._policy.delay(delivery.attempts, ran.retry_after)
             delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
         self._reports.append((delivery, event))
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.create_task(self._report(), name=f"outcomes:{self.plugin}")
-        # A skipped event is an answer, and a vendor's "slow down" (a Retry-After) is the
-        # vendor working as designed: neither counts towards the breaker.
-        if retry_after is None:
-            change = self.breaker.record(status in {"SUCCEEDED", "SKIPPED"})
-            if change:
-                await self._breaker_changed(change)
+        change = self.breaker.judge(status, ran.retry_after)
+        if change:
+            await self._breaker_changed(change)
 
     # -- reporting -----------------------------------------------------------------------
 

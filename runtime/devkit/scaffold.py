@@ -64,7 +64,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.sdk import Plugin, PluginContext
+from runtime.sdk import Plugin, PluginContext, SessionPayload
 
 
 class {cls}(Plugin):
@@ -72,7 +72,7 @@ class {cls}(Plugin):
         ctx.log.info("loaded", greeting=ctx.config.get("greeting"))
 
     async def on_session_created(
-        self, ctx: PluginContext, session: Mapping[str, Any]
+        self, ctx: PluginContext, session: SessionPayload
     ) -> Mapping[str, Any] | None:
         greeting = ctx.config.get("greeting", "Hello")
         ctx.log.info(f"{{greeting}}, {{session.get('userId')}}", session=session.get("id"))

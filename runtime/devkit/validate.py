@@ -35,8 +35,8 @@ import orjson
 from runtime.catalog.config_schema import is_secret, normalise_schema, schema_defaults
 from runtime.catalog.manifest import manifest_problems, parse_manifest
 from runtime.hosting.registry import MANIFEST_FILES
-from runtime.hosting.routes import PluginRoute
 from runtime.sdk import Plugin, hook_problems
+from runtime.sdk.extensions import PluginRoute
 from runtime.sdk.testing import PluginHarness
 
 # How long on_load may take to register its routes when they are listed.

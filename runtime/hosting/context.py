@@ -1,20 +1,16 @@
-"""What a plugin gets from the runtime: its context and the services behind it.
+"""The server's side of a plugin's context: the services behind the SDK's protocols.
 
-Example (inside a plugin):
-    async def on_load(self, ctx):
-        ctx.log.info("ready", channel=ctx.config["channel"])
-        await ctx.storage.set("loaded", True)
-        ctx.scheduler.every(60, self.report, name="report")
-        ctx.api.action("ping", self.ping)
+Logs stored in batches and streamed, storage in the database, jobs on the wall clock claimed
+once across replicas, events published through the emitter, and `HostedContext`, the SDK's
+`PluginContext` as the host builds it (runtime.sdk.context declares what plugins see).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -22,23 +18,19 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 from croniter import croniter
-from starlette.routing import Router
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import PluginLog, PluginStorage
 from runtime.core.address_policy import AddressPolicy
-from runtime.core.errors import Forbidden
 from runtime.core.redaction import NO_SECRETS, Redactor
 from runtime.db.storable import may_hold_nul, nul_path, storable_json, storable_text
-from runtime.hosting.routes import PluginRoute, declare_route
+from runtime.delivery.event_types import publishing_refused
+from runtime.sdk.context import LEVELS, Job, PluginContext
+from runtime.sdk.extensions import ApiRegistry, UiRegistry
 
 log = logging.getLogger(__name__)
-# Set by the host around each hook call; each delivery runs in its own task, so each sees its own.
-CURRENT_EVENT: contextvars.ContextVar[Any] = contextvars.ContextVar("current_event", default=None)
 TICK_MEMORY = timedelta(days=1)
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-Job = Callable[[], Awaitable[Any]]
 
 
 class LogPublisher(Protocol):
@@ -361,75 +353,6 @@ class PluginScheduler:
             self._log.error(f"scheduled job {task.get_name()} did not stop within {grace:g}s")
 
 
-@dataclass(frozen=True)
-class Action:
-    name: str
-    handler: Callable[[Mapping[str, Any]], Awaitable[Any]]
-    role: str
-
-
-class ApiRegistry:
-    """HTTP routes (served under /plugins/<name>/ while the plugin is active, each to callers
-    holding its role, admin by default, or to anyone when declared public) and actions
-    (called through the pluginAction mutation by callers holding `role`)."""
-
-    def __init__(self) -> None:
-        self.routes: list[PluginRoute] = []
-        self.actions: dict[str, Action] = {}
-
-    def route(
-        self,
-        path: str,
-        endpoint: Callable[..., Any],
-        methods: list[str] | None = None,
-        *,
-        role: str | None = None,
-        public: bool = False,
-    ) -> None:
-        """Serve `endpoint` (a Starlette endpoint) at `path` to callers whose token holds
-        `role` (admin when not named), or to anyone, without a token, when `public`."""
-        self.routes.append(declare_route(path, endpoint, methods, role=role, public=public))
-
-    def action(
-        self,
-        name: str,
-        handler: Callable[[Mapping[str, Any]], Awaitable[Any]],
-        *,
-        role: str = "admin",
-    ) -> None:
-        self.actions[name] = Action(name, handler, role)
-
-    def router(self) -> Router:
-        return Router(routes=[route.starlette_route() for route in self.routes])
-
-    def clear(self) -> None:
-        self.routes.clear()
-        self.actions.clear()
-
-
-@dataclass(frozen=True)
-class UIExtension:
-    plugin: str
-    slot: str
-    component: str
-    title: str | None
-    props: Mapping[str, Any]
-
-
-class UiRegistry:
-    """Extension points the admin UI renders (a slot, a component name, its props)."""
-
-    def __init__(self, plugin: str) -> None:
-        self._plugin = plugin
-        self.extensions: list[UIExtension] = []
-
-    def add(self, slot: str, component: str, *, title: str | None = None, **props: Any) -> None:
-        self.extensions.append(UIExtension(self._plugin, slot, component, title, props))
-
-    def clear(self) -> None:
-        self.extensions.clear()
-
-
 class EventPublisher(Protocol):
     async def __call__(self, event_type: str, payload: Mapping[str, Any]) -> Any: ...
 
@@ -449,25 +372,11 @@ class PluginEvents:
         return await self.emit(f"{self.plugin}.{name}", payload)
 
 
-def publishing_refused(plugin: str) -> Forbidden:
-    return Forbidden(
-        f"the plugin {plugin} may not publish events: its manifest's permissions lack "
-        "events:publish"
-    )
-
-
 @dataclass
-class PluginContext:
-    """Everything a plugin's hooks may use; one per loaded plugin.
+class HostedContext(PluginContext):
+    """The context the host builds: the SDK's, its services typed as the host's own classes,
+    through which the host reaches what plugins never call (jobs cancelled, routes cleared)."""
 
-    `config` holds the validated configuration with secrets decrypted. `http` is shared by
-    the plugins and reaches only what the server's address policy allows, redirects included;
-    `network` is that policy, for other protocols (`await ctx.network.connect(host, port)`
-    gives a socket connected to an allowed address, or raises AddressRefused).
-    """
-
-    name: str
-    config: Mapping[str, Any]
     log: PluginLogger
     storage: PluginStore
     http: aiohttp.ClientSession
@@ -476,16 +385,3 @@ class PluginContext:
     network: AddressPolicy = field(default_factory=AddressPolicy)
     api: ApiRegistry = field(default_factory=ApiRegistry)
     ui: UiRegistry = field(default_factory=lambda: UiRegistry(""))
-
-    @property
-    def logger(self) -> PluginLogger:
-        return self.log
-
-    @property
-    def event(self) -> Any:
-        """The event whose hook is running (id, type, occurred_at, attributes), or None.
-
-        Lifecycle hooks receive only the payload; this gives them the event's time and the
-        delivery's id and attempt as well.
-        """
-        return CURRENT_EVENT.get()

@@ -23,34 +23,35 @@ from models import Delivery, InstalledPlugin
 from runtime.broadcast.hub import Hub
 from runtime.catalog.dependencies import dependency_order
 from runtime.catalog.installs import Installer, manifest_of, overrides_of
-from runtime.catalog.run_settings import DEFAULT_TIMEOUT_SECONDS, RunLimits
+from runtime.catalog.run_settings import RunLimits
 from runtime.core.address_policy import AddressPolicy
 from runtime.core.errors import Conflict, NotFound, PlatformError
 from runtime.core.redaction import NO_SECRETS, Redactor
 from runtime.db.storable import storable_text
+from runtime.delivery.breaker import CircuitBreaker
 from runtime.delivery.emitter import DELIVERY_CHANNEL, EmitRequest, Emitter
 from runtime.delivery.event_cache import EventCache
-from runtime.delivery.event_types import Origin, hook_for, permission_for, visible_payload
+from runtime.delivery.event_types import Origin
 from runtime.delivery.metrics import RuntimeMetrics
 from runtime.delivery.outcomes import OutcomeWriter
-from runtime.delivery.worker import CircuitBreaker, PluginWorker, Reservation, RetryPolicy
+from runtime.delivery.retries import DEFAULT_MAX_ATTEMPTS, RetryPolicy
+from runtime.delivery.worker import PluginWorker, Reservation
 from runtime.hosting.context import (
-    CURRENT_EVENT,
-    Action,
-    ApiRegistry,
+    HostedContext,
     LogSink,
-    PluginContext,
     PluginEvents,
     PluginLogger,
     PluginScheduler,
     PluginStore,
-    UiRegistry,
 )
 from runtime.hosting.loader import PluginCode
 from runtime.hosting.registry import PluginRegistry, PluginSpec
+from runtime.hosting.routes import router_for
 from runtime.hosting.time_limits import TimedOut, within
-from runtime.sdk import Event as SdkEvent
 from runtime.sdk import Plugin
+from runtime.sdk.event_catalog import hook_for, permission_for
+from runtime.sdk.extensions import Action, ApiRegistry, UiRegistry
+from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ LOG_CHANNEL = "plugin-logs"
 class LoadedPlugin:
     spec: PluginSpec
     instance: Plugin
-    context: PluginContext
+    context: HostedContext
     worker: PluginWorker
     config: dict[str, Any]
     # Deliveries at once and each hook's time: the installation's, the manifest's, the default.
@@ -79,7 +80,7 @@ class LoadedPlugin:
 
 @dataclass(frozen=True)
 class HostSettings:
-    max_attempts: int = 8
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_base: float = 2.0
     poll_interval: float = 1.0
     replica: str = "local"
@@ -214,7 +215,7 @@ class PluginHost:
         ):
             return None
         if plugin.router is None:
-            plugin.router = plugin.context.api.router()
+            plugin.router = router_for(plugin.context.api.routes)
         return plugin.router
 
     def wake(self, plugins: set[str], *, announce: bool = True) -> None:
@@ -317,10 +318,10 @@ class PluginHost:
 
     def _context(
         self, spec: PluginSpec, config: dict[str, Any], redactor: Redactor
-    ) -> PluginContext:
+    ) -> HostedContext:
         assert self._http is not None, "the host is not started"
         logger = PluginLogger(spec.name, self.sink, redactor)
-        return PluginContext(
+        return HostedContext(
             name=spec.name,
             config=config,
             log=logger,
@@ -393,7 +394,7 @@ class PluginHost:
         limits = self._limits(row, spec)
         worker = PluginWorker(
             spec.name,
-            self._hook_caller(instance, context, list(spec.manifest.permissions)),
+            PluginHooks(instance, context, spec.manifest.permissions),
             self._publish_outcomes,
             lambda change: self._breaker_changed(spec.name, change),
             policy=RetryPolicy(self.settings.max_attempts, self.settings.backoff_base),
@@ -478,21 +479,6 @@ class PluginHost:
             return  # unloaded (or being unloaded) meanwhile: its status is settled elsewhere
         await self._set_status(name, "DEGRADED" if change == "opened" else "ACTIVE")
 
-    def _hook_caller(self, instance: Plugin, context: PluginContext, permissions: list[str]) -> Any:
-
-        async def call(hook: str, payload: Mapping[str, Any], event: SdkEvent) -> Any:
-            # A plugin sees only the payload fields its permissions allow. The payload is the
-            # delivery's own copy: one that hides nothing is passed on as it is.
-            seen = visible_payload(payload, permissions)
-            if seen is not payload:
-                event = SdkEvent(event.id, event.type, seen, event.occurred_at, event.attributes)
-            CURRENT_EVENT.set(event)
-            if hook == "on_event":
-                return await instance.on_event(context, event)
-            return await getattr(instance, hook)(context, seen)
-
-        return call
-
     # -- publishing ----------------------------------------------------------------------
 
     def _count_accepted(self, event_type: str) -> None:
@@ -547,7 +533,7 @@ class PluginHost:
         (an error meant for the caller keeps its code)."""
         plugin = self.loaded.get(name)
         redactor = plugin.redactor if plugin is not None else NO_SECRETS
-        seconds = plugin.limits.timeout_seconds if plugin is not None else DEFAULT_TIMEOUT_SECONDS
+        seconds = plugin.limits.timeout_seconds if plugin is not None else DEFAULT_TIMEOUT
         try:
             result = await within(seconds, f"action {action.name}", action.handler(dict(given)))
         except TimedOut as error:

@@ -1,10 +1,11 @@
 """HTTP routes plugins register, served under /plugins/<name>/ while the plugin is active.
 
-The host checks the caller before a plugin sees a request. Each route names the role a
-caller's bearer token must hold (admin unless the plugin says otherwise), or is public, which a
-plugin must say explicitly (`public=True`). Without a token, or with a bad or expired one, the
-answer is 401; with a token lacking the role, 403; either way a JSON error, and the plugin's
-handler is never called.
+Plugins declare their routes through the SDK (runtime.sdk.extensions: path, endpoint, methods,
+role or public); here they become Starlette routes. The host checks the caller before a plugin
+sees a request. Each route names the role a caller's bearer token must hold (admin unless the
+plugin says otherwise), or is public, which a plugin must say explicitly (`public=True`).
+Without a token, or with a bad or expired one, the answer is 401; with a token lacking the
+role, 403; either way a JSON error, and the plugin's handler is never called.
 
 The handler reads the verified caller through Starlette's usual attributes: `request.user`
 (`display_name` is the token's subject) and `request.auth.scopes` (its roles). The token itself
@@ -18,8 +19,7 @@ Example (inside a plugin):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
@@ -28,55 +28,22 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from runtime.core.auth import Principal, Role, bearer_token
+from runtime.core.auth import Principal, bearer_token
 from runtime.core.errors import Unauthenticated
+from runtime.sdk.extensions import PluginRoute
 
-DEFAULT_ROLE = Role.ADMIN
-ROLES = ", ".join(role.value for role in Role)
 # RFC 6750: how a client learns that the route takes a bearer token.
 _CHALLENGE = 'Bearer realm="streamspace-plugins"'
 
 
-@dataclass(frozen=True)
-class PluginRoute:
-    """A route as a plugin declared it: its path, methods, and who may call it."""
-
-    path: str
-    endpoint: Callable[..., Any]
-    methods: tuple[str, ...]
-    # None: public, callable without a token.
-    role: Role | None
-
-    @property
-    def public(self) -> bool:
-        return self.role is None
-
-    def starlette_route(self) -> Route:
-        guard = Middleware(RoleGuard, route=self)
-        return Route(self.path, self.endpoint, methods=list(self.methods), middleware=[guard])
+def router_for(routes: Iterable[PluginRoute]) -> Router:
+    """The Starlette router serving a plugin's declared routes, each behind its `RoleGuard`."""
+    return Router(routes=[starlette_route(route) for route in routes])
 
 
-def declare_route(
-    path: str,
-    endpoint: Callable[..., Any],
-    methods: Sequence[str] | None = None,
-    *,
-    role: str | None = None,
-    public: bool = False,
-) -> PluginRoute:
-    """A checked declaration: admin-only unless `role` names another role or `public` is
-    True; a public route takes no role."""
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise ValueError(f"a route's path starts with '/', not {path!r}")
-    if not isinstance(public, bool):
-        raise TypeError("public= is True or False")
-    if public and role is not None:
-        raise ValueError(f"the route {path} is public: it takes no role (drop role= or public=)")
-    if role is not None and role not in set(Role):
-        raise ValueError(f"the route {path} names the role {role!r}: use one of {ROLES}")
-    verbs = tuple(method.upper() for method in (methods or ["GET"]))
-    required = None if public else Role(role or DEFAULT_ROLE)
-    return PluginRoute(path, endpoint, verbs, required)
+def starlette_route(route: PluginRoute) -> Route:
+    guard = Middleware(RoleGuard, route=route)
+    return Route(route.path, route.endpoint, methods=list(route.methods), middleware=[guard])
 
 
 class Caller(BaseUser):

@@ -4,6 +4,11 @@ A plugin subclasses `Plugin` and overrides the hooks it needs; every hook is an 
 default. Hooks are checked when the class is registered, so a misspelt hook is an error at load
 time rather than a hook that silently never runs.
 
+Importing the SDK imports neither the server, its database (Tortoise, asyncpg, `models`),
+Starlette nor aiohttp: the context's services are protocols (runtime.sdk.context) that the
+server and the testing harness implement. `AddressPolicy`, which needs aiohttp, is imported
+only when a plugin names it.
+
 Example:
     >>> class Echo(Plugin):
     ...     async def on_session_created(self, ctx, session):
@@ -21,29 +26,38 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runtime.core.address_policy import AddressPolicy, AddressRefused
-from runtime.delivery.event_types import LIFECYCLE_TYPES
-from runtime.hosting.context import PluginContext
+from runtime.core.address_refusals import AddressRefused
+from runtime.sdk.context import (
+    Api,
+    Events,
+    Http,
+    Log,
+    Network,
+    PluginContext,
+    Request,
+    Response,
+    Scheduler,
+    Storage,
+    Ui,
+)
+from runtime.sdk.event_catalog import (
+    EVENT_HOOKS,
+    LIFECYCLE_TYPES,
+    Event,
+    SessionPayload,
+    SessionResources,
+    UserPayload,
+)
 from runtime.sdk.notices import Allowance, HourlyLimit, Notice, NoticeField, config_key, describe
 from runtime.sdk.outcomes import PermanentFailure, RetryLater, Skip
 from runtime.sdk.vendor_http import raise_for_status, retry_after_seconds, unreachable
 
+if TYPE_CHECKING:
+    from runtime.core.address_policy import AddressPolicy
+
 HookResult = Mapping[str, Any] | None
-
-
-@dataclass(frozen=True)
-class Event:
-    """An event as a plugin's `on_event` receives it."""
-
-    id: str
-    type: str
-    payload: Mapping[str, Any]
-    occurred_at: datetime | None = None
-    attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Plugin:
@@ -53,56 +67,58 @@ class Plugin:
     payload, and may return a mapping that is stored as the delivery's result.
     """
 
-    async def on_load(self, ctx: Any) -> None:
+    async def on_load(self, ctx: PluginContext) -> None:
         """The plugin was loaded: check configuration, open clients."""
 
-    async def on_unload(self, ctx: Any) -> None:
+    async def on_unload(self, ctx: PluginContext) -> None:
         """The plugin is being unloaded: close what on_load opened."""
 
-    async def on_enable(self, ctx: Any) -> None:
+    async def on_enable(self, ctx: PluginContext) -> None:
         """The plugin was enabled and will receive events."""
 
-    async def on_disable(self, ctx: Any) -> None:
+    async def on_disable(self, ctx: PluginContext) -> None:
         """The plugin was disabled and will receive no more events."""
 
-    async def on_session_created(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_created(self, ctx: PluginContext, session: SessionPayload) -> HookResult:
         return None
 
-    async def on_session_started(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_started(self, ctx: PluginContext, session: SessionPayload) -> HookResult:
         return None
 
-    async def on_session_stopped(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_stopped(self, ctx: PluginContext, session: SessionPayload) -> HookResult:
         return None
 
-    async def on_session_hibernated(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_hibernated(
+        self, ctx: PluginContext, session: SessionPayload
+    ) -> HookResult:
         return None
 
-    async def on_session_woken(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_woken(self, ctx: PluginContext, session: SessionPayload) -> HookResult:
         return None
 
-    async def on_session_deleted(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_deleted(self, ctx: PluginContext, session: SessionPayload) -> HookResult:
         return None
 
-    async def on_user_created(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+    async def on_user_created(self, ctx: PluginContext, user: UserPayload) -> HookResult:
         return None
 
-    async def on_user_updated(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+    async def on_user_updated(self, ctx: PluginContext, user: UserPayload) -> HookResult:
         return None
 
-    async def on_user_deleted(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+    async def on_user_deleted(self, ctx: PluginContext, user: UserPayload) -> HookResult:
         return None
 
-    async def on_user_login(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+    async def on_user_login(self, ctx: PluginContext, user: UserPayload) -> HookResult:
         return None
 
-    async def on_user_logout(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+    async def on_user_logout(self, ctx: PluginContext, user: UserPayload) -> HookResult:
         return None
 
-    async def on_event(self, ctx: Any, event: Event) -> HookResult:
+    async def on_event(self, ctx: PluginContext, event: Event) -> HookResult:
         """Any event, custom ones included, that no specific hook of this plugin took."""
         return None
 
-    async def test_connection(self, ctx: Any) -> HookResult:
+    async def test_connection(self, ctx: PluginContext) -> HookResult:
         """What testPlugin runs: send a test message, check credentials. Not a hook."""
         return {"ok": True, "message": "this plugin has no connection to test"}
 
@@ -118,45 +134,48 @@ class LifecycleNotifier(Plugin):
         ['on_session_created', 'on_session_deleted']
     """
 
-    async def notify(self, ctx: Any, event_type: str, payload: Mapping[str, Any]) -> HookResult:
+    async def notify(
+        self, ctx: PluginContext, event_type: str, payload: Mapping[str, Any]
+    ) -> HookResult:
         raise NotImplementedError("a LifecycleNotifier overrides notify")
 
-    async def on_session_created(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_created(self, ctx: PluginContext, session: SessionPayload) -> HookResult:
         return await self.notify(ctx, "session.created", session)
 
-    async def on_session_started(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_started(self, ctx: PluginContext, session: SessionPayload) -> HookResult:
         return await self.notify(ctx, "session.started", session)
 
-    async def on_session_stopped(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_stopped(self, ctx: PluginContext, session: SessionPayload) -> HookResult:
         return await self.notify(ctx, "session.stopped", session)
 
-    async def on_session_hibernated(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_hibernated(
+        self, ctx: PluginContext, session: SessionPayload
+    ) -> HookResult:
         return await self.notify(ctx, "session.hibernated", session)
 
-    async def on_session_woken(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_woken(self, ctx: PluginContext, session: SessionPayload) -> HookResult:
         return await self.notify(ctx, "session.woken", session)
 
-    async def on_session_deleted(self, ctx: Any, session: Mapping[str, Any]) -> HookResult:
+    async def on_session_deleted(self, ctx: PluginContext, session: SessionPayload) -> HookResult:
         return await self.notify(ctx, "session.deleted", session)
 
-    async def on_user_created(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+    async def on_user_created(self, ctx: PluginContext, user: UserPayload) -> HookResult:
         return await self.notify(ctx, "user.created", user)
 
-    async def on_user_updated(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+    async def on_user_updated(self, ctx: PluginContext, user: UserPayload) -> HookResult:
         return await self.notify(ctx, "user.updated", user)
 
-    async def on_user_deleted(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+    async def on_user_deleted(self, ctx: PluginContext, user: UserPayload) -> HookResult:
         return await self.notify(ctx, "user.deleted", user)
 
-    async def on_user_login(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+    async def on_user_login(self, ctx: PluginContext, user: UserPayload) -> HookResult:
         return await self.notify(ctx, "user.login", user)
 
-    async def on_user_logout(self, ctx: Any, user: Mapping[str, Any]) -> HookResult:
+    async def on_user_logout(self, ctx: PluginContext, user: UserPayload) -> HookResult:
         return await self.notify(ctx, "user.logout", user)
 
 
 LIFECYCLE_HOOKS = ("on_load", "on_unload", "on_enable", "on_disable")
-EVENT_HOOKS = tuple("on_" + event_type.replace(".", "_") for event_type in LIFECYCLE_TYPES)
 HOOKS = frozenset((*LIFECYCLE_HOOKS, *EVENT_HOOKS, "on_event"))
 
 
@@ -189,23 +208,49 @@ def hook_problems(cls: type) -> list[str]:
     return problems
 
 
-# What plugin code imports: the base class, the context hooks receive, and the outcomes a hook
-# may raise.
+def __getattr__(name: str) -> Any:
+    # AddressPolicy needs aiohttp: imported when a plugin names it, not with the SDK.
+    if name == "AddressPolicy":
+        from runtime.core.address_policy import AddressPolicy
+
+        return AddressPolicy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# What plugin code imports: the base class, the context hooks receive and its services, the
+# payload shapes, and the outcomes a hook may raise.
 __all__ = [
+    "EVENT_HOOKS",
+    "HOOKS",
+    "LIFECYCLE_HOOKS",
+    "LIFECYCLE_TYPES",
     "AddressPolicy",
     "AddressRefused",
     "Allowance",
+    "Api",
     "Event",
+    "Events",
     "HookResult",
     "HourlyLimit",
+    "Http",
     "LifecycleNotifier",
+    "Log",
+    "Network",
     "Notice",
     "NoticeField",
     "PermanentFailure",
     "Plugin",
     "PluginContext",
+    "Request",
+    "Response",
     "RetryLater",
+    "Scheduler",
+    "SessionPayload",
+    "SessionResources",
     "Skip",
+    "Storage",
+    "Ui",
+    "UserPayload",
     "config_key",
     "describe",
     "hook_problems",

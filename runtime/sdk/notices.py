@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from runtime.hosting.context import PluginStore
+from runtime.sdk.context import Storage
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class HourlyLimit:
 
     KEY = "rate-window"
 
-    def __init__(self, storage: PluginStore, per_hour: int) -> None:
+    def __init__(self, storage: Storage, per_hour: int) -> None:
         self._storage = storage
         self._per_hour = per_hour
 

@@ -2,7 +2,10 @@
 
 No server, no database, no network: `PluginHarness` builds a `PluginContext` whose services
 record what the plugin does (log entries, storage, scheduled jobs, published events, HTTP
-requests) and whose HTTP session answers from a queue of canned responses.
+requests) and whose HTTP session answers from a queue of canned responses. Hooks run through
+the runtime's own hook runner (runtime.sdk.hook_runner) and retry policy, so an outcome here
+is the outcome the server would record: the payload as the plugin's permissions show it, the
+result as stored, the error redacted, DEAD after the last attempt.
 
 Example:
     >>> import asyncio
@@ -26,7 +29,7 @@ import asyncio
 import copy
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,30 +37,25 @@ from typing import Any
 
 import orjson
 
-from runtime.catalog.config_schema import schema_defaults, validate_config
+from runtime.catalog.config_schema import schema_defaults, secret_shape, validate_config
 from runtime.catalog.manifest import Manifest, parse_manifest
-from runtime.core.address_policy import AddressPolicy
+from runtime.catalog.secret_config import split_secrets
+from runtime.core.redaction import NO_SECRETS, Redactor
+from runtime.delivery.deadlines import Deadlines
 from runtime.delivery.event_types import (
-    LIFECYCLE_TYPES,
     Origin,
     check_origin,
     check_type,
-    hook_for,
     normalise_payload,
-    permission_for,
-)
-from runtime.hosting.context import (
-    CURRENT_EVENT,
-    LEVELS,
-    ApiRegistry,
-    PluginContext,
-    UiRegistry,
     publishing_refused,
 )
+from runtime.delivery.retries import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from runtime.sdk import Event, Plugin, implemented_hooks
+from runtime.sdk.context import LEVELS, Job, Network, PluginContext
+from runtime.sdk.event_catalog import LIFECYCLE_TYPES, hook_for, permission_for
+from runtime.sdk.extensions import ApiRegistry, UiRegistry
+from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks, run_hook
 from runtime.sdk.outcomes import PermanentFailure, RetryLater, Skip
-
-Job = Callable[[], Awaitable[Any]]
 
 _NOW = "2026-01-01T12:00:00+00:00"
 # One payload per lifecycle event, in the shape emitEvent delivers (normalised).
@@ -284,18 +282,27 @@ class FakeResponse:
     async def read(self) -> bytes:
         return self.body
 
-    async def text(self, encoding: str = "utf-8") -> str:
-        return self.body.decode(encoding)
+    async def text(self, encoding: str | None = None, errors: str = "strict") -> str:
+        return self.body.decode(encoding or "utf-8", errors)
 
     async def json(self, **_: Any) -> Any:
         return orjson.loads(self.body) if self.body else None
 
     def raise_for_status(self) -> None:
         if self.status >= 400:
+            # aiohttp's own error, as a real response raises it; imported only then.
             import aiohttp
+            from multidict import CIMultiDict, CIMultiDictProxy
+            from yarl import URL
 
+            request = aiohttp.RequestInfo(
+                url=URL(self.url),
+                method=self.method,
+                headers=CIMultiDictProxy(CIMultiDict()),
+                real_url=URL(self.url),
+            )
             raise aiohttp.ClientResponseError(
-                None,  # type: ignore[arg-type]
+                request,
                 (),
                 status=self.status,
                 message=f"HTTP {self.status}",
@@ -335,7 +342,7 @@ class _RequestContext:
         self._respond = respond
         self._response: FakeResponse | None = None
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, FakeResponse]:
         return self._respond().__await__()
 
     async def __aenter__(self) -> FakeResponse:
@@ -429,17 +436,33 @@ class FakeHttp:
 @dataclass(frozen=True)
 class Outcome:
     """How a delivery would end: SUCCEEDED (with `result`), SKIPPED, RETRYING, DEAD, or
-    NOT_DELIVERED (the plugin has no hook for the type or lacks the permission)."""
+    NOT_DELIVERED (the plugin has no hook for the type or lacks the permission).
+
+    `result` and `error_message` are the delivery's `result` and `error` as the server would
+    store them; `error` is what the hook raised.
+    """
 
     status: str
     result: Any = None
     error: BaseException | None = None
     hook: str | None = None
     retry_after: float | None = None
+    error_message: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "SUCCEEDED"
+
+
+# What a hook raises to say how its delivery ended, rather than because it failed.
+_OUTCOMES = (Skip, RetryLater, PermanentFailure)
+
+
+def _unrestricted() -> Network:
+    # The policy needs aiohttp: imported only for a harness that was given none.
+    from runtime.core.address_policy import AddressPolicy
+
+    return AddressPolicy.unrestricted()
 
 
 def _load_manifest(manifest: Manifest | Mapping[str, Any] | str | Path) -> Manifest:
@@ -461,6 +484,8 @@ class PluginHarness:
     `name` and `permissions` do. `config` is validated against the manifest's configSchema.
     `network` is the address policy `ctx.network` applies; the harness allows every address
     unless given one (its HTTP is fake, and a test's stand-in servers listen on 127.0.0.1).
+    `timeout` is the seconds a hook may run, and `max_attempts` the attempts a delivery gets,
+    as the server's defaults unless given.
     """
 
     def __init__(
@@ -472,11 +497,15 @@ class PluginHarness:
         name: str | None = None,
         permissions: list[str] | None = None,
         storage: Mapping[str, Any] | None = None,
-        network: AddressPolicy | None = None,
+        network: Network | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self.plugin = plugin() if isinstance(plugin, type) else plugin
         self.manifest = _load_manifest(manifest) if manifest is not None else None
         settings = dict(config or {})
+        # What the server's redactor would hide: the values the configSchema marks secret.
+        self.redactor = NO_SECRETS
         if self.manifest is not None:
             schema = self.manifest.config_schema
             settings = {
@@ -488,6 +517,8 @@ class PluginHarness:
             if problems:
                 listed = "; ".join(f"{p.path}: {p.message}" for p in problems)
                 raise ValueError(f"the configuration does not fit configSchema: {listed}")
+            _, secrets = split_secrets(settings, secret_shape(schema))
+            self.redactor = Redactor.of_secrets(secrets)
         self.name = name or (self.manifest.name if self.manifest else "test-plugin")
         if permissions is not None:
             self.permissions = list(permissions)
@@ -505,16 +536,19 @@ class PluginHarness:
         self.ctx = PluginContext(
             name=self.name,
             config=settings,
-            log=self.log,  # type: ignore[arg-type]
-            storage=self.storage,  # type: ignore[arg-type]
-            http=self.http,  # type: ignore[arg-type]
-            scheduler=self.scheduler,  # type: ignore[arg-type]
-            events=self.events,  # type: ignore[arg-type]
-            network=network or AddressPolicy.unrestricted(),
+            log=self.log,
+            storage=self.storage,
+            http=self.http,
+            scheduler=self.scheduler,
+            events=self.events,
+            network=network or _unrestricted(),
             api=self.api,
             ui=self.ui,
         )
         self.hooks = implemented_hooks(type(self.plugin))
+        self.timeout = timeout
+        self.retry_policy = RetryPolicy(max_attempts=max_attempts)
+        self._call_hook = PluginHooks(self.plugin, self.ctx, self.permissions)
         self.loaded = False
 
     # What was recorded, by the names tests read.
@@ -579,7 +613,7 @@ class PluginHarness:
         event_id: str | None = None,
         raise_errors: bool = False,
     ) -> Outcome:
-        """Deliver one event: the hook's result or the outcome it raised.
+        """Deliver one event as attempt `attempt`: the outcome the server would record.
 
         `payload` defaults to the type's sample payload; it is normalised as emitEvent does.
         With `raise_errors`, an unexpected exception propagates instead of becoming RETRYING.
@@ -598,25 +632,29 @@ class PluginHarness:
             occurred_at=datetime.now(UTC),
             attributes={"deliveryId": str(uuid.uuid4()), "attempt": attempt},
         )
-        token = CURRENT_EVENT.set(event)
+        deadlines = Deadlines(self.timeout)
         try:
-            if hook == "on_event":
-                result = await self.plugin.on_event(self.ctx, event)
-            else:
-                result = await getattr(self.plugin, hook)(self.ctx, body)
-        except Skip as error:
-            return Outcome("SKIPPED", error=error, hook=hook)
-        except RetryLater as error:
-            return Outcome("RETRYING", error=error, hook=hook, retry_after=error.after)
-        except PermanentFailure as error:
-            return Outcome("DEAD", error=error, hook=hook)
-        except Exception as error:
-            if raise_errors:
-                raise
-            return Outcome("RETRYING", error=error, hook=hook)
+            ran = await run_hook(
+                self._call_hook,
+                hook,
+                body,
+                event,
+                time_limit=self.timeout,
+                deadline=deadlines.watch(),
+                redactor=self.redactor,
+            )
         finally:
-            CURRENT_EVENT.reset(token)
-        return Outcome("SUCCEEDED", result=_json_value(result), hook=hook)
+            deadlines.cancel()
+        if raise_errors and ran.raised is not None and not isinstance(ran.raised, _OUTCOMES):
+            raise ran.raised
+        return Outcome(
+            self.retry_policy.settle(ran.status, attempt),
+            result=ran.result,
+            error=ran.raised,
+            hook=hook,
+            retry_after=ran.retry_after,
+            error_message=ran.error,
+        )
 
     async def call_action(self, name: str, arguments: Mapping[str, Any] | None = None) -> Any:
         """Run an action the plugin registered with ctx.api.action (as pluginAction does)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from runtime.core.address_policy import AddressRefused
+from runtime.core.address_refusals import AddressRefused
 from runtime.sdk.outcomes import PermanentFailure, RetryLater
 
 

@@ -20,9 +20,9 @@ from models import Delivery, InstalledPlugin
 from runtime.catalog.installs import PluginSchema
 from runtime.core.errors import BadUserInput
 from runtime.delivery.emitter import EmitRequest
-from runtime.delivery.event_types import LIFECYCLE_TYPES
 from runtime.hosting.host import PluginHost
 from runtime.hosting.registry import PluginRegistry, discover_builtins
+from runtime.sdk.event_catalog import LIFECYCLE_TYPES
 from tests.conftest import Database
 from tests.plugins.conftest import Recorded, VendorServer, builtin_host
 from tests.runtime.hosts import all_final, until

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from runtime.core.redaction import MASK, NO_SECRETS, Redactor, looks_like_token, secret_leaves
-from runtime.delivery.worker import _jsonable
+from runtime.sdk.hook_runner import stored_result
 
 HOOK = "https://hooks.example.com/services/T0SECRET1/B0SECRET2/XyZsecretTOKEN123"
 
@@ -121,4 +121,4 @@ def test_a_successful_result_without_secrets_is_searched_once_and_never_walked(
 
     monkeypatch.setattr(Redactor, "result", walked)
     clean = {"status": 200, "response": "ok", "items": [{"id": n} for n in range(100)]}
-    assert _jsonable(clean, redactor) == clean
+    assert stored_result(clean, redactor) == clean

@@ -7,8 +7,8 @@ from functools import partial
 from typing import Any
 
 from models import InstalledPlugin
+from runtime.delivery.breaker import CircuitBreaker
 from runtime.delivery.emitter import EmitRequest
-from runtime.delivery.worker import CircuitBreaker
 from runtime.hosting.host import STATUS_CHANNEL
 from runtime.sdk import Plugin, PluginContext, Skip
 from tests.conftest import Database
@@ -89,3 +89,15 @@ def test_a_closed_breaker_allows_nothing_during_cooldown() -> None:
     breaker = CircuitBreaker(threshold=1, cooldown=3600)
     assert breaker.record(False) == "opened"
     assert breaker.allowance(4) == 0
+
+
+def test_skips_count_as_answers_and_retry_afters_are_not_counted() -> None:
+    breaker = CircuitBreaker(threshold=2, cooldown=3600)
+    assert breaker.judge("RETRYING", retry_after=None) is None
+    assert breaker.judge("SKIPPED", retry_after=None) is None  # resets the count
+    assert breaker.judge("RETRYING", retry_after=None) is None
+    for _ in range(5):
+        assert breaker.judge("RETRYING", retry_after=30) is None  # the vendor said "slow down"
+    assert not breaker.open
+    assert breaker.judge("DEAD", retry_after=None) == "opened"
+    assert breaker.judge("SUCCEEDED", retry_after=None) == "closed"

@@ -1,28 +1,18 @@
-"""The event catalog: accepted types, hooks, permissions and payload normalisation."""
+"""The event catalog as the server applies it: accepted types, origins, payload normalisation."""
 
 import pytest
 
 from runtime.core.errors import BadUserInput, Forbidden
 from runtime.delivery.event_types import (
     KNOWN_TYPES,
-    LIFECYCLE_TYPES,
     PLATFORM,
     SERVER,
     SERVER_TYPES,
     Origin,
     check_origin,
     check_type,
-    hook_for,
     normalise_payload,
-    permission_for,
 )
-
-
-def test_the_eleven_lifecycle_types_each_reach_their_hook() -> None:
-    assert len(LIFECYCLE_TYPES) == 11
-    assert hook_for("session.woken") == "on_session_woken"
-    assert hook_for("user.logout") == "on_user_logout"
-    assert hook_for("session.heartbeat") is None
 
 
 @pytest.mark.parametrize("event_type", ["session.created", "quota.exceeded", "custom.backup_done"])
@@ -39,12 +29,6 @@ def test_unknown_types_are_refused_naming_the_type(event_type: str) -> None:
     with pytest.raises(BadUserInput) as caught:
         check_type(event_type)
     assert caught.value.fields[0].path == "type"
-
-
-def test_session_and_user_events_need_their_read_permission() -> None:
-    assert permission_for("session.stopped") == "sessions:read"
-    assert permission_for("user.created") == "users:read"
-    assert permission_for("custom.thing") is None
 
 
 def test_session_payloads_carry_every_spelling_of_user_and_template() -> None:

@@ -11,7 +11,9 @@ import pytest
 
 from models import Delivery, Event
 from runtime.delivery import worker as dispatcher
-from runtime.delivery.worker import CircuitBreaker, HookPace, PluginWorker, RetryPolicy
+from runtime.delivery.breaker import CircuitBreaker
+from runtime.delivery.retries import RetryPolicy
+from runtime.delivery.worker import HookPace, PluginWorker
 from tests.conftest import Database
 from tests.runtime.hosts import until
 

@@ -15,8 +15,9 @@ from starlette.routing import Mount
 
 from models import InstalledPlugin
 from runtime.core.auth import Role, TokenIssuer
-from runtime.hosting.routes import PluginRoutes, declare_route
+from runtime.hosting.routes import PluginRoutes
 from runtime.sdk import Plugin, PluginContext
+from runtime.sdk.extensions import declare_route
 from tests.asgi import Answer, request
 from tests.conftest import Database
 from tests.runtime.hosts import running_host

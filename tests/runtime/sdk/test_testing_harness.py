@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from ipaddress import ip_address
 from pathlib import Path
@@ -13,11 +14,12 @@ import pytest
 import plugins.webhook
 from plugins.webhook.plugin import WebhookPlugin
 from runtime.core.address_policy import AddressPolicy
-from runtime.delivery.event_types import LIFECYCLE_TYPES
 from runtime.sdk import Event, PermanentFailure, Plugin, PluginContext, RetryLater, Skip
+from runtime.sdk.event_catalog import LIFECYCLE_TYPES
 from runtime.sdk.testing import (
     SAMPLE_PAYLOADS,
     FakeHttp,
+    FakeResponse,
     MemoryStore,
     PluginHarness,
     sample_payload,
@@ -204,3 +206,37 @@ def test_the_harness_lets_a_plugin_reach_any_address_unless_given_a_policy() -> 
     strict = PluginHarness(Everything, network=AddressPolicy()).ctx.network
     assert not strict.permits(ip_address("127.0.0.1"))
     assert strict.permits(ip_address("93.184.216.34"))
+
+
+class Slow(Plugin):
+    async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> None:
+        await asyncio.Event().wait()  # never set: only the hook's timeout ends it
+
+
+async def test_a_hook_that_overruns_its_timeout_is_retried_as_on_the_server() -> None:
+    harness = PluginHarness(Slow, timeout=0.05)
+    outcome = await harness.emit("session.created", {"id": "s1"})
+    assert outcome.status == "RETRYING"
+    assert outcome.error_message == "timed out after 0.05s"
+    assert isinstance(outcome.error, TimeoutError)
+
+
+async def test_raise_errors_leaves_the_sdks_outcomes_as_outcomes() -> None:
+    harness = PluginHarness(Everything)
+    skipped = await harness.emit("session.stopped", {"id": "s1"}, raise_errors=True)
+    dead = await harness.emit("user.deleted", {"id": "u1"}, raise_errors=True)
+    assert (skipped.status, skipped.result) == ("SKIPPED", {"skipped": "not interested"})
+    assert (dead.status, dead.error_message) == ("DEAD", "gone")
+
+
+async def test_fake_responses_read_and_fail_as_aiohttps_do() -> None:
+    http = FakeHttp()
+    http.queue(502, text="bad gateway")
+    http.queue_answer(FakeResponse(200, b"caf\xe9"))
+    async with http.get("https://vendor.example/a") as failing:
+        with pytest.raises(aiohttp.ClientResponseError) as raised:
+            failing.raise_for_status()
+    assert raised.value.status == 502
+    assert "https://vendor.example/a" in str(raised.value)  # the error reads as aiohttp's
+    async with http.get("https://vendor.example/b") as latin:
+        assert await latin.text(errors="replace") == "caf\ufffd"
