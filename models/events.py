@@ -39,6 +39,7 @@ class Delivery(Model):
     event_id: int
     plugin = fields.CharField(max_length=255)
     hook = fields.CharField(max_length=100)
+    # A runtime.sdk.outcomes.DeliveryStatus, kept as its text: models imports nothing of ours.
     status = fields.CharField(max_length=20, default="PENDING")
     attempts = fields.IntField(default=0)
     next_attempt_at = fields.DatetimeField()

@@ -27,6 +27,7 @@ class InstalledPlugin(Model):
     name = fields.CharField(max_length=255, unique=True)
     version = fields.CharField(max_length=50)
     enabled = fields.BooleanField(default=False)
+    # A runtime.catalog.installs.PluginStatus, kept as its text: models imports nothing of ours.
     status = fields.CharField(max_length=20, default="INSTALLED")
     config: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     secret_config = fields.TextField(null=True)

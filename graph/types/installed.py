@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, TypeAlias, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,6 +12,7 @@ from graph.context import Info
 from graph.permissions import IsAdmin
 from graph.types.common import field
 from models import InstalledPlugin as InstalledPluginRow
+from runtime.catalog import installs
 from runtime.catalog.installs import manifest_of
 from runtime.catalog.run_settings import RunLimits, RunSettings
 from runtime.delivery.stats import delivery_stats
@@ -22,14 +22,9 @@ if TYPE_CHECKING:
     from graph.types.catalog import CatalogPlugin
 
 
-@strawberry.enum
-class PluginStatus(Enum):
-    INSTALLED = "INSTALLED"
-    LOADING = "LOADING"
-    ACTIVE = "ACTIVE"
-    DEGRADED = "DEGRADED"
-    FAILED = "FAILED"
-    DISABLED = "DISABLED"
+# The runtime's enum, exported to GraphQL as it is.
+PluginStatus: TypeAlias = installs.PluginStatus
+strawberry.enum(PluginStatus)
 
 
 @strawberry.type(

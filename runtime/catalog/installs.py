@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -43,6 +44,18 @@ from runtime.hosting.loader import PluginCode, check_requirements
 
 MAX_CONFIG_BYTES = 64 * 1024
 Apply = Callable[[str], Awaitable[None]]
+
+
+class PluginStatus(StrEnum):
+    """Where an installed plugin stands; a member is its name as a string, as the
+    `installed_plugins.status` column and the status messages hold it."""
+
+    INSTALLED = "INSTALLED"  # enabled, not loaded yet
+    LOADING = "LOADING"  # its code being fetched, or on_load and on_enable running
+    ACTIVE = "ACTIVE"
+    DEGRADED = "DEGRADED"  # its circuit breaker is open: hooks kept failing
+    FAILED = "FAILED"  # it could not be loaded; last_error says why
+    DISABLED = "DISABLED"
 
 
 @dataclass(frozen=True)
@@ -222,7 +235,7 @@ class Installer:
                     name=entry.name,
                     version=version,
                     enabled=enable,
-                    status="INSTALLED",
+                    status=PluginStatus.INSTALLED,
                     config=public,
                     secret_config=hidden,
                     installed_by=installed_by,
@@ -327,7 +340,7 @@ class Installer:
                     )
             # Only a change of state resets the status; the host reports what the plugin does.
             plugin.enabled = enabled
-            plugin.status = "INSTALLED" if enabled else "DISABLED"
+            plugin.status = PluginStatus.INSTALLED if enabled else PluginStatus.DISABLED
         await plugin.save()
         return await self._applied(plugin)
 

@@ -36,7 +36,11 @@ from runtime.delivery.idempotency import (
     same_json,
 )
 from runtime.delivery.records import DeliveryFacts, EventRecord, NewDelivery, StoredEvent
-from runtime.delivery.worker import FINAL, Reservation, Work
+from runtime.delivery.worker import Reservation, Work
+from runtime.sdk.outcomes import FINAL, DeliveryStatus
+
+# Read once per delivery written: module names cost less than the enum's attributes.
+PENDING, RUNNING = DeliveryStatus.PENDING, DeliveryStatus.RUNNING
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 # A key another replica stores between our look-up and our insert fails the transaction; the
@@ -207,7 +211,7 @@ class Emitter:
                     for result in results
                     if not result.duplicate
                     for d in result.deliveries
-                    if d.status == "PENDING"
+                    if d.status == DeliveryStatus.PENDING
                 }
             )
             if inbox is not None:
@@ -344,9 +348,9 @@ class Emitter:
         deliveries: list[NewDelivery] = []
         handed_over: dict[str, list[Work]] = {plugin: [] for plugin in reservations}
         for id, (event_id, plugin, hook), handed in zip(ids, wanted, taken, strict=True):
-            status = "PENDING"
+            status = PENDING
             if handed:
-                status = "RUNNING"
+                status = RUNNING
                 lease_until = reservations[plugin].lease_until
                 held = Claimed(id, event_id, plugin, hook, 1, now, now, lease_until=lease_until)
                 handed_over[plugin].append((held, cached[event_id]))
@@ -430,7 +434,7 @@ def _delivery_row(
         "event_id": event_index,
         "plugin": plugin,
         "hook": hook,
-        "status": "PENDING" if reservation is None else "RUNNING",
+        "status": PENDING if reservation is None else RUNNING,
         "attempts": 0 if reservation is None else 1,
         "next_attempt_at": now,
         "lease_expires_at": None if reservation is None else reservation.lease_expires_at,

@@ -15,7 +15,7 @@ from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from models import Delivery, Event, PluginLog
-from runtime.delivery.worker import FINAL
+from runtime.sdk.outcomes import FINAL
 
 log = logging.getLogger(__name__)
 

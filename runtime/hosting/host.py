@@ -22,7 +22,7 @@ from tortoise.connection import get_connection
 from models import Delivery, InstalledPlugin
 from runtime.broadcast.hub import Hub
 from runtime.catalog.dependencies import dependency_order
-from runtime.catalog.installs import Installer, manifest_of, overrides_of
+from runtime.catalog.installs import Installer, PluginStatus, manifest_of, overrides_of
 from runtime.catalog.run_settings import RunLimits
 from runtime.core.address_policy import AddressPolicy
 from runtime.core.errors import Conflict, NotFound, PlatformError
@@ -52,6 +52,7 @@ from runtime.sdk import Plugin
 from runtime.sdk.event_catalog import hook_for, permission_for
 from runtime.sdk.extensions import Action, ApiRegistry, UiRegistry
 from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks
+from runtime.sdk.outcomes import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ STATUS_CHANNEL = "plugin-status"
 CONTROL_CHANNEL = "plugin-control"
 WAKE_CHANNEL = "delivery-wake"
 LOG_CHANNEL = "plugin-logs"
+# Loaded and taking deliveries (DEGRADED: only probes while its breaker is open).
+RUNNING_STATUSES = frozenset({PluginStatus.ACTIVE, PluginStatus.DEGRADED})
 
 
 @dataclass
@@ -70,7 +73,7 @@ class LoadedPlugin:
     config: dict[str, Any]
     # Deliveries at once and each hook's time: the installation's, the manifest's, the default.
     limits: RunLimits
-    status: str = "LOADING"
+    status: str = PluginStatus.LOADING
     # The installed version this instance runs: an upgrade or rollback changes it.
     version: str = ""
     router: Router | None = None
@@ -146,8 +149,10 @@ class PluginHost:
         self.sink.start()
         if get_connection("default").capabilities.dialect == "sqlite":
             # SQLite means one process: whatever is RUNNING was cut off when it last stopped.
-            await Delivery.filter(status="RUNNING").update(
-                status="RETRYING", lease_expires_at=None, next_attempt_at=datetime.now(UTC)
+            await Delivery.filter(status=DeliveryStatus.RUNNING).update(
+                status=DeliveryStatus.RETRYING,
+                lease_expires_at=None,
+                next_attempt_at=datetime.now(UTC),
             )
         await self.sync_all()
         if self.hub.shared:
@@ -208,11 +213,7 @@ class PluginHost:
     def router_of(self, name: str) -> Router | None:
         """The HTTP routes of an active plugin (served under /plugins/<name>/)."""
         plugin = self.loaded.get(name)
-        if (
-            plugin is None
-            or plugin.status not in {"ACTIVE", "DEGRADED"}
-            or not plugin.context.api.routes
-        ):
+        if plugin is None or plugin.status not in RUNNING_STATUSES or not plugin.context.api.routes:
             return None
         if plugin.router is None:
             plugin.router = router_for(plugin.context.api.routes)
@@ -281,7 +282,7 @@ class PluginHost:
                 and current.config == config
                 and current.version == row.version
                 and current.limits == self._limits(row, current.spec)
-                and current.status != "FAILED"
+                and current.status != PluginStatus.FAILED
             ):
                 return
             if current is not None:
@@ -346,7 +347,7 @@ class PluginHost:
             STATUS_CHANNEL,
             {
                 "plugin": name,
-                "status": "LOADING",
+                "status": PluginStatus.LOADING,
                 "previousStatus": row.status if row is not None else None,
                 "error": None,
                 "message": message,
@@ -384,9 +385,11 @@ class PluginHost:
                 message or "the plugin's code is not available on this server"
             )
             await InstalledPlugin.filter(name=row.name).update(
-                status="FAILED", last_error=storable_text(message)
+                status=PluginStatus.FAILED, last_error=storable_text(message)
             )
-            await self._publish_status_only(row.name, "FAILED", message, previous=row.status)
+            await self._publish_status_only(
+                row.name, PluginStatus.FAILED, message, previous=row.status
+            )
             return
         redactor = Redactor.of_secrets(self.installer.secret_values(row))
         context = self._context(spec, config, redactor)
@@ -421,7 +424,7 @@ class PluginHost:
             version=row.version,
             redactor=redactor,
         )
-        await self._set_status(spec.name, "LOADING")
+        await self._set_status(spec.name, PluginStatus.LOADING)
         try:
             await self._bounded(limits, "on_load", instance.on_load(context))
             await self._bounded(limits, "on_enable", instance.on_enable(context))
@@ -429,11 +432,11 @@ class PluginHost:
             message = redactor.text(_described(error))
             context.log.error(f"loading failed: {message}")
             await context.scheduler.cancel_all()
-            await self._set_status(spec.name, "FAILED", message)
+            await self._set_status(spec.name, PluginStatus.FAILED, message)
             del self.loaded[spec.name]
             return
         worker.start()
-        await self._set_status(spec.name, "ACTIVE")
+        await self._set_status(spec.name, PluginStatus.ACTIVE)
 
     async def _unload(self, name: str, *, persist: bool) -> None:
         plugin = self.loaded.get(name)
@@ -450,7 +453,7 @@ class PluginHost:
         plugin.context.api.clear()
         plugin.context.ui.clear()
         if persist:
-            await self._set_status(name, "DISABLED")
+            await self._set_status(name, PluginStatus.DISABLED)
         del self.loaded[name]
 
     @staticmethod
@@ -475,9 +478,11 @@ class PluginHost:
 
     async def _breaker_changed(self, name: str, change: str) -> None:
         plugin = self.loaded.get(name)
-        if plugin is None or plugin.status not in {"ACTIVE", "DEGRADED"}:
+        if plugin is None or plugin.status not in RUNNING_STATUSES:
             return  # unloaded (or being unloaded) meanwhile: its status is settled elsewhere
-        await self._set_status(name, "DEGRADED" if change == "opened" else "ACTIVE")
+        await self._set_status(
+            name, PluginStatus.DEGRADED if change == "opened" else PluginStatus.ACTIVE
+        )
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -552,13 +557,13 @@ class PluginHost:
         delivery = await Delivery.get_or_none(id=delivery_id)
         if delivery is None:
             raise NotFound(f"delivery {delivery_id} does not exist")
-        if delivery.status not in {"DEAD", "SUCCEEDED"}:
+        if delivery.status not in {DeliveryStatus.DEAD, DeliveryStatus.SUCCEEDED}:
             raise Conflict(
                 f"delivery {delivery_id} is {delivery.status}: "
                 "only DEAD or SUCCEEDED deliveries are redelivered"
             )
         updated = await Delivery.filter(id=delivery_id, status=delivery.status).update(
-            status="PENDING", next_attempt_at=datetime.now(UTC), error=None
+            status=DeliveryStatus.PENDING, next_attempt_at=datetime.now(UTC), error=None
         )
         if not updated:
             raise Conflict(f"delivery {delivery_id} changed meanwhile; try again")

@@ -51,7 +51,7 @@ from runtime.sdk.event_catalog import (
     UserPayload,
 )
 from runtime.sdk.notices import Allowance, HourlyLimit, Notice, NoticeField, config_key, describe
-from runtime.sdk.outcomes import PermanentFailure, RetryLater, Skip
+from runtime.sdk.outcomes import DeliveryStatus, PermanentFailure, RetryLater, Skip
 from runtime.sdk.vendor_http import raise_for_status, retry_after_seconds, unreachable
 
 if TYPE_CHECKING:
@@ -228,6 +228,7 @@ __all__ = [
     "AddressRefused",
     "Allowance",
     "Api",
+    "DeliveryStatus",
     "Event",
     "Events",
     "HookResult",

@@ -28,7 +28,7 @@ from runtime.db.storable import storable_json, storable_text
 from runtime.sdk import Plugin
 from runtime.sdk.context import CURRENT_EVENT, PluginContext
 from runtime.sdk.event_catalog import Event, visible_payload
-from runtime.sdk.outcomes import PermanentFailure, RetryLater, Skip
+from runtime.sdk.outcomes import DeliveryStatus, PermanentFailure, RetryLater, Skip
 
 # Seconds a hook may run when its plugin names no timeout.
 DEFAULT_TIMEOUT = 10.0
@@ -67,7 +67,7 @@ class HookOutcome:
     """How a hook ended: SUCCEEDED, SKIPPED, RETRYING or DEAD (before the retry policy has
     its say), with the result and error as a delivery stores them and what the hook raised."""
 
-    status: str
+    status: DeliveryStatus
     result: Any = None
     error: str | None = None
     retry_after: float | None = None
@@ -90,22 +90,28 @@ async def run_hook(
         with deadline if deadline is not None else nullcontext():
             result = stored_result(await call(hook, payload, event), redactor)
     except TimeoutError as overrun:
-        return _failed("RETRYING", f"timed out after {time_limit:g}s", redactor, overrun)
+        return _failed(
+            DeliveryStatus.RETRYING, f"timed out after {time_limit:g}s", redactor, overrun
+        )
     except Skip as skip:
         reason = storable_text(redactor.text(str(skip)))
-        return HookOutcome("SKIPPED", {"skipped": reason or True}, raised=skip)
+        return HookOutcome(DeliveryStatus.SKIPPED, {"skipped": reason or True}, raised=skip)
     except PermanentFailure as failure:
-        return _failed("DEAD", str(failure) or type(failure).__name__, redactor, failure)
+        return _failed(
+            DeliveryStatus.DEAD, str(failure) or type(failure).__name__, redactor, failure
+        )
     except RetryLater as later:
         text = str(later) or "retry later"
-        return _failed("RETRYING", text, redactor, later, later.after)
+        return _failed(DeliveryStatus.RETRYING, text, redactor, later, later.after)
     except Exception as failure:
-        return _failed("RETRYING", f"{type(failure).__name__}: {failure}", redactor, failure)
-    return HookOutcome("SUCCEEDED", result)
+        return _failed(
+            DeliveryStatus.RETRYING, f"{type(failure).__name__}: {failure}", redactor, failure
+        )
+    return HookOutcome(DeliveryStatus.SUCCEEDED, result)
 
 
 def _failed(
-    status: str,
+    status: DeliveryStatus,
     error: str,
     redactor: Redactor,
     raised: BaseException,

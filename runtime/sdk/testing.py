@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -51,11 +51,11 @@ from runtime.delivery.event_types import (
 )
 from runtime.delivery.retries import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from runtime.sdk import Event, Plugin, implemented_hooks
-from runtime.sdk.context import LEVELS, Job, Network, PluginContext
+from runtime.sdk.context import LEVELS, Job, LogLevel, Network, PluginContext
 from runtime.sdk.event_catalog import LIFECYCLE_TYPES, hook_for, permission_for
 from runtime.sdk.extensions import ApiRegistry, UiRegistry
 from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks, run_hook
-from runtime.sdk.outcomes import PermanentFailure, RetryLater, Skip
+from runtime.sdk.outcomes import DeliveryStatus, PermanentFailure, RetryLater, Skip
 
 _NOW = "2026-01-01T12:00:00+00:00"
 # One payload per lifecycle event, in the shape emitEvent delivers (normalised).
@@ -131,16 +131,16 @@ class RecordingLogger:
         self.records.append(LogRecord(level, str(message), _json_value(data)))
 
     def debug(self, message: str, /, **data: Any) -> None:
-        self.log("DEBUG", message, **data)
+        self.log(LogLevel.DEBUG, message, **data)
 
     def info(self, message: str, /, **data: Any) -> None:
-        self.log("INFO", message, **data)
+        self.log(LogLevel.INFO, message, **data)
 
     def warning(self, message: str, /, **data: Any) -> None:
-        self.log("WARNING", message, **data)
+        self.log(LogLevel.WARNING, message, **data)
 
     def error(self, message: str, /, **data: Any) -> None:
-        self.log("ERROR", message, **data)
+        self.log(LogLevel.ERROR, message, **data)
 
 
 def _json_value(value: Any) -> Any:
@@ -442,7 +442,7 @@ class Outcome:
     store them; `error` is what the hook raised.
     """
 
-    status: str
+    status: DeliveryStatus | Literal["NOT_DELIVERED"]
     result: Any = None
     error: BaseException | None = None
     hook: str | None = None
@@ -451,7 +451,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status == "SUCCEEDED"
+        return self.status == DeliveryStatus.SUCCEEDED
 
 
 # What a hook raises to say how its delivery ended, rather than because it failed.
