@@ -39,7 +39,7 @@ from graph.types.events import (
     UIExtension,
 )
 from models import Delivery as DeliveryRow
-from models import Event as EventRow
+from models import EventRow
 from models import PluginLog as PluginLogRow
 from runtime.catalog.browse import decode_after
 from runtime.catalog.installs import get_installed

@@ -28,7 +28,7 @@ from graph.types.events import (
 )
 from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
-from models import Event as EventRow
+from models import EventRow
 from runtime.broadcast.hub import Message
 from runtime.core.errors import NotFound
 from runtime.delivery.emitter import DELIVERY_CHANNEL

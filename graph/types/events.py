@@ -13,7 +13,7 @@ from graph.context import Info
 from graph.types.common import PageInfo, field
 from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
-from models import Event as EventRow
+from models import EventRow
 from models import PluginLog as PluginLogRow
 from runtime.delivery.records import DeliveryFacts, EventRecord
 from runtime.sdk import context, outcomes

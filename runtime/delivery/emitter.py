@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 from tortoise.exceptions import IntegrityError
 
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.broadcast.hub import Hub
 from runtime.core.errors import BadUserInput, FieldProblem
 from runtime.db._linked_insert import insert_linked
@@ -257,7 +257,7 @@ class Emitter:
         keys = {request.idempotency_key for request in requests if request.idempotency_key}
         known = {
             event.idempotency_key: event
-            for event in (await Event.filter(idempotency_key__in=list(keys)) if keys else [])
+            for event in (await EventRow.filter(idempotency_key__in=list(keys)) if keys else [])
         }
         fresh = _fresh(accepted, known)
         now = datetime.now(UTC)
@@ -284,7 +284,7 @@ class Emitter:
             self._reserve_for(by_index, reservations)
             taken = _taken_by(by_index, reservations)
             event_ids, ids = await insert_linked(
-                Event,
+                EventRow,
                 [_event_row(event) for event in events],
                 Delivery,
                 [
@@ -373,7 +373,7 @@ class Emitter:
         return EmitResult(event=event, duplicate=True, deliveries=deliveries)
 
 
-def _fresh(accepted: Sequence[Accepted], known: Mapping[str | None, Event]) -> list[int]:
+def _fresh(accepted: Sequence[Accepted], known: Mapping[str | None, EventRow]) -> list[int]:
     """The indexes of the events to write: not repeating a stored key, nor one earlier here.
     Only a repeated key costs a comparison: the type and the payload as stored."""
     fresh: list[int] = []

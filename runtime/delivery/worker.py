@@ -41,7 +41,7 @@ from runtime.delivery.event_cache import CachedEvent, EventCache
 from runtime.delivery.messages import delivery_message
 from runtime.delivery.outcomes import OutcomeWriter
 from runtime.delivery.retries import RetryPolicy
-from runtime.sdk import Event as SdkEvent
+from runtime.sdk import Event
 from runtime.sdk.hook_runner import HookCaller, run_hook
 from runtime.sdk.outcomes import DeliveryStatus
 
@@ -419,7 +419,7 @@ class PluginWorker:
         self, delivery: Claimed, event: CachedEvent, task: asyncio.Task[Any] | None = None
     ) -> None:
         payload = event.payload()
-        sdk_event = SdkEvent(
+        sdk_event = Event(
             id=str(event.id),
             type=event.type,
             payload=payload,

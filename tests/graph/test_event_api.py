@@ -17,8 +17,7 @@ from graph.app import GraphQLApp
 from graph.context import Context, Services
 from graph.validation.document_limits import MAX_TOKENS
 from graph.validation.integer_inputs import refusal as wide_integer_refusal
-from models import Delivery, PluginLog
-from models import Event as EventRow
+from models import Delivery, EventRow, PluginLog
 from runtime.core.auth import Role
 from runtime.sdk import Event, PermanentFailure, Plugin, PluginContext, RetryLater
 from tests.asgi import request
