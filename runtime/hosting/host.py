@@ -47,11 +47,10 @@ from runtime.hosting.context import (
 from runtime.hosting.loader import PluginCode
 from runtime.hosting.registry import PluginRegistry, PluginSpec
 from runtime.hosting.routes import router_for
-from runtime.hosting.time_limits import TimedOut, within
 from runtime.sdk import Plugin
 from runtime.sdk.event_catalog import hook_for, permission_for
 from runtime.sdk.extensions import Action, ApiRegistry, UiRegistry
-from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks
+from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks, TimedOut, within
 from runtime.sdk.outcomes import DeliveryStatus
 
 log = logging.getLogger(__name__)

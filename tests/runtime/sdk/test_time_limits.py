@@ -1,4 +1,5 @@
-"""`within`: plugin code outside deliveries under a time limit that it cannot outstay."""
+"""`within`: plugin code outside deliveries under a time limit that it cannot outstay, for the
+host and the harness alike."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 import pytest
 
-from runtime.hosting.time_limits import TimedOut, within
+from runtime.sdk.hook_runner import TimedOut, within
 
 
 async def test_a_call_that_finishes_in_time_answers_what_it_returned() -> None:
