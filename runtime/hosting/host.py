@@ -263,7 +263,7 @@ class PluginHost:
         else:
             self.wake({str(name) for name in data.get("plugins", [])}, announce=False)
 
-    # -- lifecycle -----------------------------------------------------------------------
+    # -- loading and unloading ---------------------------------------------------------
 
     async def sync_plugin(self, name: str) -> None:
         async with self._locks[name]:

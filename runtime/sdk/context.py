@@ -260,7 +260,7 @@ class PluginContext:
     def event(self) -> Event | None:
         """The event whose hook is running (id, type, occurred_at, attributes), or None.
 
-        Lifecycle hooks receive only the payload; this gives them the event's time and the
-        delivery's id and attempt as well.
+        Event hooks other than on_event receive only the payload; this gives them the event's
+        time and the delivery's id and attempt as well.
         """
         return CURRENT_EVENT.get()
