@@ -152,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers-dispatch",
         type=int,
         metavar="N",
-        help="deliveries one plugin runs at once unless its manifest sets 'concurrency' "
-        "(env STREAMSPACE_WORKERS_DISPATCH, default 4)",
+        help="deliveries one plugin runs at once unless its installation or manifest sets "
+        "'concurrency' (env STREAMSPACE_WORKERS_DISPATCH, default 4)",
     )
     serve.add_argument(
         "--allowed-networks",

@@ -39,7 +39,7 @@ from graph.types.events import (
     UIExtension,
 )
 from models import Delivery as DeliveryRow
-from models import Event as EventRow
+from models import EventRow
 from models import PluginLog as PluginLogRow
 from runtime.catalog.browse import decode_after
 from runtime.catalog.installs import get_installed
@@ -47,11 +47,10 @@ from runtime.core.auth import Principal, Role
 from runtime.core.errors import BadUserInput, FieldProblem, Forbidden, NotFound
 from runtime.db.pagination import SortKey, encode_cursor, page_size
 from runtime.delivery.emitter import EmitRequest, EmitResult
-from runtime.hosting.host import PluginTestFailed
+from runtime.hosting.host import RUNNING_STATUSES, PluginTestFailed
 from runtime.sdk.extensions import Action
 
-LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
-ACTIVE = frozenset({"ACTIVE", "DEGRADED"})
+LEVEL_ORDER = list(LogLevel)
 EVENT_TYPE_LENGTH = column_length(EventRow, "type")
 PLUGIN_LENGTH = column_length(PluginLogRow, "plugin")
 NEWEST_FIRST = (SortKey("id", descending=True),)
@@ -157,7 +156,7 @@ class EventQuery:
     ) -> PluginLogConnection:
         query = PluginLogRow.filter(plugin=bounded(plugin, "plugin", PLUGIN_LENGTH))
         if level is not None:
-            query = query.filter(level__in=LEVEL_ORDER[LEVEL_ORDER.index(level.value) :])
+            query = query.filter(level__in=LEVEL_ORDER[LEVEL_ORDER.index(level) :])
         page, size = _newest_first(query, first, after)
         rows, info = _page_info(list(await page), size)
         edges = [
@@ -170,7 +169,7 @@ class EventQuery:
     def ui_extensions(self, info: Info, slot: str | None = None) -> list[UIExtension]:
         found = []
         for plugin in info.context.services.host.loaded.values():
-            if plugin.status not in ACTIVE:
+            if plugin.status not in RUNNING_STATUSES:
                 continue
             for extension in plugin.context.ui.extensions:
                 if slot is None or extension.slot == slot:

@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.unset import UNSET
 
 from graph.context import Info
 from graph.permissions import IsAdmin, IsUser
@@ -25,6 +26,28 @@ class AddRepositoryInput:
     url: str
     type: RepositoryType = RepositoryType.INDEX
     description: str | None = None
+
+
+@strawberry.input(
+    description="An installation's override of its manifest's run settings: a field left out "
+    "keeps its value, null returns to the manifest's (or the server's default)."
+)
+class PluginSettingsInput:
+    concurrency: int | None = strawberry.field(
+        default=UNSET, description="Deliveries run at once, 1 to 256."
+    )
+    timeout_seconds: float | None = strawberry.field(
+        default=UNSET, description="Seconds each of its hooks may take, 0.1 to 600."
+    )
+
+    def given(self) -> dict[str, Any]:
+        """The fields the caller sent, by their GraphQL names (null included)."""
+        sent = {"concurrency": self.concurrency, "timeoutSeconds": self.timeout_seconds}
+        return {key: value for key, value in sent.items() if value is not UNSET}
+
+
+def _settings(value: PluginSettingsInput | None) -> dict[str, Any] | None:
+    return None if value is None else value.given()
 
 
 def _config(value: Any, path: str = "config") -> dict[str, Any] | None:
@@ -48,7 +71,7 @@ class CatalogMutation:
         row = await repositories.add_repository(
             input.name,
             input.url,
-            repositories.RepositoryType(input.type.value),
+            input.type,
             input.description,
             box=info.context.services.box,
             policy=info.context.services.host.network,
@@ -79,6 +102,7 @@ class CatalogMutation:
         config: JSON | None = None,
         enable: bool = False,
         install_dependencies: bool = False,
+        settings: PluginSettingsInput | None = None,
     ) -> InstalledPlugin:
         principal = info.context.principal
         assert principal is not None
@@ -88,6 +112,7 @@ class CatalogMutation:
             enable=enable,
             installed_by=principal.subject,
             install_dependencies=install_dependencies,
+            settings=_settings(settings),
         )
         return InstalledPlugin.from_row(row)
 
@@ -114,12 +139,20 @@ class CatalogMutation:
 
     @mutation(
         permission_classes=[IsAdmin],
-        description="Merge config (null resets a key; secrets left out stay) and/or switch on/off.",
+        description="Merge config (null resets a key; secrets left out stay), change the run "
+        "settings and/or switch on/off.",
     )
     async def update_plugin(
-        self, info: Info, id: strawberry.ID, config: JSON | None = None, enabled: bool | None = None
+        self,
+        info: Info,
+        id: strawberry.ID,
+        config: JSON | None = None,
+        enabled: bool | None = None,
+        settings: PluginSettingsInput | None = None,
     ) -> InstalledPlugin:
-        row = await info.context.services.installer.update(parse_id(id), _config(config), enabled)
+        row = await info.context.services.installer.update(
+            parse_id(id), _config(config), enabled, _settings(settings)
+        )
         return InstalledPlugin.from_row(row)
 
     @mutation(permission_classes=[IsAdmin])

@@ -50,9 +50,9 @@ def _tags(tags: list[str] | None) -> tuple[str, ...]:
     return tuple(cast(str, bounded(tag, "filter.tags", limit)) for tag in tags or ())
 
 
-def _catalog_query(filter: CatalogFilter | None, sort: CatalogSort) -> catalog.CatalogQuery:
+def _catalog_search(filter: CatalogFilter | None, sort: CatalogSort) -> catalog.CatalogSearch:
     given = filter or CatalogFilter()
-    return catalog.CatalogQuery(
+    return catalog.CatalogSearch(
         category=bounded(
             given.category, "filter.category", column_length(CatalogPluginRow, "category")
         ),
@@ -68,7 +68,7 @@ def _catalog_query(filter: CatalogFilter | None, sort: CatalogSort) -> catalog.C
         ),
         installed=given.installed,
         available=given.available,
-        sort=catalog.CatalogSort(sort.value),
+        sort=sort,
     )
 
 
@@ -141,7 +141,7 @@ class CatalogQuery:
         first: int | None = 20,
         after: str | None = None,
     ) -> CatalogPluginConnection:
-        query = _catalog_query(filter, sort)
+        query = _catalog_search(filter, sort)
         size = page_size(first)
         page_fields, edge_fields, node_fields = _page_selection(info)
         columns = {column for name in node_fields for column in COLUMNS_OF_FIELD.get(name, ())}

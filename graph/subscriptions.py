@@ -28,15 +28,15 @@ from graph.types.events import (
 )
 from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
-from models import Event as EventRow
+from models import EventRow
 from runtime.broadcast.hub import Message
 from runtime.core.errors import NotFound
 from runtime.delivery.emitter import DELIVERY_CHANNEL
 from runtime.delivery.messages import outcome_message
-from runtime.delivery.worker import FINAL
 from runtime.hosting.host import LOG_CHANNEL, STATUS_CHANNEL
+from runtime.sdk.outcomes import FINAL
 
-LEVEL_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
+LEVEL_ORDER = list(LogLevel)
 T = TypeVar("T")
 
 
@@ -181,7 +181,7 @@ class Subscription:
     async def plugin_logs(
         self, info: Info, plugin: str | None = None, level: LogLevel | None = None
     ) -> AsyncGenerator[PluginLogEntry, None]:
-        allowed = set(LEVEL_ORDER[LEVEL_ORDER.index(level.value) :]) if level else set(LEVEL_ORDER)
+        allowed = set(LEVEL_ORDER[LEVEL_ORDER.index(level) :]) if level else set(LEVEL_ORDER)
 
         def keep(data: dict[str, Any]) -> bool:
             return plugin in (None, data["plugin"]) and data["level"] in allowed

@@ -19,7 +19,7 @@ from models.database import (
     init_database,
     migrate_database,
 )
-from models.events import Delivery, Event, PluginLog, PluginStorage
+from models.events import Delivery, EventRow, PluginLog, PluginStorage
 from models.installed import InstalledPlugin
 from models.rating import PluginRating
 from models.repository import Repository
@@ -30,7 +30,7 @@ __all__ = [
     "CatalogPlugin",
     "CatalogTag",
     "Delivery",
-    "Event",
+    "EventRow",
     "InstalledPlugin",
     "PluginLog",
     "PluginRating",

@@ -9,7 +9,8 @@ if TYPE_CHECKING:
     from tortoise.fields.relational import ReverseRelation
 
 
-class Event(Model):
+# The stored row; the event a plugin receives is runtime.sdk.Event, the API's is graph's Event.
+class EventRow(Model):
     """Something that happened on the platform, as emitEvent accepted it."""
 
     id = fields.BigIntField(primary_key=True)
@@ -33,12 +34,13 @@ class Delivery(Model):
     """
 
     id = fields.BigIntField(primary_key=True)
-    event: fields.ForeignKeyRelation[Event] = fields.ForeignKeyField(
-        "models.Event", related_name="deliveries", on_delete=fields.CASCADE
+    event: fields.ForeignKeyRelation[EventRow] = fields.ForeignKeyField(
+        "models.EventRow", related_name="deliveries", on_delete=fields.CASCADE
     )
     event_id: int
     plugin = fields.CharField(max_length=255)
     hook = fields.CharField(max_length=100)
+    # A runtime.sdk.outcomes.DeliveryStatus, kept as its text: models imports nothing of ours.
     status = fields.CharField(max_length=20, default="PENDING")
     attempts = fields.IntField(default=0)
     next_attempt_at = fields.DatetimeField()

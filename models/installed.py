@@ -27,6 +27,7 @@ class InstalledPlugin(Model):
     name = fields.CharField(max_length=255, unique=True)
     version = fields.CharField(max_length=50)
     enabled = fields.BooleanField(default=False)
+    # A runtime.catalog.installs.PluginStatus, kept as its text: models imports nothing of ours.
     status = fields.CharField(max_length=20, default="INSTALLED")
     config: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     secret_config = fields.TextField(null=True)
@@ -36,6 +37,9 @@ class InstalledPlugin(Model):
     previous_version = fields.CharField(max_length=50, null=True)
     previous_config: fields.JSONField[dict[str, Any]] = fields.JSONField(null=True)
     previous_secret_config = fields.TextField(null=True)
+    # An admin's override of the manifest's run settings; null: the manifest's or the default.
+    concurrency = fields.IntField(null=True)
+    timeout_seconds = fields.FloatField(null=True)
     installed_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -16,6 +16,14 @@ BLOCK = re.compile(r"^```python runnable\n(.*?)^```", re.MULTILINE | re.DOTALL)
 FILES = sorted(path for path in DOCS.rglob("*.md") if BLOCK.search(path.read_text()))
 
 
+def test_every_built_in_plugin_has_its_page() -> None:
+    plugins = DOCS.parent / "plugins"
+    built_in = sorted(path.parent.name for path in plugins.glob("*/plugin.json"))
+    assert len(built_in) == 6
+    missing = [name for name in built_in if not (DOCS / "plugins" / f"{name}.md").exists()]
+    assert missing == [], "write docs/plugins/<name>.md, in the shape of slack.md"
+
+
 def test_the_plugin_guide_has_runnable_examples() -> None:
     assert DOCS / "plugin-guide.md" in FILES
     assert len(BLOCK.findall((DOCS / "plugin-guide.md").read_text())) >= 3

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
-from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -30,12 +29,9 @@ if TYPE_CHECKING:
 _RATING_KEYS = (SortKey("updated_at", True), SortKey("id", True))
 
 
-@strawberry.enum
-class CatalogSort(Enum):
-    POPULAR = "popular"
-    RATING = "rating"
-    NEWEST = "newest"
-    NAME = "name"
+# The runtime's enum, exported to GraphQL as it is.
+CatalogSort: TypeAlias = catalog.CatalogSort
+strawberry.enum(CatalogSort)
 
 
 @leaf_input
@@ -145,7 +141,7 @@ class CatalogPlugin:
 
     @classmethod
     def from_page_row(cls, row: Mapping[str, Any]) -> CatalogPlugin:
-        """An entry from a row of `catalog.CatalogQuery.page`.
+        """An entry from a row of `catalog.CatalogSearch.page`.
 
         The row holds only the columns the selection reads (`columns_of`); the fields it
         lacks are never resolved, so they hold None instead of a value.
@@ -268,7 +264,7 @@ class CatalogPluginEdge:
 
 @strawberry.type
 class CatalogPluginConnection:
-    query: strawberry.Private[catalog.CatalogQuery]
+    query: strawberry.Private[catalog.CatalogSearch]
     edges: list[CatalogPluginEdge]
     page_info: PageInfo
 

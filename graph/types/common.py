@@ -152,11 +152,3 @@ at +14:00 is year 0 in UTC) instead of failing in the database driver."""
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
-
-
-@strawberry.type
-class FieldError:
-    """One problem with one input field (also carried in extensions.fields)."""
-
-    path: str
-    message: str

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -14,27 +13,18 @@ from graph.context import Info
 from graph.types.common import PageInfo, field
 from graph.types.installed import PluginStatus
 from models import Delivery as DeliveryRow
-from models import Event as EventRow
+from models import EventRow
 from models import PluginLog as PluginLogRow
 from runtime.delivery.records import DeliveryFacts, EventRecord
+from runtime.sdk import context, outcomes
 
-
-@strawberry.enum
-class DeliveryStatus(Enum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    RETRYING = "RETRYING"
-    DEAD = "DEAD"
-    SKIPPED = "SKIPPED"
-
-
-@strawberry.enum
-class LogLevel(Enum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
+# The runtime's enums, exported to GraphQL as they are.
+DeliveryStatus: TypeAlias = outcomes.DeliveryStatus
+strawberry.enum(DeliveryStatus)
+LogLevel: TypeAlias = context.LogLevel
+strawberry.enum(LogLevel)
+# Deliveries waiting for a run, whose next_attempt_at says when.
+DUE = frozenset({DeliveryStatus.PENDING, DeliveryStatus.RETRYING})
 
 
 def _moment(value: Any) -> datetime | None:
@@ -69,7 +59,7 @@ class Delivery:
             hook=row.hook,
             status=DeliveryStatus(row.status),
             attempts=row.attempts,
-            next_attempt_at=row.next_attempt_at if row.status in {"PENDING", "RETRYING"} else None,
+            next_attempt_at=row.next_attempt_at if row.status in DUE else None,
             duration_ms=row.duration_ms,
             result=row.result,
             error=row.error,
@@ -86,9 +76,7 @@ class Delivery:
             hook=data["hook"],
             status=DeliveryStatus(data["status"]),
             attempts=data["attempts"],
-            next_attempt_at=_moment(data.get("nextAttemptAt"))
-            if data["status"] in {"PENDING", "RETRYING"}
-            else None,
+            next_attempt_at=_moment(data.get("nextAttemptAt")) if data["status"] in DUE else None,
             duration_ms=data.get("durationMs"),
             result=data.get("result"),
             error=data.get("error"),

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, TypeAlias, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,7 +12,9 @@ from graph.context import Info
 from graph.permissions import IsAdmin
 from graph.types.common import field
 from models import InstalledPlugin as InstalledPluginRow
+from runtime.catalog import installs
 from runtime.catalog.installs import manifest_of
+from runtime.catalog.run_settings import RunLimits, RunSettings
 from runtime.delivery.stats import delivery_stats
 from runtime.sdk.extensions import PluginRoute as DeclaredRoute
 
@@ -21,14 +22,28 @@ if TYPE_CHECKING:
     from graph.types.catalog import CatalogPlugin
 
 
-@strawberry.enum
-class PluginStatus(Enum):
-    INSTALLED = "INSTALLED"
-    LOADING = "LOADING"
-    ACTIVE = "ACTIVE"
-    DEGRADED = "DEGRADED"
-    FAILED = "FAILED"
-    DISABLED = "DISABLED"
+# The runtime's enum, exported to GraphQL as it is.
+PluginStatus: TypeAlias = installs.PluginStatus
+strawberry.enum(PluginStatus)
+
+
+@strawberry.type(
+    description="How the runtime runs a plugin. Set by its manifest, overridden per "
+    "installation by an admin (installPlugin, updatePlugin); never by the plugin's config."
+)
+class PluginSettings:
+    concurrency: int | None = strawberry.field(
+        default=None, description="Deliveries run at once, 1 to 256."
+    )
+    timeout_seconds: float | None = strawberry.field(
+        default=None,
+        description="Seconds each of its hooks may take, 0.1 to 600: event hooks, on_load, "
+        "on_enable, on_disable, on_unload, its connection test (testPlugin) and its actions.",
+    )
+
+    @classmethod
+    def of(cls, settings: RunSettings | RunLimits) -> PluginSettings:
+        return cls(concurrency=settings.concurrency, timeout_seconds=settings.timeout_seconds)
 
 
 @strawberry.type
@@ -142,6 +157,23 @@ class InstalledPlugin:
         if loaded is None:
             return []
         return [PluginRoute.of(self.name, route) for route in loaded.context.api.routes]
+
+    @field(
+        description="The admin's overrides of the manifest's run settings; null where the "
+        "manifest's value (or the server's default) applies."
+    )
+    def settings(self) -> PluginSettings:
+        return PluginSettings(
+            concurrency=self.row.concurrency, timeout_seconds=self.row.timeout_seconds
+        )
+
+    @field(
+        description="The run settings in force: the installation's, else the manifest's, else "
+        "the server's defaults; null while the plugin is not loaded on the server answering."
+    )
+    def running_settings(self, info: Info) -> PluginSettings | None:
+        loaded = info.context.services.host.loaded.get(self.name)
+        return None if loaded is None else PluginSettings.of(loaded.limits)
 
     @field(description="Delivery figures, from the deliveries still kept (see retention).")
     async def stats(self) -> InstalledPluginStats:

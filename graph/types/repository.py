@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from enum import Enum
-from typing import Any
+from typing import Any, TypeAlias
 
 import strawberry
 
@@ -17,12 +16,9 @@ from runtime.catalog import repositories
 from runtime.catalog.config_schema import MASK
 from runtime.core.url_credentials import UrlCredentials
 
-
-@strawberry.enum
-class RepositoryType(Enum):
-    INDEX = "index"
-    GIT = "git"
-    BUILTIN = "builtin"
+# The runtime's enum, exported to GraphQL as it is.
+RepositoryType: TypeAlias = repositories.RepositoryType
+strawberry.enum(RepositoryType)
 
 
 @strawberry.type

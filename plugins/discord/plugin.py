@@ -25,9 +25,8 @@ from runtime.sdk import (
 from .client import DiscordWebhook, Sent
 from .messages import held_back_note, notice_embed, ping_embed, webhook_message
 
-Payload = Mapping[str, Any]
 DEFAULT_TIMEOUT = 10.0
-# Of the delivery's time (the runtime's hook timeout is the same `timeoutSeconds`), the HTTP
+# Of the delivery's time (`timeoutSeconds`, which the manifest's hook timeout matches), the HTTP
 # call gets this share, so a slow Discord ends in our own message rather than a hook timeout.
 HTTP_SHARE = 0.75
 

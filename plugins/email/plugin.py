@@ -113,7 +113,7 @@ class EmailPlugin(LifecycleNotifier):
             ctx.log.info(f"{leftover} events are still queued from a digest: sending them")
             ctx.scheduler.every(DRAIN_INTERVAL, flush, name="digest")
 
-    # -- the lifecycle hooks: each is one e-mail (or one digest entry) ---------------------
+    # -- the event hooks: each is one e-mail (or one digest entry) -------------------------
 
     async def test_connection(self, ctx: PluginContext) -> HookResult:
         """Sends a real test message to the `to` recipients; failures are reported, not

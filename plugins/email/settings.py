@@ -37,8 +37,8 @@ class Settings:
 
     @property
     def send_budget(self) -> float:
-        """Seconds one send may take: a little under the runtime's hook timeout (the same
-        `timeoutSeconds`), so a slow server ends in our clear error rather than the runtime's."""
+        """Seconds one send may take: a little under `timeoutSeconds`, which the manifest's
+        hook timeout matches, so a slow server ends in our clear error rather than the runtime's."""
         return max(1.0, min(self.timeout - 1.0, self.timeout * 0.9))
 
 

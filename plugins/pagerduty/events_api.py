@@ -29,7 +29,6 @@ from runtime.sdk import describe
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SEVERITIES = ("critical", "error", "warning", "info")
-ACTIONS = ("trigger", "acknowledge", "resolve")
 MAX_SUMMARY = 1024
 MAX_DEDUP_KEY = 255
 # Long strings (stack traces) are cut so one event stays far below PagerDuty's 512 KB limit.

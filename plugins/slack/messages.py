@@ -33,9 +33,9 @@ ATTACHMENT_TITLES = {"session.hibernated": "Session Hibernated Due to Inactivity
 # Block Kit limits (api.slack.com/reference/block-kit/blocks): longer text is refused with
 # invalid_blocks, so values are cut rather than the whole message lost.
 HEADER_LIMIT = 150
-FIELD_TEXT_LIMIT = 2000
 FIELDS_PER_SECTION = 10
-# Keeps an attachment field readable and the body far below Slack's 40,000 characters.
+# Keeps a field under Block Kit's 2,000 characters, readable, and the body far below Slack's
+# 40,000 characters.
 VALUE_LIMIT = 1900
 
 

@@ -1,6 +1,6 @@
 """streamspace-slack: session and user lifecycle notifications to a Slack incoming webhook.
 
-Each lifecycle hook is switched by its `notifyOn…` setting (off: the delivery is SKIPPED and
+Each event hook is switched by its `notifyOn…` setting (off: the delivery is SKIPPED and
 nothing is sent). Messages over `rateLimit` per hour are held back (SKIPPED), counted, and the
 next message that goes out says how many. Slack's answers map to the runtime's outcomes:
 429 and 5xx are retried (Retry-After honoured), other 4xx are final.

@@ -117,7 +117,8 @@ class TeamsPlugin(LifecycleNotifier):
         body = cards.build(
             str(setting(ctx, "cardFormat")), notice, held_back=held_back, at=datetime.now(UTC)
         )
-        # Below the runtime's hook timeout (the same setting), so a slow Teams ends here with a
-        # clear error and the rate-limit slot given back, not by the hook being cancelled.
+        # Below the hook timeout (the manifest's matches this setting's default), so a slow
+        # Teams ends here with a clear error and the rate-limit slot given back, not by the
+        # hook being cancelled.
         timeout = max(1.0, float(setting(ctx, "timeoutSeconds")) * 0.8)
         return await transport.post(ctx.http, str(ctx.config["webhookUrl"]), body, timeout)

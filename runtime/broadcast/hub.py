@@ -207,7 +207,6 @@ class Hub:
         self._inboxes: dict[str, set[Inbox]] = {}
         self._pumps: dict[str, asyncio.Task[None]] = {}
         self._ready: dict[str, asyncio.Event] = {}
-        self.publish_failures = 0
         self._was_up = False
         self._shared = _is_shared(self.backend)
         # Through broadcaster (encoded, queued, read by a pump), or straight to the inboxes.
@@ -270,7 +269,6 @@ class Hub:
         try:
             await self._broadcast.publish(channel, orjson.dumps(data).decode())
         except Exception as error:
-            self.publish_failures += 1
             log.warning("broadcast publish failed", extra={"channel": channel, "error": str(error)})
             return False
         return True

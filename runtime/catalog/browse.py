@@ -1,7 +1,7 @@
 """Browsing the catalog: filters, sort orders, keyset pages and view counting.
 
 Example:
-    >>> query = CatalogQuery(search="Slack", sort=CatalogSort.RATING)
+    >>> query = CatalogSearch(search="Slack", sort=CatalogSort.RATING)
     >>> [key.ordering for key in query.keys]
     ['-avg_rating', '-rating_count', '-id']
 """
@@ -52,7 +52,7 @@ SORT_KEYS: dict[CatalogSort, tuple[SortKey, ...]] = {
 }
 
 
-# The columns a joined relation brings into a page's rows (see CatalogQuery.page).
+# The columns a joined relation brings into a page's rows (see CatalogSearch.page).
 RELATED_COLUMNS: dict[str, tuple[str, ...]] = {
     "repository": tuple(Repository._meta.fields_db_projection),
     "stats": ("view_count",),
@@ -69,7 +69,7 @@ def search_text(name: str, display_name: str, description: str, tags: Sequence[s
 
 
 @dataclass(frozen=True)
-class CatalogQuery:
+class CatalogSearch:
     """One request for a catalog page; None means "do not filter on this"."""
 
     category: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models import CatalogPlugin, InstalledPlugin, PluginStats, PluginVersion
+from runtime.catalog import run_settings
 from runtime.catalog.config_schema import (
     SecretShape,
     normalise_schema,
@@ -42,6 +44,18 @@ from runtime.hosting.loader import PluginCode, check_requirements
 
 MAX_CONFIG_BYTES = 64 * 1024
 Apply = Callable[[str], Awaitable[None]]
+
+
+class PluginStatus(StrEnum):
+    """Where an installed plugin stands; a member is its name as a string, as the
+    `installed_plugins.status` column and the status messages hold it."""
+
+    INSTALLED = "INSTALLED"  # enabled, not loaded yet
+    LOADING = "LOADING"  # its code being fetched, or on_load and on_enable running
+    ACTIVE = "ACTIVE"
+    DEGRADED = "DEGRADED"  # its circuit breaker is open: hooks kept failing
+    FAILED = "FAILED"  # it could not be loaded; last_error says why
+    DISABLED = "DISABLED"
 
 
 @dataclass(frozen=True)
@@ -159,7 +173,11 @@ class Installer:
         enable: bool,
         installed_by: str,
         install_dependencies: bool = False,
+        settings: Mapping[str, Any] | None = None,
     ) -> InstalledPlugin:
+        """Install the catalog entry's newest version; `settings` overrides the manifest's
+        run settings (`concurrency`, `timeoutSeconds`) for this installation."""
+        overrides = run_settings.override(run_settings.RunSettings(), settings or {})
         entry = await CatalogPlugin.get_or_none(id=catalog_plugin_id)
         if entry is None:
             raise NotFound(f"catalog plugin {catalog_plugin_id} does not exist")
@@ -171,6 +189,7 @@ class Installer:
             installed_by=installed_by,
             install_dependencies=install_dependencies,
             chain=(),
+            overrides=overrides,
         )
 
     async def _install(
@@ -183,7 +202,9 @@ class Installer:
         installed_by: str,
         install_dependencies: bool,
         chain: tuple[str, ...],
+        overrides: run_settings.RunSettings | None = None,
     ) -> InstalledPlugin:
+        overrides = overrides or run_settings.RunSettings()
         if not entry.available:
             raise Conflict(f"{entry.name} is no longer offered by its repository")
         if await InstalledPlugin.exists(name=entry.name):
@@ -214,10 +235,12 @@ class Installer:
                     name=entry.name,
                     version=version,
                     enabled=enable,
-                    status="INSTALLED",
+                    status=PluginStatus.INSTALLED,
                     config=public,
                     secret_config=hidden,
                     installed_by=installed_by,
+                    concurrency=overrides.concurrency,
+                    timeout_seconds=overrides.timeout_seconds,
                 )
                 await CatalogPlugin.filter(id=entry.id).update(install_count=F("install_count") + 1)
                 await PluginStats.filter(plugin_id=entry.id).update(
@@ -266,15 +289,24 @@ class Installer:
                     await self.update(row.id, None, True)
 
     async def update(
-        self, plugin_id: int, config: Mapping[str, Any] | None, enabled: bool | None
+        self,
+        plugin_id: int,
+        config: Mapping[str, Any] | None,
+        enabled: bool | None,
+        settings: Mapping[str, Any] | None = None,
     ) -> InstalledPlugin:
-        """Merge `config` into the stored configuration and/or switch the plugin on or off.
+        """Merge `config` into the stored configuration, change the run settings and/or
+        switch the plugin on or off.
 
         A key left out keeps its value and a key set to null returns to its default. Within a
         value sent, a secret holding the mask it was shown, or left out of an object, keeps
         its stored value (array items by position, while the array keeps its length).
         """
         plugin = await get_installed(plugin_id)
+        if settings is not None:
+            changed = run_settings.override(overrides_of(plugin), settings)
+            plugin.concurrency = changed.concurrency
+            plugin.timeout_seconds = changed.timeout_seconds
         if config is not None:
             _check_size(config)
             manifest = await manifest_of(plugin)
@@ -308,7 +340,7 @@ class Installer:
                     )
             # Only a change of state resets the status; the host reports what the plugin does.
             plugin.enabled = enabled
-            plugin.status = "INSTALLED" if enabled else "DISABLED"
+            plugin.status = PluginStatus.INSTALLED if enabled else PluginStatus.DISABLED
         await plugin.save()
         return await self._applied(plugin)
 
@@ -466,6 +498,11 @@ def _check_size(config: Mapping[str, Any] | None) -> None:
             f"configuration is larger than {MAX_CONFIG_BYTES} bytes",
             [FieldProblem("", f"larger than {MAX_CONFIG_BYTES} bytes")],
         )
+
+
+def overrides_of(plugin: InstalledPlugin) -> run_settings.RunSettings:
+    """The run settings an admin set on this installation (None where the manifest rules)."""
+    return run_settings.RunSettings(plugin.concurrency, plugin.timeout_seconds)
 
 
 async def get_installed(plugin_id: int | None = None, name: str | None = None) -> InstalledPlugin:

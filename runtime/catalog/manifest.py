@@ -20,6 +20,7 @@ from runtime.catalog.config_schema import (
     schema_problems,
     validate_config,
 )
+from runtime.catalog.run_settings import RunSettings, parse_run_settings
 from runtime.core.errors import BadUserInput, FieldProblem
 
 PLUGIN_TYPES = frozenset({"extension", "webhook", "integration", "api", "ui", "theme"})
@@ -66,6 +67,8 @@ class Manifest:
     permissions: list[str]
     dependencies: dict[str, str]
     entrypoints: dict[str, str]
+    # `concurrency` and `timeoutSeconds`: how the runtime runs it (an installation may override).
+    run_settings: RunSettings
     raw: dict[str, Any] = field(repr=False)
 
 
@@ -178,6 +181,8 @@ def parse_manifest(data: Any) -> Manifest:
     category = _text(data, "category", problems, max_length=100) or "other"
     tags = _strings(data, "tags", problems)
     icon = _text(data, "icon", problems) or None
+    run_settings, setting_problems = parse_run_settings(data)
+    problems += setting_problems
     if problems:
         raise BadUserInput.from_problems(f"manifest {name or '(unnamed)'}", problems)
     return Manifest(
@@ -196,5 +201,6 @@ def parse_manifest(data: Any) -> Manifest:
         permissions=permissions,
         dependencies={str(k): str(v) for k, v in dependencies.items()},
         entrypoints={str(k): str(v) for k, v in entrypoints.items()},
+        run_settings=run_settings,
         raw=dict(data),
     )

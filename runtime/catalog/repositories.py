@@ -46,7 +46,6 @@ from runtime.db._bulk_sql import dialect_of
 log = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
-URL_SCHEMES = {"http", "https", "file"}
 # A sync that changes this many entries has the database refresh the catalog's statistics.
 ANALYZE_AFTER_CHANGES = 100
 CATALOG_TABLES = ("catalog_plugins", "plugin_versions", "catalog_plugin_tags", "plugin_stats")

@@ -54,10 +54,6 @@ class Conflict(PlatformError):
     code = "CONFLICT"
 
 
-class RateLimited(PlatformError):
-    code = "RATE_LIMITED"
-
-
 class BadUserInput(PlatformError):
     """Input that cannot be accepted; `fields` names every bad path when there are several."""
 

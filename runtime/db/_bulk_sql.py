@@ -6,7 +6,7 @@ statement, so these build one statement per batch (chunked under the dialects' l
 parameters) and turn the returned rows into model instances without reading them again.
 
 Example:
-    events = await insert_returning(Event, [{"type": "session.created", ...}], connection)
+    events = await insert_returning(EventRow, [{"type": "session.created", ...}], connection)
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ That one call goes through aiosqlite's private `Connection._execute` and `._conn
 
 Example:
     event_ids, delivery_ids = await insert_linked(
-        Event, [{"type": "session.created", ...}],
+        EventRow, [{"type": "session.created", ...}],
         Delivery, [{"event_id": 0, "plugin": "slack", ...}],   # 0: the first event
         link="event_id",
     )

@@ -7,11 +7,11 @@ vendor's "slow down" (a Retry-After) is the vendor working as designed: neither 
 
 Example:
     >>> breaker = CircuitBreaker(threshold=2, cooldown=30.0)
-    >>> breaker.judge("RETRYING", retry_after=None), breaker.judge("DEAD", retry_after=None)
+    >>> breaker.judge(DeliveryStatus.RETRYING, None), breaker.judge(DeliveryStatus.DEAD, None)
     (None, 'opened')
     >>> breaker.allowance(free_slots=4)  # open, within its cooldown: nothing is claimed
     0
-    >>> breaker.judge("SUCCEEDED", retry_after=None)
+    >>> breaker.judge(DeliveryStatus.SUCCEEDED, retry_after=None)
     'closed'
 """
 
@@ -20,8 +20,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from runtime.sdk.outcomes import DeliveryStatus
+
 # Outcomes that show the plugin answering: they close the breaker and reset its count.
-ANSWERED = frozenset({"SUCCEEDED", "SKIPPED"})
+ANSWERED = frozenset({DeliveryStatus.SUCCEEDED, DeliveryStatus.SKIPPED})
 
 
 @dataclass
@@ -57,7 +59,7 @@ class CircuitBreaker:
             return "opened"
         return None
 
-    def judge(self, status: str, retry_after: float | None) -> str | None:
+    def judge(self, status: DeliveryStatus, retry_after: float | None) -> str | None:
         """Count a hook that ended with `status` (a Retry-After is not counted); 'opened' or
         'closed' when the state changes."""
         if retry_after is not None:

@@ -24,6 +24,7 @@ from tortoise.expressions import F
 
 from models import Delivery
 from runtime.db._bulk_sql import chunks, db_value, dialect_of, marker
+from runtime.sdk.outcomes import DeliveryStatus
 
 RETURNED = ("id", "event_id", "plugin", "hook", "attempts", "created_at", "next_attempt_at")
 
@@ -44,7 +45,7 @@ class Claimed:
     created_at: datetime | None
     next_attempt_at: datetime | None
     lease_until: float = 0.0
-    status: str = "RUNNING"
+    status: str = DeliveryStatus.RUNNING
     result: Any = None
     error: str | None = None
     duration_ms: float | None = None
@@ -133,8 +134,10 @@ async def hand_back(deliveries: Sequence[Claimed]) -> None:
         by_attempts[delivery.attempts].append(delivery.id)
     for attempts, ids in by_attempts.items():
         for chunk in chunks(ids, 1):
-            await Delivery.filter(id__in=chunk, status="RUNNING", attempts=attempts).update(
-                status="RETRYING",
+            await Delivery.filter(
+                id__in=chunk, status=DeliveryStatus.RUNNING, attempts=attempts
+            ).update(
+                status=DeliveryStatus.RETRYING,
                 next_attempt_at=datetime.now(UTC),
                 lease_expires_at=None,
                 attempts=F("attempts") - 1,

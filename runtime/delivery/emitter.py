@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 from tortoise.exceptions import IntegrityError
 
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.broadcast.hub import Hub
 from runtime.core.errors import BadUserInput, FieldProblem
 from runtime.db._linked_insert import insert_linked
@@ -36,7 +36,11 @@ from runtime.delivery.idempotency import (
     same_json,
 )
 from runtime.delivery.records import DeliveryFacts, EventRecord, NewDelivery, StoredEvent
-from runtime.delivery.worker import FINAL, Reservation, Work
+from runtime.delivery.worker import Reservation, Work
+from runtime.sdk.outcomes import FINAL, DeliveryStatus
+
+# Read once per delivery written: module names cost less than the enum's attributes.
+PENDING, RUNNING = DeliveryStatus.PENDING, DeliveryStatus.RUNNING
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 # A key another replica stores between our look-up and our insert fails the transaction; the
@@ -207,7 +211,7 @@ class Emitter:
                     for result in results
                     if not result.duplicate
                     for d in result.deliveries
-                    if d.status == "PENDING"
+                    if d.status == DeliveryStatus.PENDING
                 }
             )
             if inbox is not None:
@@ -253,7 +257,7 @@ class Emitter:
         keys = {request.idempotency_key for request in requests if request.idempotency_key}
         known = {
             event.idempotency_key: event
-            for event in (await Event.filter(idempotency_key__in=list(keys)) if keys else [])
+            for event in (await EventRow.filter(idempotency_key__in=list(keys)) if keys else [])
         }
         fresh = _fresh(accepted, known)
         now = datetime.now(UTC)
@@ -280,7 +284,7 @@ class Emitter:
             self._reserve_for(by_index, reservations)
             taken = _taken_by(by_index, reservations)
             event_ids, ids = await insert_linked(
-                Event,
+                EventRow,
                 [_event_row(event) for event in events],
                 Delivery,
                 [
@@ -344,9 +348,9 @@ class Emitter:
         deliveries: list[NewDelivery] = []
         handed_over: dict[str, list[Work]] = {plugin: [] for plugin in reservations}
         for id, (event_id, plugin, hook), handed in zip(ids, wanted, taken, strict=True):
-            status = "PENDING"
+            status = PENDING
             if handed:
-                status = "RUNNING"
+                status = RUNNING
                 lease_until = reservations[plugin].lease_until
                 held = Claimed(id, event_id, plugin, hook, 1, now, now, lease_until=lease_until)
                 handed_over[plugin].append((held, cached[event_id]))
@@ -369,7 +373,7 @@ class Emitter:
         return EmitResult(event=event, duplicate=True, deliveries=deliveries)
 
 
-def _fresh(accepted: Sequence[Accepted], known: Mapping[str | None, Event]) -> list[int]:
+def _fresh(accepted: Sequence[Accepted], known: Mapping[str | None, EventRow]) -> list[int]:
     """The indexes of the events to write: not repeating a stored key, nor one earlier here.
     Only a repeated key costs a comparison: the type and the payload as stored."""
     fresh: list[int] = []
@@ -430,7 +434,7 @@ def _delivery_row(
         "event_id": event_index,
         "plugin": plugin,
         "hook": hook,
-        "status": "PENDING" if reservation is None else "RUNNING",
+        "status": PENDING if reservation is None else RUNNING,
         "attempts": 0 if reservation is None else 1,
         "next_attempt_at": now,
         "lease_expires_at": None if reservation is None else reservation.lease_expires_at,

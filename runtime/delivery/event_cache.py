@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from models import Event
+from models import EventRow
 from runtime.delivery.messages import event_message
 from runtime.delivery.records import EventRecord
 
@@ -86,7 +86,7 @@ class EventCache:
                 self._events.move_to_end(event_id)
                 found[event_id] = cached
         if missing:
-            for event in await Event.filter(id__in=missing):
+            for event in await EventRow.filter(id__in=missing):
                 found[event.id] = self._keep(CachedEvent.of(event))
         return found
 

@@ -16,9 +16,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from tortoise.functions import Count, Min
 
 from models import Delivery
+from runtime.sdk.outcomes import DeliveryStatus
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-QUEUED = ("PENDING", "RETRYING", "RUNNING")
+QUEUED = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.RUNNING)
 
 
 class RuntimeMetrics:
@@ -107,7 +108,11 @@ class RuntimeMetrics:
         by_status = {row["status"]: row for row in rows}
         for status in QUEUED:
             self.queue_depth.labels(status=status).set(by_status.get(status, {}).get("count", 0))
-        due = [row["oldest"] for row in rows if row["status"] != "RUNNING" and row["oldest"]]
+        due = [
+            row["oldest"]
+            for row in rows
+            if row["status"] != DeliveryStatus.RUNNING and row["oldest"]
+        ]
         oldest = min(due) if due else None
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         self.oldest_pending.set(max(0.0, age))

@@ -25,6 +25,10 @@ from runtime.db._bulk_sql import dialect_of
 from runtime.db.storable import storable_text
 from runtime.delivery.claims import Claimed
 from runtime.delivery.group_commit import GroupCommit
+from runtime.sdk.outcomes import DeliveryStatus
+
+# Read once per outcome written: a module name costs less than the enum's attribute.
+RETRYING = DeliveryStatus.RETRYING
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,7 @@ def _row(dialect: str, delivery: Claimed, updated_at: str | None) -> dict[str, A
         "duration_ms": delivery.duration_ms,
         # Only a retry moves the time a delivery is due; the others keep the row's.
         "next_attempt_at": _moment(dialect, delivery.next_attempt_at)
-        if delivery.status == "RETRYING"
+        if delivery.status == RETRYING
         else None,
         "updated_at": updated_at,
     }

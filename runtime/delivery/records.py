@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from runtime.sdk.outcomes import DeliveryStatus
+
 
 class DeliveryFacts(Protocol):
     @property
@@ -84,7 +86,7 @@ class NewDelivery:
     hook: str
     next_attempt_at: datetime
     created_at: datetime
-    status: str = "PENDING"
+    status: str = DeliveryStatus.PENDING
     attempts: int = 0
     duration_ms: float | None = None
     result: Any = None

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
-from models import Delivery, Event, PluginLog
-from runtime.delivery.worker import FINAL
+from models import Delivery, EventRow, PluginLog
+from runtime.sdk.outcomes import FINAL
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ async def prune(older_than: timedelta) -> tuple[int, int]:
     while True:
         unfinished = Delivery.exclude(status__in=list(FINAL)).values("event_id")
         ids = list(
-            await Event.filter(received_at__lt=cutoff)
+            await EventRow.filter(received_at__lt=cutoff)
             .exclude(id__in=Subquery(unfinished))
             .order_by("id")
             .limit(BATCH)
@@ -53,7 +53,7 @@ async def prune(older_than: timedelta) -> tuple[int, int]:
             )
             doomed = [event_id for event_id in ids if event_id not in busy]
             await Delivery.filter(event_id__in=doomed).delete()
-            events += await Event.filter(id__in=doomed).delete()
+            events += await EventRow.filter(id__in=doomed).delete()
         if len(ids) < BATCH:
             break
     logs = await PluginLog.filter(created_at__lt=cutoff).delete()

@@ -9,14 +9,16 @@ Example:
     >>> policy = RetryPolicy(max_attempts=3, backoff_base=2.0)
     >>> 0 <= policy.delay(3) <= 8.0, policy.delay(1, retry_after=120.0)
     (True, 120.0)
-    >>> policy.settle("RETRYING", attempts=2), policy.settle("RETRYING", attempts=3)
-    ('RETRYING', 'DEAD')
+    >>> policy.settle(DeliveryStatus.RETRYING, attempts=3)
+    <DeliveryStatus.DEAD: 'DEAD'>
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+
+from runtime.sdk.outcomes import DeliveryStatus
 
 MAX_BACKOFF_SECONDS = 3600.0
 DEFAULT_MAX_ATTEMPTS = 8
@@ -34,9 +36,9 @@ class RetryPolicy:
         ceiling = min(self.backoff_base * 2 ** max(0, attempts - 1), MAX_BACKOFF_SECONDS)
         return random.uniform(0, ceiling)
 
-    def settle(self, status: str, attempts: int) -> str:
+    def settle(self, status: DeliveryStatus, attempts: int) -> DeliveryStatus:
         """The delivery's status once its hook ended with `status` on attempt `attempts`: a
         retry after the last attempt is DEAD."""
-        if status == "RETRYING" and attempts >= self.max_attempts:
-            return "DEAD"
+        if status == DeliveryStatus.RETRYING and attempts >= self.max_attempts:
+            return DeliveryStatus.DEAD
         return status

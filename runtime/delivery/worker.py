@@ -41,12 +41,12 @@ from runtime.delivery.event_cache import CachedEvent, EventCache
 from runtime.delivery.messages import delivery_message
 from runtime.delivery.outcomes import OutcomeWriter
 from runtime.delivery.retries import RetryPolicy
-from runtime.sdk import Event as SdkEvent
+from runtime.sdk import Event
 from runtime.sdk.hook_runner import HookCaller, run_hook
+from runtime.sdk.outcomes import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
-FINAL = frozenset({"SUCCEEDED", "DEAD", "SKIPPED"})
 # How long a cancelled worker waits for a claim in flight to answer, to give it back; past
 # that, the claim's lease returns it.
 CLAIM_SETTLE_SECONDS = 5.0
@@ -419,7 +419,7 @@ class PluginWorker:
         self, delivery: Claimed, event: CachedEvent, task: asyncio.Task[Any] | None = None
     ) -> None:
         payload = event.payload()
-        sdk_event = SdkEvent(
+        sdk_event = Event(
             id=str(event.id),
             type=event.type,
             payload=payload,
@@ -446,7 +446,7 @@ class PluginWorker:
         status = self._policy.settle(ran.status, delivery.attempts)
         delivery.duration_ms = round(seconds * 1000, 3)
         delivery.status, delivery.result, delivery.error = status, ran.result, ran.error
-        if status == "RETRYING":
+        if status == DeliveryStatus.RETRYING:
             delay = self._policy.delay(delivery.attempts, ran.retry_after)
             delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
         self._reports.append((delivery, event))
@@ -472,7 +472,7 @@ class PluginWorker:
                 self._wake_when_due(
                     delivery
                     for (delivery, _), ok in zip(reports, written, strict=True)
-                    if ok and delivery.status == "RETRYING"
+                    if ok and delivery.status == DeliveryStatus.RETRYING
                 )
                 messages = [
                     {"delivery": delivery_message(delivery, texts), "event": event.message}

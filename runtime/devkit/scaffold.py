@@ -93,6 +93,7 @@ from pathlib import Path
 
 from plugin import {cls}
 
+from runtime.sdk import DeliveryStatus
 from runtime.sdk.testing import PluginHarness
 
 HERE = Path(__file__).parent
@@ -103,7 +104,7 @@ def test_greets_each_new_session() -> None:
         async with PluginHarness({cls}, manifest=HERE / "plugin.json") as harness:
             first = await harness.emit("session.created", {{"id": "s1", "user_id": "ann"}})
             second = await harness.emit("session.created", {{"id": "s2", "user_id": "bob"}})
-            assert first.status == "SUCCEEDED", first.error
+            assert first.status == DeliveryStatus.SUCCEEDED, first.error
             assert first.result == {{"greeted": "ann", "sessions": 1}}
             assert second.result == {{"greeted": "bob", "sessions": 2}}
             assert "Hello, ann" in harness.log_messages("INFO")

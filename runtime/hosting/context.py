@@ -26,7 +26,7 @@ from runtime.core.address_policy import AddressPolicy
 from runtime.core.redaction import NO_SECRETS, Redactor
 from runtime.db.storable import may_hold_nul, nul_path, storable_json, storable_text
 from runtime.delivery.event_types import publishing_refused
-from runtime.sdk.context import LEVELS, Job, PluginContext
+from runtime.sdk.context import LEVELS, Job, LogLevel, PluginContext
 from runtime.sdk.extensions import ApiRegistry, UiRegistry
 
 log = logging.getLogger(__name__)
@@ -202,16 +202,16 @@ class PluginLogger:
         self._sink.put(entry)
 
     def debug(self, message: str, /, **data: Any) -> None:
-        self.log("DEBUG", message, **data)
+        self.log(LogLevel.DEBUG, message, **data)
 
     def info(self, message: str, /, **data: Any) -> None:
-        self.log("INFO", message, **data)
+        self.log(LogLevel.INFO, message, **data)
 
     def warning(self, message: str, /, **data: Any) -> None:
-        self.log("WARNING", message, **data)
+        self.log(LogLevel.WARNING, message, **data)
 
     def error(self, message: str, /, **data: Any) -> None:
-        self.log("ERROR", message, **data)
+        self.log(LogLevel.ERROR, message, **data)
 
 
 class PluginStore:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,8 @@ from tortoise.connection import get_connection
 from models import Delivery, InstalledPlugin
 from runtime.broadcast.hub import Hub
 from runtime.catalog.dependencies import dependency_order
-from runtime.catalog.installs import Installer, manifest_of
+from runtime.catalog.installs import Installer, PluginStatus, manifest_of, overrides_of
+from runtime.catalog.run_settings import RunLimits
 from runtime.core.address_policy import AddressPolicy
 from runtime.core.errors import Conflict, NotFound, PlatformError
 from runtime.core.redaction import NO_SECRETS, Redactor
@@ -48,7 +50,8 @@ from runtime.hosting.routes import router_for
 from runtime.sdk import Plugin
 from runtime.sdk.event_catalog import hook_for, permission_for
 from runtime.sdk.extensions import Action, ApiRegistry, UiRegistry
-from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks
+from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks, TimedOut, within
+from runtime.sdk.outcomes import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ STATUS_CHANNEL = "plugin-status"
 CONTROL_CHANNEL = "plugin-control"
 WAKE_CHANNEL = "delivery-wake"
 LOG_CHANNEL = "plugin-logs"
+# Loaded and taking deliveries (DEGRADED: only probes while its breaker is open).
+RUNNING_STATUSES = frozenset({PluginStatus.ACTIVE, PluginStatus.DEGRADED})
 
 
 @dataclass
@@ -65,7 +70,9 @@ class LoadedPlugin:
     context: HostedContext
     worker: PluginWorker
     config: dict[str, Any]
-    status: str = "LOADING"
+    # Deliveries at once and each hook's time: the installation's, the manifest's, the default.
+    limits: RunLimits
+    status: str = PluginStatus.LOADING
     # The installed version this instance runs: an upgrade or rollback changes it.
     version: str = ""
     router: Router | None = None
@@ -82,7 +89,8 @@ class HostSettings:
     # Consecutive failures that open a plugin's circuit breaker, and seconds between probes.
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
-    # Deliveries one plugin runs at once when its manifest names no "concurrency".
+    # Deliveries one plugin runs at once when neither its installation nor its manifest
+    # sets "concurrency".
     default_concurrency: int = 4
     # False: SQL techniques leaning on a library's internals take its documented way.
     fast_paths: bool = True
@@ -126,7 +134,9 @@ class PluginHost:
             one_trip=self.settings.fast_paths,
         )
         self._http: aiohttp.ClientSession | None = None
-        self._lock = asyncio.Lock()
+        # One lock per plugin: a plugin's code running (or hanging) while it loads holds up
+        # changes to that plugin only.
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.outcomes = OutcomeWriter()
         self._followers: list[asyncio.Task[None]] = []
         self._announcements: set[asyncio.Task[bool]] = set()
@@ -138,8 +148,10 @@ class PluginHost:
         self.sink.start()
         if get_connection("default").capabilities.dialect == "sqlite":
             # SQLite means one process: whatever is RUNNING was cut off when it last stopped.
-            await Delivery.filter(status="RUNNING").update(
-                status="RETRYING", lease_expires_at=None, next_attempt_at=datetime.now(UTC)
+            await Delivery.filter(status=DeliveryStatus.RUNNING).update(
+                status=DeliveryStatus.RETRYING,
+                lease_expires_at=None,
+                next_attempt_at=datetime.now(UTC),
             )
         await self.sync_all()
         if self.hub.shared:
@@ -200,11 +212,7 @@ class PluginHost:
     def router_of(self, name: str) -> Router | None:
         """The HTTP routes of an active plugin (served under /plugins/<name>/)."""
         plugin = self.loaded.get(name)
-        if (
-            plugin is None
-            or plugin.status not in {"ACTIVE", "DEGRADED"}
-            or not plugin.context.api.routes
-        ):
+        if plugin is None or plugin.status not in RUNNING_STATUSES or not plugin.context.api.routes:
             return None
         if plugin.router is None:
             plugin.router = router_for(plugin.context.api.routes)
@@ -255,10 +263,10 @@ class PluginHost:
         else:
             self.wake({str(name) for name in data.get("plugins", [])}, announce=False)
 
-    # -- lifecycle -----------------------------------------------------------------------
+    # -- loading and unloading ---------------------------------------------------------
 
     async def sync_plugin(self, name: str) -> None:
-        async with self._lock:
+        async with self._locks[name]:
             row = await InstalledPlugin.get_or_none(name=name)
             current = self.loaded.get(name)
             if row is None or not row.enabled:
@@ -272,7 +280,8 @@ class PluginHost:
                 current is not None
                 and current.config == config
                 and current.version == row.version
-                and current.status != "FAILED"
+                and current.limits == self._limits(row, current.spec)
+                and current.status != PluginStatus.FAILED
             ):
                 return
             if current is not None:
@@ -337,7 +346,7 @@ class PluginHost:
             STATUS_CHANNEL,
             {
                 "plugin": name,
-                "status": "LOADING",
+                "status": PluginStatus.LOADING,
                 "previousStatus": row.status if row is not None else None,
                 "error": None,
                 "message": message,
@@ -362,6 +371,12 @@ class PluginHost:
             return None, "the plugin's code is not available on this server"
         return spec, None
 
+    def _limits(self, row: InstalledPlugin, spec: PluginSpec) -> RunLimits:
+        """The installation's run settings, else the manifest's, else the server's defaults;
+        never the plugin's configuration, whose keys are the plugin's own."""
+        chosen = overrides_of(row).over(spec.manifest.run_settings)
+        return chosen.in_force(self.settings.default_concurrency)
+
     async def _load(self, row: InstalledPlugin, config: dict[str, Any]) -> None:
         spec, message = await self._spec_for(row)
         if spec is None:
@@ -369,27 +384,24 @@ class PluginHost:
                 message or "the plugin's code is not available on this server"
             )
             await InstalledPlugin.filter(name=row.name).update(
-                status="FAILED", last_error=storable_text(message)
+                status=PluginStatus.FAILED, last_error=storable_text(message)
             )
-            await self._publish_status_only(row.name, "FAILED", message, previous=row.status)
+            await self._publish_status_only(
+                row.name, PluginStatus.FAILED, message, previous=row.status
+            )
             return
         redactor = Redactor.of_secrets(self.installer.secret_values(row))
         context = self._context(spec, config, redactor)
         instance = spec.cls()
+        limits = self._limits(row, spec)
         worker = PluginWorker(
             spec.name,
             PluginHooks(instance, context, spec.manifest.permissions),
             self._publish_outcomes,
             lambda change: self._breaker_changed(spec.name, change),
             policy=RetryPolicy(self.settings.max_attempts, self.settings.backoff_base),
-            timeout=float(
-                config.get("timeoutSeconds")
-                or spec.manifest.raw.get("timeoutSeconds")
-                or DEFAULT_TIMEOUT
-            ),
-            concurrency=int(
-                spec.manifest.raw.get("concurrency") or self.settings.default_concurrency
-            ),
+            timeout=limits.timeout_seconds,
+            concurrency=limits.concurrency,
             poll_interval=self.settings.poll_interval,
             breaker=CircuitBreaker(
                 threshold=self.settings.breaker_threshold,
@@ -406,23 +418,24 @@ class PluginHost:
             context,
             worker,
             config,
+            limits,
             status=row.status,
             version=row.version,
             redactor=redactor,
         )
-        await self._set_status(spec.name, "LOADING")
+        await self._set_status(spec.name, PluginStatus.LOADING)
         try:
-            await instance.on_load(context)
-            await instance.on_enable(context)
+            await self._bounded(limits, "on_load", instance.on_load(context))
+            await self._bounded(limits, "on_enable", instance.on_enable(context))
         except Exception as error:
-            message = redactor.text(f"{type(error).__name__}: {error}")
+            message = redactor.text(_described(error))
             context.log.error(f"loading failed: {message}")
             await context.scheduler.cancel_all()
-            await self._set_status(spec.name, "FAILED", message)
+            await self._set_status(spec.name, PluginStatus.FAILED, message)
             del self.loaded[spec.name]
             return
         worker.start()
-        await self._set_status(spec.name, "ACTIVE")
+        await self._set_status(spec.name, PluginStatus.ACTIVE)
 
     async def _unload(self, name: str, *, persist: bool) -> None:
         plugin = self.loaded.get(name)
@@ -432,14 +445,20 @@ class PluginHost:
         await plugin.context.scheduler.cancel_all()
         for hook in (plugin.instance.on_disable, plugin.instance.on_unload):
             try:
-                await hook(plugin.context)
+                await self._bounded(plugin.limits, hook.__name__, hook(plugin.context))
             except Exception as error:
-                plugin.context.log.error(f"{hook.__name__} failed: {error}")
+                message = plugin.redactor.text(_described(error))
+                plugin.context.log.error(f"{hook.__name__} failed: {message}")
         plugin.context.api.clear()
         plugin.context.ui.clear()
         if persist:
-            await self._set_status(name, "DISABLED")
+            await self._set_status(name, PluginStatus.DISABLED)
         del self.loaded[name]
+
+    @staticmethod
+    async def _bounded(limits: RunLimits, what: str, call: Awaitable[Any]) -> Any:
+        """Plugin code outside deliveries, under the plugin's hook timeout."""
+        return await within(limits.timeout_seconds, what, call)
 
     async def _publish_status_only(
         self, name: str, status: str, error: str | None, *, previous: str | None = None
@@ -458,9 +477,11 @@ class PluginHost:
 
     async def _breaker_changed(self, name: str, change: str) -> None:
         plugin = self.loaded.get(name)
-        if plugin is None or plugin.status not in {"ACTIVE", "DEGRADED"}:
+        if plugin is None or plugin.status not in RUNNING_STATUSES:
             return  # unloaded (or being unloaded) meanwhile: its status is settled elsewhere
-        await self._set_status(name, "DEGRADED" if change == "opened" else "ACTIVE")
+        await self._set_status(
+            name, PluginStatus.DEGRADED if change == "opened" else PluginStatus.ACTIVE
+        )
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -501,12 +522,11 @@ class PluginHost:
         plugin = self.loaded.get(name)
         if plugin is None:
             raise LookupError(name)
+        call = plugin.instance.test_connection(plugin.context)
         try:
-            result = await plugin.instance.test_connection(plugin.context)
+            result = await self._bounded(plugin.limits, "test_connection", call)
         except Exception as error:
-            raise PluginTestFailed(
-                plugin.redactor.text(f"{type(error).__name__}: {error}")
-            ) from None
+            raise PluginTestFailed(plugin.redactor.text(_described(error))) from None
         if result is None:
             return None
         redacted: dict[str, Any] = plugin.redactor.value(dict(result))
@@ -517,8 +537,11 @@ class PluginHost:
         (an error meant for the caller keeps its code)."""
         plugin = self.loaded.get(name)
         redactor = plugin.redactor if plugin is not None else NO_SECRETS
+        seconds = plugin.limits.timeout_seconds if plugin is not None else DEFAULT_TIMEOUT
         try:
-            result = await action.handler(dict(given))
+            result = await within(seconds, f"action {action.name}", action.handler(dict(given)))
+        except TimedOut as error:
+            raise PlatformError(f"{name}: {error}", timeoutSeconds=seconds) from None
         except PlatformError as error:
             error.message = redactor.text(error.message)
             error.args = (error.message,)
@@ -533,16 +556,23 @@ class PluginHost:
         delivery = await Delivery.get_or_none(id=delivery_id)
         if delivery is None:
             raise NotFound(f"delivery {delivery_id} does not exist")
-        if delivery.status not in {"DEAD", "SUCCEEDED"}:
+        if delivery.status not in {DeliveryStatus.DEAD, DeliveryStatus.SUCCEEDED}:
             raise Conflict(
                 f"delivery {delivery_id} is {delivery.status}: "
                 "only DEAD or SUCCEEDED deliveries are redelivered"
             )
         updated = await Delivery.filter(id=delivery_id, status=delivery.status).update(
-            status="PENDING", next_attempt_at=datetime.now(UTC), error=None
+            status=DeliveryStatus.PENDING, next_attempt_at=datetime.now(UTC), error=None
         )
         if not updated:
             raise Conflict(f"delivery {delivery_id} changed meanwhile; try again")
         self.wake({delivery.plugin})
         await delivery.refresh_from_db()
         return delivery
+
+
+def _described(error: Exception) -> str:
+    """What a plugin's failure reads as: a time limit says so; anything else by its type."""
+    if isinstance(error, TimedOut):
+        return str(error)
+    return f"{type(error).__name__}: {error}"

@@ -51,7 +51,7 @@ from runtime.sdk.event_catalog import (
     UserPayload,
 )
 from runtime.sdk.notices import Allowance, HourlyLimit, Notice, NoticeField, config_key, describe
-from runtime.sdk.outcomes import PermanentFailure, RetryLater, Skip
+from runtime.sdk.outcomes import DeliveryStatus, PermanentFailure, RetryLater, Skip
 from runtime.sdk.vendor_http import raise_for_status, retry_after_seconds, unreachable
 
 if TYPE_CHECKING:
@@ -63,8 +63,10 @@ HookResult = Mapping[str, Any] | None
 class Plugin:
     """Base class of every plugin; override the hooks you need.
 
-    Lifecycle hooks get the context; event hooks get the context and the event's normalised
-    payload, and may return a mapping that is stored as the delivery's result.
+    State hooks (on_load, on_enable, on_disable, on_unload) get the context; event hooks get
+    the context and the event's normalised payload, and may return a mapping that is stored as
+    the delivery's result. "Lifecycle" names the session and user events (LIFECYCLE_TYPES,
+    LifecycleNotifier), never these.
     """
 
     async def on_load(self, ctx: PluginContext) -> None:
@@ -175,8 +177,11 @@ class LifecycleNotifier(Plugin):
         return await self.notify(ctx, "user.logout", user)
 
 
-LIFECYCLE_HOOKS = ("on_load", "on_unload", "on_enable", "on_disable")
-HOOKS = frozenset((*LIFECYCLE_HOOKS, *EVENT_HOOKS, "on_event"))
+# The hooks run as the plugin's state changes: loaded, enabled, disabled, unloaded.
+STATE_HOOKS = ("on_load", "on_unload", "on_enable", "on_disable")
+# The name STATE_HOOKS had, when "lifecycle" also named the session and user events.
+LIFECYCLE_HOOKS = STATE_HOOKS
+HOOKS = frozenset((*STATE_HOOKS, *EVENT_HOOKS, "on_event"))
 
 
 def implemented_hooks(cls: type[Plugin]) -> set[str]:
@@ -224,10 +229,12 @@ __all__ = [
     "HOOKS",
     "LIFECYCLE_HOOKS",
     "LIFECYCLE_TYPES",
+    "STATE_HOOKS",
     "AddressPolicy",
     "AddressRefused",
     "Allowance",
     "Api",
+    "DeliveryStatus",
     "Event",
     "Events",
     "HookResult",

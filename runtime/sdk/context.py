@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.sdk.event_catalog import Event
@@ -38,12 +39,23 @@ CURRENT_EVENT: contextvars.ContextVar[Event | None] = contextvars.ContextVar(
     "current_event", default=None
 )
 Job = Callable[[], Awaitable[Any]]
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class LogLevel(StrEnum):
+    """A plugin log line's level, least severe first; a member is its name as a string."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+LEVELS = tuple(LogLevel)
 
 
 class Log(Protocol):
     """`ctx.log`: lines stored (the pluginLogs query) and streamed, with JSON data; `level` is
-    one of LEVELS."""
+    one of LogLevel."""
 
     def log(self, level: str, message: str, /, **data: Any) -> None: ...
     def debug(self, message: str, /, **data: Any) -> None: ...
@@ -248,7 +260,7 @@ class PluginContext:
     def event(self) -> Event | None:
         """The event whose hook is running (id, type, occurred_at, attributes), or None.
 
-        Lifecycle hooks receive only the payload; this gives them the event's time and the
-        delivery's id and attempt as well.
+        Event hooks other than on_event receive only the payload; this gives them the event's
+        time and the delivery's id and attempt as well.
         """
         return CURRENT_EVENT.get()

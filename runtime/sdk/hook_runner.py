@@ -6,7 +6,9 @@ meets the same rules under both: the payload fields its permissions let it see, 
 set for the call, a result kept as the delivery stores it (a plain string as `{"value": ...}`,
 what JSON cannot hold as its text), what it raised read as an outcome, its secrets redacted.
 Neither needs the database; the retry policy then settles the delivery's own status (a retry
-after the last attempt is DEAD: runtime.delivery.retries).
+after the last attempt is DEAD: runtime.delivery.retries). A plugin's other code (on_load,
+on_enable, on_disable, on_unload, its connection test and its actions) runs `within` the same
+time limit, for the host and the harness alike.
 
 Example:
     hooks = PluginHooks(plugin, ctx, ["sessions:read"])
@@ -16,10 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -28,12 +31,13 @@ from runtime.db.storable import storable_json, storable_text
 from runtime.sdk import Plugin
 from runtime.sdk.context import CURRENT_EVENT, PluginContext
 from runtime.sdk.event_catalog import Event, visible_payload
-from runtime.sdk.outcomes import PermanentFailure, RetryLater, Skip
+from runtime.sdk.outcomes import DeliveryStatus, PermanentFailure, RetryLater, Skip
 
 # Seconds a hook may run when its plugin names no timeout.
 DEFAULT_TIMEOUT = 10.0
 # Calls hook `hook` with the delivery's payload and its event; answers the hook's result.
 HookCaller = Callable[[str, Mapping[str, Any], Event], Awaitable[Any]]
+T = TypeVar("T")
 
 
 class PluginHooks:
@@ -67,7 +71,7 @@ class HookOutcome:
     """How a hook ended: SUCCEEDED, SKIPPED, RETRYING or DEAD (before the retry policy has
     its say), with the result and error as a delivery stores them and what the hook raised."""
 
-    status: str
+    status: DeliveryStatus
     result: Any = None
     error: str | None = None
     retry_after: float | None = None
@@ -90,22 +94,28 @@ async def run_hook(
         with deadline if deadline is not None else nullcontext():
             result = stored_result(await call(hook, payload, event), redactor)
     except TimeoutError as overrun:
-        return _failed("RETRYING", f"timed out after {time_limit:g}s", redactor, overrun)
+        return _failed(
+            DeliveryStatus.RETRYING, f"timed out after {time_limit:g}s", redactor, overrun
+        )
     except Skip as skip:
         reason = storable_text(redactor.text(str(skip)))
-        return HookOutcome("SKIPPED", {"skipped": reason or True}, raised=skip)
+        return HookOutcome(DeliveryStatus.SKIPPED, {"skipped": reason or True}, raised=skip)
     except PermanentFailure as failure:
-        return _failed("DEAD", str(failure) or type(failure).__name__, redactor, failure)
+        return _failed(
+            DeliveryStatus.DEAD, str(failure) or type(failure).__name__, redactor, failure
+        )
     except RetryLater as later:
         text = str(later) or "retry later"
-        return _failed("RETRYING", text, redactor, later, later.after)
+        return _failed(DeliveryStatus.RETRYING, text, redactor, later, later.after)
     except Exception as failure:
-        return _failed("RETRYING", f"{type(failure).__name__}: {failure}", redactor, failure)
-    return HookOutcome("SUCCEEDED", result)
+        return _failed(
+            DeliveryStatus.RETRYING, f"{type(failure).__name__}: {failure}", redactor, failure
+        )
+    return HookOutcome(DeliveryStatus.SUCCEEDED, result)
 
 
 def _failed(
-    status: str,
+    status: DeliveryStatus,
     error: str,
     redactor: Redactor,
     raised: BaseException,
@@ -135,3 +145,36 @@ def stored_result(result: Any, redactor: Redactor = NO_SECRETS) -> Any:
         value = redactor.result(value)
     value = storable_json(value, encoded)
     return {"value": value} if isinstance(value, str) else value
+
+
+class TimedOut(Exception):
+    """Plugin code did not finish in time; the message says which and how long it had."""
+
+
+def _settle(task: asyncio.Future[Any]) -> None:
+    # Read what the abandoned call ended with, so asyncio never reports it as unretrieved.
+    if not task.cancelled():
+        task.exception()
+
+
+async def within(seconds: float, what: str, call: Awaitable[T]) -> T:
+    """`call`'s result, or TimedOut ("<what> did not finish within <seconds> s").
+
+    For plugin code outside deliveries, which is rare: each call gets a task and a timer of
+    its own (event hooks share their worker's, runtime.delivery.deadlines). The task is
+    cancelled at the deadline and not waited for, so plugin code that swallows the
+    cancellation cannot hold its caller (the host's start-up, an install, a request) any
+    longer.
+    """
+    task = asyncio.ensure_future(call)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        task.add_done_callback(_settle)
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_settle)
+        raise TimedOut(f"{what} did not finish within {seconds:g} s")
+    return task.result()

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -51,11 +51,11 @@ from runtime.delivery.event_types import (
 )
 from runtime.delivery.retries import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from runtime.sdk import Event, Plugin, implemented_hooks
-from runtime.sdk.context import LEVELS, Job, Network, PluginContext
+from runtime.sdk.context import LEVELS, Job, LogLevel, Network, PluginContext
 from runtime.sdk.event_catalog import LIFECYCLE_TYPES, hook_for, permission_for
 from runtime.sdk.extensions import ApiRegistry, UiRegistry
-from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks, run_hook
-from runtime.sdk.outcomes import PermanentFailure, RetryLater, Skip
+from runtime.sdk.hook_runner import DEFAULT_TIMEOUT, PluginHooks, run_hook, within
+from runtime.sdk.outcomes import DeliveryStatus, PermanentFailure, RetryLater, Skip
 
 _NOW = "2026-01-01T12:00:00+00:00"
 # One payload per lifecycle event, in the shape emitEvent delivers (normalised).
@@ -131,16 +131,16 @@ class RecordingLogger:
         self.records.append(LogRecord(level, str(message), _json_value(data)))
 
     def debug(self, message: str, /, **data: Any) -> None:
-        self.log("DEBUG", message, **data)
+        self.log(LogLevel.DEBUG, message, **data)
 
     def info(self, message: str, /, **data: Any) -> None:
-        self.log("INFO", message, **data)
+        self.log(LogLevel.INFO, message, **data)
 
     def warning(self, message: str, /, **data: Any) -> None:
-        self.log("WARNING", message, **data)
+        self.log(LogLevel.WARNING, message, **data)
 
     def error(self, message: str, /, **data: Any) -> None:
-        self.log("ERROR", message, **data)
+        self.log(LogLevel.ERROR, message, **data)
 
 
 def _json_value(value: Any) -> Any:
@@ -442,7 +442,7 @@ class Outcome:
     store them; `error` is what the hook raised.
     """
 
-    status: str
+    status: DeliveryStatus | Literal["NOT_DELIVERED"]
     result: Any = None
     error: BaseException | None = None
     hook: str | None = None
@@ -451,7 +451,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status == "SUCCEEDED"
+        return self.status == DeliveryStatus.SUCCEEDED
 
 
 # What a hook raises to say how its delivery ended, rather than because it failed.
@@ -484,8 +484,9 @@ class PluginHarness:
     `name` and `permissions` do. `config` is validated against the manifest's configSchema.
     `network` is the address policy `ctx.network` applies; the harness allows every address
     unless given one (its HTTP is fake, and a test's stand-in servers listen on 127.0.0.1).
-    `timeout` is the seconds a hook may run, and `max_attempts` the attempts a delivery gets,
-    as the server's defaults unless given.
+    `timeout` is the seconds each hook may run (on_load, tests and actions included: past it
+    they raise TimedOut), the manifest's `timeoutSeconds` or the server's default unless given;
+    `max_attempts` the attempts a delivery gets, the server's default unless given.
     """
 
     def __init__(
@@ -498,7 +499,7 @@ class PluginHarness:
         permissions: list[str] | None = None,
         storage: Mapping[str, Any] | None = None,
         network: Network | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self.plugin = plugin() if isinstance(plugin, type) else plugin
@@ -546,7 +547,8 @@ class PluginHarness:
             ui=self.ui,
         )
         self.hooks = implemented_hooks(type(self.plugin))
-        self.timeout = timeout
+        manifest_timeout = self.manifest.run_settings.timeout_seconds if self.manifest else None
+        self.timeout = timeout or manifest_timeout or DEFAULT_TIMEOUT
         self.retry_policy = RetryPolicy(max_attempts=max_attempts)
         self._call_hook = PluginHooks(self.plugin, self.ctx, self.permissions)
         self.loaded = False
@@ -571,17 +573,19 @@ class PluginHarness:
     def log_messages(self, level: str | None = None) -> list[str]:
         return [r.message for r in self.log.records if level is None or r.level == level.upper()]
 
-    # Lifecycle.
+    # State hooks: loading and unloading.
     async def load(self) -> None:
-        """on_load then on_enable, as the host does when a plugin is installed and enabled."""
-        await self.plugin.on_load(self.ctx)
-        await self.plugin.on_enable(self.ctx)
+        """on_load then on_enable, as the host does when a plugin is installed and enabled;
+        each under the timeout, as on the server (where a hook past it leaves the plugin
+        FAILED), raising TimedOut."""
+        await within(self.timeout, "on_load", self.plugin.on_load(self.ctx))
+        await within(self.timeout, "on_enable", self.plugin.on_enable(self.ctx))
         self.loaded = True
 
     async def unload(self) -> None:
-        """on_disable then on_unload; scheduled jobs are cancelled."""
-        await self.plugin.on_disable(self.ctx)
-        await self.plugin.on_unload(self.ctx)
+        """on_disable then on_unload, each under the timeout; scheduled jobs are cancelled."""
+        await within(self.timeout, "on_disable", self.plugin.on_disable(self.ctx))
+        await within(self.timeout, "on_unload", self.plugin.on_unload(self.ctx))
         await self.scheduler.cancel_all()
         self.api.clear()
         self.ui.clear()
@@ -659,11 +663,11 @@ class PluginHarness:
     async def call_action(self, name: str, arguments: Mapping[str, Any] | None = None) -> Any:
         """Run an action the plugin registered with ctx.api.action (as pluginAction does)."""
         action = self.api.actions[name]
-        return await action.handler(dict(arguments or {}))
+        return await within(self.timeout, f"action {name}", action.handler(dict(arguments or {})))
 
     async def test_connection(self) -> Any:
-        """What the testPlugin mutation runs."""
-        return await self.plugin.test_connection(self.ctx)
+        """What the testPlugin mutation runs, under the timeout."""
+        return await within(self.timeout, "test_connection", self.plugin.test_connection(self.ctx))
 
     async def run_job(self, name: str) -> Any:
         """Run a scheduled job now, once."""

@@ -32,6 +32,8 @@ WEBHOOK = "streamspace-webhook"
 SECRET_KEY = b"replica-signing-key-0123456789ab"
 SECRET = "whsec_" + base64.b64encode(SECRET_KEY).decode()
 FINAL = {"SUCCEEDED", "DEAD", "SKIPPED"}
+# The webhook's hook timeout and its own HTTP timeout: short, so leases run out soon.
+HOOK_TIMEOUT = 1
 HELD = 0  # `answered` of a request held past the sender's patience: its answer went nowhere
 
 EMIT = """
@@ -380,14 +382,24 @@ class Cluster:
         installed = await data_of(
             http,
             server,
-            "mutation I($id: ID!, $config: JSON) {"
-            " installPlugin(catalogPluginId: $id, config: $config, enable: true) { id enabled } }",
-            {"id": entry["id"], "config": self.webhook_config(**config)},
+            "mutation I($id: ID!, $config: JSON, $settings: PluginSettingsInput) {"
+            " installPlugin(catalogPluginId: $id, config: $config, enable: true,"
+            " settings: $settings) { id enabled } }",
+            {
+                "id": entry["id"],
+                "config": self.webhook_config(**config),
+                "settings": {"timeoutSeconds": HOOK_TIMEOUT},
+            },
         )
         self.plugin_id = str(installed["installPlugin"]["id"])
 
     def webhook_config(self, **config: Any) -> dict[str, Any]:
-        return {"url": self.receiver.url, "secret": SECRET, "timeoutSeconds": 1, **config}
+        return {
+            "url": self.receiver.url,
+            "secret": SECRET,
+            "timeoutSeconds": HOOK_TIMEOUT,
+            **config,
+        }
 
 
 def log_problems(server: Server, after: int = 0) -> list[str]:

@@ -3,8 +3,9 @@ Redis restarted, PostgreSQL connections dropped, a replica stopped with work in 
 
 Real processes throughout: two `streamspace-plugins serve` on a fresh PostgreSQL database of this
 module, a `redis-server` this module starts on its own free port (and restarts), and a webhook
-receiver that verifies Standard Webhooks signatures and counts `webhook-id`s. The webhook's
-`timeoutSeconds` is 1, so a lease (2·timeout + 5 s) runs out 7 s after a claim.
+receiver that verifies Standard Webhooks signatures and counts `webhook-id`s. The webhook's hook
+timeout (the installation's `settings.timeoutSeconds`) is 1 s, and so is its own HTTP timeout,
+so a lease (2·timeout + 5 s) runs out 7 s after a claim.
 
 Tests run in file order and share the pair; a test that kills a replica starts it again.
 Nothing asserts how fast anything is: waits are bounded by deadlines only.
@@ -369,7 +370,7 @@ async def test_sigterm_hands_in_flight_deliveries_to_the_other_replica(
         before = await subscriber_count(http, a)
         await ws.subscribe("status", STATUS, {"p": WEBHOOK})
         await wait_subscribers(http, a, before + 1)
-        await installed_update(cluster, http, timeoutSeconds=15)
+        await installed_update(cluster, http, 15)
         active: set[str] = set()
         deadline = time.monotonic() + DEADLINE
         while {"a", "b"} - active:
@@ -426,10 +427,16 @@ def handed_back_by(server: Server, after: int) -> int:
     )
 
 
-async def installed_update(cluster: Cluster, http: aiohttp.ClientSession, **config: Any) -> None:
+async def installed_update(cluster: Cluster, http: aiohttp.ClientSession, seconds: float) -> None:
+    """The webhook's hook timeout and its own HTTP timeout both set to `seconds`."""
     await data_of(
         http,
         cluster.servers["a"],
-        "mutation U($id: ID!, $config: JSON) { updatePlugin(id: $id, config: $config) { id } }",
-        {"id": cluster.plugin_id, "config": cluster.webhook_config(**config)},
+        "mutation U($id: ID!, $config: JSON, $settings: PluginSettingsInput) {"
+        " updatePlugin(id: $id, config: $config, settings: $settings) { id } }",
+        {
+            "id": cluster.plugin_id,
+            "config": cluster.webhook_config(timeoutSeconds=seconds),
+            "settings": {"timeoutSeconds": seconds},
+        },
     )

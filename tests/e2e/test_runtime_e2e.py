@@ -312,9 +312,14 @@ async def wait_status(
 
 
 async def point_webhook(
-    http: aiohttp.ClientSession, running: Running, url: str, **config: Any
+    http: aiohttp.ClientSession,
+    running: Running,
+    url: str,
+    settings: dict[str, Any] | None = None,
+    **config: Any,
 ) -> str:
-    """Install (first time) or reconfigure the webhook plugin to POST to `url`; wait for ACTIVE."""
+    """Install (first time) or reconfigure the webhook plugin to POST to `url`, with the run
+    `settings` given (its hook timeout, say); wait for ACTIVE."""
     server = running.server
     wanted = {"url": url, "secret": SECRET, "timeoutSeconds": 5, **config}
     plugin_id = running.plugin_ids.get(WEBHOOK)
@@ -322,9 +327,14 @@ async def point_webhook(
         installed = await data_of(
             http,
             server,
-            "mutation I($id: ID!, $config: JSON) {"
-            " installPlugin(catalogPluginId: $id, config: $config, enable: true) { id enabled } }",
-            {"id": await catalog_id(http, server, WEBHOOK), "config": wanted},
+            "mutation I($id: ID!, $config: JSON, $settings: PluginSettingsInput) {"
+            " installPlugin(catalogPluginId: $id, config: $config, enable: true,"
+            " settings: $settings) { id enabled } }",
+            {
+                "id": await catalog_id(http, server, WEBHOOK),
+                "config": wanted,
+                "settings": settings,
+            },
         )
         plugin_id = running.plugin_ids[WEBHOOK] = str(installed["installPlugin"]["id"])
         assert installed["installPlugin"]["enabled"] is True
@@ -332,9 +342,9 @@ async def point_webhook(
         await data_of(
             http,
             server,
-            "mutation U($id: ID!, $config: JSON) {"
-            " updatePlugin(id: $id, config: $config, enabled: true) { id } }",
-            {"id": plugin_id, "config": wanted},
+            "mutation U($id: ID!, $config: JSON, $settings: PluginSettingsInput) {"
+            " updatePlugin(id: $id, config: $config, enabled: true, settings: $settings) { id } }",
+            {"id": plugin_id, "config": wanted, "settings": settings},
         )
     await wait_status(http, server, WEBHOOK, "ACTIVE")
     return plugin_id
@@ -659,7 +669,7 @@ async def test_deliveries_survive_a_sigkill_mid_retry(
     """Each delivery fails once (503), then its retry hangs at the receiver: the server is
     killed while deliveries are RETRYING and at least one is RUNNING. A new server on the same
     data finishes them all: SQLite takes RUNNING rows back at start, PostgreSQL once the lease
-    (2·timeout + 5 s; timeoutSeconds 1 keeps it short) runs out.
+    (2·timeout + 5 s; a hook timeout of 1 s keeps it short) runs out.
 
     Four events, as five consecutive failures would open the plugin's circuit breaker and hold
     the retries back for its cooldown.
@@ -673,7 +683,9 @@ async def test_deliveries_survive_a_sigkill_mid_retry(
     try:
         first = await asyncio.to_thread(launch, tmp_path, backend, database_url, **settings)
         try:
-            await point_webhook(http, first, receiver.url, timeoutSeconds=1)
+            await point_webhook(
+                http, first, receiver.url, settings={"timeoutSeconds": 1}, timeoutSeconds=1
+            )
             sessions = [f"crash-{n}-{uuid.uuid4().hex[:8]}" for n in range(4)]
             event_ids = set(await emit_many(http, first, sessions))
             deadline = time.monotonic() + DEADLINE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -16,8 +17,7 @@ from graph.app import GraphQLApp
 from graph.context import Context, Services
 from graph.validation.document_limits import MAX_TOKENS
 from graph.validation.integer_inputs import refusal as wide_integer_refusal
-from models import Delivery, PluginLog
-from models import Event as EventRow
+from models import Delivery, EventRow, PluginLog
 from runtime.core.auth import Role
 from runtime.sdk import Event, PermanentFailure, Plugin, PluginContext, RetryLater
 from tests.asgi import request
@@ -490,6 +490,37 @@ async def test_test_plugin_reports_the_plugins_own_verdict(
     await services.host.installer.update(plugins["echo"].id, None, enabled=False)
     inactive = (await gql(TEST_PLUGIN, {"id": str(plugins["echo"].id)})).ok()["testPlugin"]
     assert inactive["ok"] is False and "not active" in inactive["message"]
+
+
+class Hanging(Plugin):
+    """Its connection test and its action never answer; its hooks may take 0.2 s."""
+
+    MANIFEST = {"name": "hanging", "version": "1.0.0", "timeoutSeconds": 0.2}
+
+    async def on_load(self, ctx: PluginContext) -> None:
+        async def wait(given: Mapping[str, Any]) -> None:
+            await asyncio.sleep(3600)
+
+        ctx.api.action("wait", wait, role="user")
+
+    async def test_connection(self, ctx: PluginContext) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_a_test_or_action_that_never_answers_is_answered_after_the_plugins_timeout(
+    gql: Execute, install_test_plugins: InstallPlugins
+) -> None:
+    rows = await install_test_plugins({"hanging": Hanging})
+    async with asyncio.timeout(30):  # without the limit, this test would hang here
+        tested = (await gql(TEST_PLUGIN, {"id": str(rows["hanging"].id)})).ok()["testPlugin"]
+        called = await gql(ACTION, {"plugin": "hanging", "action": "wait"}, role=Role.USER)
+    assert tested == {
+        "ok": False,
+        "message": "test_connection did not finish within 0.2 s",
+        "result": None,
+    }
+    assert called.errors[0]["message"] == "hanging: action wait did not finish within 0.2 s"
+    assert called.errors[0]["extensions"] == {"code": "INTERNAL", "timeoutSeconds": 0.2}
 
 
 async def test_plugin_actions_are_called_with_their_role(

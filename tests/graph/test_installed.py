@@ -433,3 +433,85 @@ async def test_an_installed_plugin_shows_its_routes_and_which_are_public(
     (await gql(disable, {"id": str(row.id)})).ok()
     after = (await gql(query)).ok()["installedPlugin"]["routes"]
     assert after == []
+
+
+# --- run settings -----------------------------------------------------------------------------
+
+INSTALL_WITH_SETTINGS = """mutation($id: ID!, $config: JSON, $settings: PluginSettingsInput) {
+  installPlugin(catalogPluginId: $id, config: $config, settings: $settings) {
+    id settings { concurrency timeoutSeconds } } }"""
+
+UPDATE_SETTINGS = """mutation($id: ID!, $settings: PluginSettingsInput) {
+  updatePlugin(id: $id, settings: $settings) {
+    settings { concurrency timeoutSeconds } runningSettings { concurrency timeoutSeconds } } }"""
+
+
+async def test_run_settings_out_of_bounds_are_refused_naming_each_and_nothing_is_installed(
+    gql: Execute, slack: CatalogPlugin
+) -> None:
+    settings = {"concurrency": 0, "timeoutSeconds": 601}
+    result = await gql(
+        INSTALL_WITH_SETTINGS,
+        {"id": str(slack.id), "config": {"webhookUrl": HOOK}, "settings": settings},
+    )
+    assert result.codes == ["BAD_USER_INPUT"]
+    assert result.errors[0]["extensions"]["fields"] == [
+        {"path": "settings.concurrency", "message": "must be from 1 to 256"},
+        {"path": "settings.timeoutSeconds", "message": "must be from 0.1 to 600 seconds"},
+    ]
+    assert await InstalledPlugin.all().count() == 0
+    assert (await CatalogPlugin.get(id=slack.id)).install_count == 0
+
+
+async def test_run_settings_are_overridden_at_install_and_update_and_null_clears_one(
+    gql: Execute, slack: CatalogPlugin
+) -> None:
+    installed = (
+        await gql(
+            INSTALL_WITH_SETTINGS,
+            {"id": str(slack.id), "config": {"webhookUrl": HOOK}, "settings": {"concurrency": 2}},
+        )
+    ).ok()["installPlugin"]
+    assert installed["settings"] == {"concurrency": 2, "timeoutSeconds": None}
+
+    async def update(settings: dict[str, Any]) -> Any:
+        return await gql(UPDATE_SETTINGS, {"id": installed["id"], "settings": settings})
+
+    changed = (await update({"timeoutSeconds": 30})).ok()["updatePlugin"]
+    assert changed["settings"] == {"concurrency": 2, "timeoutSeconds": 30.0}
+    cleared = (await update({"concurrency": None})).ok()["updatePlugin"]
+    assert cleared["settings"] == {"concurrency": None, "timeoutSeconds": 30.0}
+    refused = await update({"timeoutSeconds": 0.01})
+    assert refused.codes == ["BAD_USER_INPUT"]
+    assert refused.errors[0]["extensions"]["fields"][0]["path"] == "settings.timeoutSeconds"
+    row = await InstalledPlugin.get(id=int(installed["id"]))
+    assert (row.concurrency, row.timeout_seconds) == (None, 30.0)
+
+
+class Tuned(Plugin):
+    MANIFEST = {
+        "name": "tuned",
+        "version": "1.0.0",
+        "configSchema": {"timeoutSeconds": {"type": "number", "default": 1}},
+        "concurrency": 3,
+    }
+
+
+async def test_the_settings_in_force_follow_the_override_not_the_plugins_config(
+    gql: Execute, install_test_plugins: InstallPlugins
+) -> None:
+    rows = await install_test_plugins({"tuned": Tuned})
+    query = '{ installedPlugin(name: "tuned") { runningSettings { concurrency timeoutSeconds } } }'
+    running = (await gql(query)).ok()["installedPlugin"]["runningSettings"]
+    assert running == {"concurrency": 3, "timeoutSeconds": 10.0}
+
+    plugin_id = str(rows["tuned"].id)
+    (await gql(UPDATE, {"id": plugin_id, "config": {"timeoutSeconds": 2}})).ok()
+    running = (await gql(query)).ok()["installedPlugin"]["runningSettings"]
+    assert running == {"concurrency": 3, "timeoutSeconds": 10.0}
+
+    updated = await gql(UPDATE_SETTINGS, {"id": plugin_id, "settings": {"timeoutSeconds": 2.5}})
+    assert updated.ok()["updatePlugin"]["runningSettings"] == {
+        "concurrency": 3,
+        "timeoutSeconds": 2.5,
+    }

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graph.context import Context, Services
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.core.auth import Role
 from runtime.delivery.messages import outcome_message
 from tests.conftest import Database, QueryCounter, needs_fast_paths
@@ -24,7 +24,7 @@ async def test_event_outcomes_completes_when_the_final_outcome_fell_in_a_gap(
     db: Database, services: Services
 ) -> None:
     now = datetime.now(UTC)
-    event = await Event.create(type="custom.job", payload={}, occurred_at=now)
+    event = await EventRow.create(type="custom.job", payload={}, occurred_at=now)
     delivery = await Delivery.create(
         event_id=event.id, plugin="p", hook="on_event", next_attempt_at=now
     )
@@ -74,7 +74,7 @@ async def test_subscribers_of_one_operation_share_one_execution_per_message(
     db: Database, services: Services, sql_counter: QueryCounter
 ) -> None:
     now = datetime.now(UTC)
-    event = await Event.create(type="custom.job", payload={}, occurred_at=now)
+    event = await EventRow.create(type="custom.job", payload={}, occurred_at=now)
     delivery = await Delivery.create(
         event_id=event.id, plugin="p", hook="on_event", next_attempt_at=now, status="SUCCEEDED"
     )

@@ -411,3 +411,26 @@ def test_the_models_need_no_migration_the_project_lacks() -> None:
         "the models differ from what the migrations build: run `tortoise makemigrations` "
         f"and review the new file; pending: {pending}"
     )
+
+
+async def test_installations_before_run_settings_keep_their_manifests_settings(
+    raw: RawDatabase,
+) -> None:
+    await _migrate(raw.url, target="models.0008_repository_credentials")
+    old = await _write_0001_rows(raw)
+    assert await _migrate(raw.url) == ["models.0009_run_settings", *ALL_MIGRATIONS[9:]]
+
+    [row] = await raw.fetch("SELECT * FROM installed_plugins")
+    assert (row["concurrency"], row["timeout_seconds"]) == (None, None)
+    assert _json(row["config"]) == {"channel": "#ops"}
+    EXECUTOR_CACHE.clear()
+    await init_database(raw.url)
+    try:
+        installed = await InstalledPlugin.get(id=old.installed)
+        assert (installed.concurrency, installed.timeout_seconds) == (None, None)
+        installed.concurrency, installed.timeout_seconds = 2, 0.5
+        await installed.save()
+        again = await InstalledPlugin.get(id=old.installed)
+        assert (again.concurrency, again.timeout_seconds) == (2, 0.5)
+    finally:
+        await close_database()

@@ -13,9 +13,9 @@ from runtime.broadcast.hub import Hub
 from runtime.catalog.installs import Installer
 from runtime.catalog.manifest import parse_manifest
 from runtime.core.secrets import SecretBox
-from runtime.delivery.worker import FINAL
 from runtime.hosting.host import HostSettings, PluginHost
 from runtime.hosting.registry import PluginRegistry
+from runtime.sdk.outcomes import FINAL
 from tests.conftest import FAST_PATHS
 
 BOX = SecretBox("test-secret-key")

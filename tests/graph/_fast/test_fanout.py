@@ -20,7 +20,7 @@ from graph._fast.fanout import next_prefix, run_eagerly
 from graph._fast.websocket_frames import FRAMES_EXTENSION, FrameWriter, text_frame
 from graph.app import GraphQLApp
 from graph.context import Services
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.core.auth import Role
 from runtime.delivery.emitter import DELIVERY_CHANNEL
 from runtime.delivery.messages import outcome_message
@@ -117,7 +117,7 @@ async def outcome(index: int, status: str = "SUCCEEDED") -> dict[str, Any]:
     """An outcome message, as the dispatcher publishes it, of a delivery written to the database
     (`event { payload }` reads it from there)."""
     now = datetime.now(UTC)
-    event = await Event.create(type="session.created", payload={"n": index}, occurred_at=now)
+    event = await EventRow.create(type="session.created", payload={"n": index}, occurred_at=now)
     delivery = await Delivery.create(
         event_id=event.id, plugin="echo", hook="on_session_created", next_attempt_at=now,
         status=status, attempts=1,
@@ -230,7 +230,7 @@ async def test_outcomes_queued_while_the_first_is_made_go_out_together_once_made
         messages = [await outcome(index) for index in range(5)]
         for message in messages:
             # As the emitter leaves them: every execution finishes in the same turn.
-            services.host.events.add(await Event.get(id=message["event"]["id"]))
+            services.host.events.add(await EventRow.get(id=message["event"]["id"]))
         for message in messages:
             await hub.publish(DELIVERY_CHANNEL, message)
         await one.wait_for(6)
@@ -254,7 +254,7 @@ async def test_a_backlog_reaches_subscribers_of_different_operations_each_as_the
         await subscribed(two, EVENTS, "full")
         messages = [await outcome(index) for index in range(4)]
         for message in messages:
-            services.host.events.add(await Event.get(id=message["event"]["id"]))
+            services.host.events.add(await EventRow.get(id=message["event"]["id"]))
         for message in messages:
             await hub.publish(DELIVERY_CHANNEL, message)
         await one.wait_for(5)
@@ -278,7 +278,7 @@ async def test_an_outcome_s_event_payload_comes_from_the_host_s_event_cache(
     async with connected(services) as client:
         await subscribed(client, EVENTS)
         cached, missed = await outcome(1), await outcome(2)
-        services.host.events.add(await Event.get(id=cached["event"]["id"]))
+        services.host.events.add(await EventRow.get(id=cached["event"]["id"]))
         before = sql_counter.count
         await hub.publish(DELIVERY_CHANNEL, cached)
         await client.wait_for(2)

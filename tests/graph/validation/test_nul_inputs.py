@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from graph.validation.document_limits import MAX_TOKENS
 from graph.validation.nul_inputs import refusal
-from models import Event, PluginRating
+from models import EventRow, PluginRating
 from runtime.core.auth import Role
 from tests.graph.conftest import Catalog, Execute
 
@@ -43,7 +43,7 @@ async def test_a_nul_deep_in_an_event_payload_is_named_by_its_path(gql: Execute)
     assert result.errors[0]["extensions"]["fields"][0]["path"] == (
         "variables.input.payload.notes.1"
     )
-    assert await Event.all().count() == 0
+    assert await EventRow.all().count() == 0
 
 
 async def test_a_nul_escaped_in_a_string_literal_is_refused(gql: Execute) -> None:

@@ -1,6 +1,6 @@
 """Catalog pages read from statements built once per shape.
 
-`CatalogQuery.page` builds a page's query with the ORM; `fetch_page` runs the statement the
+`CatalogSearch.page` builds a page's query with the ORM; `fetch_page` runs the statement the
 first page of that shape built, binding `page_parameters`. Every filter, sort and cursor
 combination must bind exactly what the built query binds, in its order, and return its rows.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from models import CatalogPlugin, CatalogTag, InstalledPlugin, PluginStats, Repository
-from runtime.catalog.browse import PAGE_STATEMENTS, CatalogQuery, CatalogSort, search_text
+from runtime.catalog.browse import PAGE_STATEMENTS, CatalogSearch, CatalogSort, search_text
 from runtime.db.pagination import encode_cursor
 from tests.conftest import Database, QueryCounter
 
@@ -29,7 +29,7 @@ CURSORS = {
 PAGE_COLUMNS = ("id", "name", "created_at", "tags", "manifest")
 
 
-def combinations(repository_id: int) -> Iterator[CatalogQuery]:
+def combinations(repository_id: int) -> Iterator[CatalogSearch]:
     """Every filter with each of its kinds of value (unset, empty, set), and every sort."""
     for values in itertools.product(
         (None, True, False),  # available
@@ -42,7 +42,7 @@ def combinations(repository_id: int) -> Iterator[CatalogQuery]:
         tuple(CatalogSort),
     ):
         available, category, plugin_type, repository, search, tags, installed, sort = values
-        yield CatalogQuery(
+        yield CatalogSearch(
             category=category,
             plugin_type=plugin_type,
             search=search,
@@ -55,7 +55,7 @@ def combinations(repository_id: int) -> Iterator[CatalogQuery]:
 
 
 def built(
-    query: CatalogQuery,
+    query: CatalogSearch,
     first: int,
     after: str | None,
     columns: tuple[str, ...] = PAGE_COLUMNS,
@@ -103,7 +103,7 @@ async def test_every_combination_binds_what_the_built_query_binds(db: Database) 
 async def test_columns_and_joins_are_part_of_the_shape(
     db: Database, columns: tuple[str, ...], related: tuple[str, ...]
 ) -> None:
-    query = CatalogQuery(search="slack", sort=CatalogSort.RATING)
+    query = CatalogSearch(search="slack", sort=CatalogSort.RATING)
     after = CURSORS[CatalogSort.RATING]
     _, parameters = built(query, 20, after, columns, related)
     assert typed(query.page_parameters(20, after)) == typed(parameters)
@@ -176,7 +176,7 @@ async def test_a_cached_statement_returns_the_rows_of_the_built_query(
 
 async def test_one_statement_serves_every_value_of_its_shape(entries: int) -> None:
     for search, sort in itertools.product(("slack", "bridge", "nothing"), tuple(CatalogSort)):
-        query = CatalogQuery(search=search, sort=sort, tags=("slack",))
+        query = CatalogSearch(search=search, sort=sort, tags=("slack",))
         for after in (None, CURSORS[sort]):
             rows = await query.fetch_page(2, after, ("id", "name"))
             assert rows == await query.page(2, after, ("id", "name")), (search, sort, after)
@@ -186,7 +186,7 @@ async def test_one_statement_serves_every_value_of_its_shape(entries: int) -> No
 async def test_a_forged_cursor_is_refused_before_any_statement(entries: int) -> None:
     from runtime.core.errors import BadUserInput
 
-    query = CatalogQuery(sort=CatalogSort.NEWEST)
+    query = CatalogSearch(sort=CatalogSort.NEWEST)
     with pytest.raises(BadUserInput):
         await query.fetch_page(2, encode_cursor(["yesterday", 1]), ("id",))
     assert len(PAGE_STATEMENTS) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.db._bulk_sql import insert_ids, insert_returning
 from tests.conftest import Database, QueryCounter
 
@@ -14,7 +14,7 @@ async def test_insert_ids_answers_in_the_order_of_the_rows_in_one_statement(
 ) -> None:
     now = datetime.now(UTC)
     (event,) = await insert_returning(
-        Event,
+        EventRow,
         [
             {
                 "type": "session.created",
@@ -51,7 +51,7 @@ async def test_json_values_are_converted_one_by_one(db: Database) -> None:
     now = datetime.now(UTC)
     payloads = [{"id": "a"}, {"id": "b"}, {"id": "a"}]
     events = await insert_returning(
-        Event,
+        EventRow,
         [
             {"type": "session.created", "payload": p, "occurred_at": now, "received_at": now}
             for p in payloads
@@ -59,5 +59,5 @@ async def test_json_values_are_converted_one_by_one(db: Database) -> None:
     )
     assert [event.payload for event in events] == payloads
     assert [
-        e.payload for e in await Event.filter(id__in=[e.id for e in events]).order_by("id")
+        e.payload for e in await EventRow.filter(id__in=[e.id for e in events]).order_by("id")
     ] == payloads

@@ -12,7 +12,7 @@ from tortoise.backends.sqlite.client import SqliteClient
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
-from models import Event
+from models import EventRow
 from runtime.db import _inline_reads as inline_reads
 from runtime.db._inline_reads import read_rows
 from tests.conftest import Database, QueryCounter
@@ -27,8 +27,8 @@ def statement(db: Database) -> str:
 
 async def stored(count: int) -> None:
     now = datetime.now(UTC)
-    await Event.bulk_create(
-        [Event(type="t", payload={"n": n}, occurred_at=now) for n in range(count)]
+    await EventRow.bulk_create(
+        [EventRow(type="t", payload={"n": n}, occurred_at=now) for n in range(count)]
     )
 
 
@@ -49,7 +49,7 @@ async def test_a_read_sees_every_write_committed_before_it(db: Database) -> None
 
 async def test_a_read_inside_a_transaction_sees_what_the_transaction_wrote(db: Database) -> None:
     async with in_transaction() as connection:
-        await Event.create(type="t", payload={}, occurred_at=datetime.now(UTC))
+        await EventRow.create(type="t", payload={}, occurred_at=datetime.now(UTC))
         assert len(await read_rows(connection, statement(db), ["t"])) == 1
     assert len(await read_rows(get_connection("default"), statement(db), ["t"])) == 1
 

@@ -10,7 +10,7 @@ import pytest
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.db._linked_insert import insert_linked
 from tests.conftest import Database
 from tests.runtime.db.public_aiosqlite import hide_private_api
@@ -49,16 +49,16 @@ def deliveries(*links: int) -> list[dict[str, Any]]:
 
 async def test_children_name_the_ids_drawn_for_their_parents(db: Database) -> None:
     fast = db.fast_paths
-    await insert_linked(Event, events(None), Delivery, [], link="event_id", one_trip=fast)
+    await insert_linked(EventRow, events(None), Delivery, [], link="event_id", one_trip=fast)
     event_ids, delivery_ids = await insert_linked(
-        Event,
+        EventRow,
         events(None, None, None),
         Delivery,
         deliveries(2, 0, 0, 1),
         link="event_id",
         one_trip=fast,
     )
-    stored = {e.id: e.payload["n"] for e in await Event.filter(id__in=event_ids)}
+    stored = {e.id: e.payload["n"] for e in await EventRow.filter(id__in=event_ids)}
     assert [stored[i] for i in event_ids] == [0, 1, 2]
     rows = {d.id: d for d in await Delivery.filter(id__in=delivery_ids)}
     assert [(rows[i].plugin, rows[i].event_id) for i in delivery_ids] == [
@@ -75,11 +75,13 @@ async def test_a_refused_row_stores_nothing_and_leaves_the_connection_usable(
     fast = db.fast_paths
     with pytest.raises(IntegrityError):
         await insert_linked(
-            Event, events("k", "k"), Delivery, deliveries(0, 1), link="event_id", one_trip=fast
+            EventRow, events("k", "k"), Delivery, deliveries(0, 1), link="event_id", one_trip=fast
         )
-    assert await Event.all().count() == 0
+    assert await EventRow.all().count() == 0
     assert await Delivery.all().count() == 0
-    await insert_linked(Event, events("k"), Delivery, deliveries(0), link="event_id", one_trip=fast)
+    await insert_linked(
+        EventRow, events("k"), Delivery, deliveries(0), link="event_id", one_trip=fast
+    )
     assert await Delivery.all().count() == 1
 
 
@@ -96,17 +98,19 @@ async def test_on_sqlite_the_transaction_is_one_trip_to_the_database_thread(
         return await real(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    await insert_linked(Event, events(None, None), Delivery, deliveries(0, 1, 1), link="event_id")
+    await insert_linked(
+        EventRow, events(None, None), Delivery, deliveries(0, 1, 1), link="event_id"
+    )
     assert len(trips) == 1
 
 
 async def test_inside_a_transaction_it_goes_with_that_transaction(db: Database) -> None:
     with pytest.raises(RuntimeError):
         async with in_transaction():
-            await insert_linked(Event, events(None), Delivery, deliveries(0), link="event_id")
+            await insert_linked(EventRow, events(None), Delivery, deliveries(0), link="event_id")
             assert await Delivery.all().count() == 1
             raise RuntimeError("changed my mind")
-    assert await Event.all().count() == 0
+    assert await EventRow.all().count() == 0
 
 
 async def test_without_aiosqlites_private_api_sqlite_takes_the_ordinary_transaction(
@@ -116,9 +120,9 @@ async def test_without_aiosqlites_private_api_sqlite_takes_the_ordinary_transact
         pytest.skip("aiosqlite is SQLite's")
     hide_private_api(monkeypatch)
     event_ids, delivery_ids = await insert_linked(
-        Event, events(None, None), Delivery, deliveries(1, 0, 1), link="event_id"
+        EventRow, events(None, None), Delivery, deliveries(1, 0, 1), link="event_id"
     )
-    stored = {e.id: e.payload["n"] for e in await Event.filter(id__in=event_ids)}
+    stored = {e.id: e.payload["n"] for e in await EventRow.filter(id__in=event_ids)}
     assert [stored[i] for i in event_ids] == [0, 1]
     rows = {d.id: d.event_id for d in await Delivery.filter(id__in=delivery_ids)}
     assert [rows[i] for i in delivery_ids] == [event_ids[1], event_ids[0], event_ids[1]]

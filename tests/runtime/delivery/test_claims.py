@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.delivery.claims import claim, hand_back
 from tests.conftest import Database, QueryCounter
 
 
 async def pending(count: int, plugin: str = "p") -> list[Delivery]:
     now = datetime.now(UTC)
-    event = await Event.create(type="session.created", payload={}, occurred_at=now)
+    event = await EventRow.create(type="session.created", payload={}, occurred_at=now)
     return [
         await Delivery.create(
             event_id=event.id, plugin=plugin, hook="h", next_attempt_at=now - timedelta(seconds=n)
@@ -57,7 +57,7 @@ async def test_a_delivery_another_process_took_over_is_not_handed_back(db: Datab
 
 async def test_a_claim_gives_the_times_the_models_give(db: Database) -> None:
     now = datetime.now(UTC)
-    event = await Event.create(type="session.created", payload={}, occurred_at=now)
+    event = await EventRow.create(type="session.created", payload={}, occurred_at=now)
     row = await Delivery.create(
         event_id=event.id, plugin="times", hook="h", next_attempt_at=now - timedelta(seconds=3)
     )

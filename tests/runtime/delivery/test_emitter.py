@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.core.errors import BadUserInput, Conflict, Forbidden
 from runtime.db import _linked_insert as linked_insert
 from runtime.delivery import emitter
@@ -113,7 +113,7 @@ async def test_each_event_answered_is_the_row_stored_though_never_read_back(
             [session(n, occurred_at=at, idempotency_key=f"k{n}") for n, at in enumerate(given)]
         )
     for result in results:
-        row = await Event.get(id=result.event.id)
+        row = await EventRow.get(id=result.event.id)
         answered = result.event
         assert (answered.type, answered.payload, answered.idempotency_key) == (
             row.type,
@@ -147,7 +147,7 @@ async def test_a_key_repeated_in_a_batch_or_from_before_is_one_event(db: Databas
     assert results[1].event.id == earlier.event.id
     assert results[2].event.id == results[0].event.id
     assert [len(r.deliveries) for r in results] == [1, 1, 1, 1]
-    assert await Event.all().count() == 3
+    assert await EventRow.all().count() == 3
 
 
 async def test_concurrent_emits_share_one_transaction(
@@ -168,13 +168,13 @@ async def test_concurrent_emits_share_one_transaction(
 async def test_a_key_stored_elsewhere_meanwhile_answers_with_that_event(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    elsewhere = await Event.create(
+    elsewhere = await EventRow.create(
         type="session.created",
         payload={"id": "s-2", "user": "ann", "user_id": "ann", "userId": "ann"},
         idempotency_key="race",
         occurred_at=datetime.now(UTC),
     )
-    real_filter = Event.filter
+    real_filter = EventRow.filter
     looked: list[bool] = []
 
     def stored_after_our_lookup(*args: Any, **kwargs: Any) -> Any:
@@ -184,7 +184,7 @@ async def test_a_key_stored_elsewhere_meanwhile_answers_with_that_event(
             return real_filter(id=-1)
         return real_filter(*args, **kwargs)
 
-    monkeypatch.setattr(Event, "filter", stored_after_our_lookup)
+    monkeypatch.setattr(EventRow, "filter", stored_after_our_lookup)
     async with running_host({"a": Quiet}) as host:
         for plugin in host.loaded.values():
             await plugin.worker.stop()
@@ -196,7 +196,7 @@ async def test_a_key_stored_elsewhere_meanwhile_answers_with_that_event(
     assert results[1].event.id == elsewhere.id
     assert [r.event.payload["id"] for r in results] == ["s-1", "s-2", "s-3"]
     assert [len(r.deliveries) for r in results] == [1, 0, 1]
-    assert await Event.all().count() == 3
+    assert await EventRow.all().count() == 3
 
 
 # -- deliveries written claimed by a local worker -----------------------------------------------
@@ -269,10 +269,12 @@ class CountedClaims:
         return await self._claim(plugin, limit, lease)
 
 
-async def due_elsewhere(host: PluginHost, plugin: str, session_id: str) -> Event:
+async def due_elsewhere(host: PluginHost, plugin: str, session_id: str) -> EventRow:
     """A delivery due in the table, written elsewhere (a replica, a retry), and the notice."""
     now = datetime.now(UTC)
-    event = await Event.create(type="session.created", payload={"id": session_id}, occurred_at=now)
+    event = await EventRow.create(
+        type="session.created", payload={"id": session_id}, occurred_at=now
+    )
     await Delivery.create(
         event_id=event.id, plugin=plugin, hook="on_session_created", next_attempt_at=now
     )
@@ -398,7 +400,7 @@ async def test_deliveries_handed_to_a_stopping_worker_are_given_back_unrun(db: D
         worker = host.loaded["a"].worker
         reservation = host.reserve("a", 1)
         assert reservation is not None
-        event = await Event.create(
+        event = await EventRow.create(
             type="session.created", payload={}, occurred_at=datetime.now(UTC)
         )
         row = await Delivery.create(
@@ -448,7 +450,7 @@ async def test_a_refused_event_fails_alone_not_the_events_emitted_beside_it(
         "EmitResult",
     ]
     assert "idempotencyKey is 256 characters, more than the limit of 255" in str(outcomes[1])
-    assert await Event.all().count() == 2
+    assert await EventRow.all().count() == 2
 
 
 @pytest.mark.parametrize(
@@ -466,7 +468,7 @@ async def test_a_nul_that_no_database_could_store_is_refused_naming_where(
         with pytest.raises(BadUserInput) as refused:
             await host.emitter.emit(request_)
     assert [problem.path for problem in refused.value.fields] == [field]
-    assert await Event.all().count() == 0
+    assert await EventRow.all().count() == 0
 
 
 # -- idempotency keys name one event ------------------------------------------------------------
@@ -484,7 +486,7 @@ async def test_a_blank_idempotency_key_is_refused_and_swallows_nothing(
             assert "blank" in refused.value.message
         later = await host.emitter.emit(session(2))
     assert not later.duplicate
-    assert await Event.all().count() == 1
+    assert await EventRow.all().count() == 1
 
 
 @pytest.mark.parametrize(
@@ -505,7 +507,7 @@ async def test_a_key_reused_for_another_event_is_a_conflict_naming_the_first(
             await host.emitter.emit(reused)
     assert refused.value.extensions["eventId"] == str(first.event.id)
     assert f"event {first.event.id}" in refused.value.message
-    assert await Event.all().count() == 1
+    assert await EventRow.all().count() == 1
     assert await Delivery.all().count() == 1
 
 
@@ -535,7 +537,7 @@ async def test_a_repeat_is_judged_by_the_normalised_payload_as_stored(
         else:
             with pytest.raises(Conflict):
                 await host.emitter.emit(EmitRequest("session.created", again, "k"))
-    assert await Event.all().count() == 1
+    assert await EventRow.all().count() == 1
 
 
 async def test_a_key_given_twice_in_one_batch_for_two_events_refuses_the_batch(
@@ -548,7 +550,7 @@ async def test_a_key_given_twice_in_one_batch_for_two_events_refuses_the_batch(
             )
     assert "inputs.2.idempotencyKey is the key of inputs.1.idempotencyKey" in str(refused.value)
     assert refused.value.extensions["fields"][0]["path"] == "inputs.2.idempotencyKey"
-    assert await Event.all().count() == 0
+    assert await EventRow.all().count() == 0
 
 
 async def test_concurrent_emits_of_two_events_under_one_key_store_the_first_only(
@@ -568,20 +570,20 @@ async def test_concurrent_emits_of_two_events_under_one_key_store_the_first_only
         "Conflict",
         "EmitResult",
     ]
-    stored = sorted(str(e.payload["id"]) for e in await Event.all())
+    stored = sorted(str(e.payload["id"]) for e in await EventRow.all())
     assert stored == ["s-0", "s-2"]
 
 
 async def test_another_event_stored_under_the_key_meanwhile_is_a_conflict_storing_nothing(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    elsewhere = await Event.create(
+    elsewhere = await EventRow.create(
         type="session.created",
         payload={"id": "elsewhere"},
         idempotency_key="race",
         occurred_at=datetime.now(UTC),
     )
-    real_filter = Event.filter
+    real_filter = EventRow.filter
     looked: list[bool] = []
 
     def stored_after_our_lookup(*args: Any, **kwargs: Any) -> Any:
@@ -590,7 +592,7 @@ async def test_another_event_stored_under_the_key_meanwhile_is_a_conflict_storin
             return real_filter(id=-1)
         return real_filter(*args, **kwargs)
 
-    monkeypatch.setattr(Event, "filter", stored_after_our_lookup)
+    monkeypatch.setattr(EventRow, "filter", stored_after_our_lookup)
     async with running_host({"a": Quiet}) as host:
         with pytest.raises(Conflict) as refused:
             await host.emitter.emit_many(
@@ -598,7 +600,7 @@ async def test_another_event_stored_under_the_key_meanwhile_is_a_conflict_storin
             )
     assert looked
     assert refused.value.extensions["eventId"] == str(elsewhere.id)
-    assert await Event.all().count() == 1  # the caller's other events were not kept either
+    assert await EventRow.all().count() == 1  # the caller's other events were not kept either
 
 
 async def test_only_a_repeated_key_costs_a_comparison(
@@ -634,8 +636,8 @@ async def test_the_servers_own_types_are_refused_from_the_platform(
         accepted = await host.emitter.emit(EmitRequest(event_type, {"name": "a"}, origin=SERVER))
     assert "reported by the server itself" in refused.value.message
     assert refused.value.extensions["fields"][0]["path"] == "type"
-    assert (await Event.get(id=accepted.event.id)).type == event_type
-    assert await Event.all().count() == 1
+    assert (await EventRow.get(id=accepted.event.id)).type == event_type
+    assert await EventRow.all().count() == 1
 
 
 async def test_a_plugin_emits_only_under_its_own_name(db: Database) -> None:
@@ -647,7 +649,7 @@ async def test_a_plugin_emits_only_under_its_own_name(db: Database) -> None:
         own = await host.emitter.emit(EmitRequest("a.done", {}, origin=Origin.of_plugin("a")))
     assert "publishes only its own events" in refused.value.message
     assert [d.plugin for d in own.deliveries] == []  # Quiet takes no on_event
-    assert await Event.all().count() == 1
+    assert await EventRow.all().count() == 1
 
 
 # -- integers JSON keeps on every backend ---------------------------------------------------------
@@ -676,13 +678,13 @@ async def test_an_integer_beyond_64_bits_is_refused_naming_where(
     assert [problem.path for problem in refused.value.fields] == [where]
     assert "64-bit" in refused.value.message
     assert [problem.path for problem in in_batch.value.fields] == [f"inputs.1.{where}"]
-    assert await Event.all().count() == 0
+    assert await EventRow.all().count() == 0
 
 
 async def test_integers_at_the_64_bit_limits_are_stored_exactly(db: Database) -> None:
     payload = {"top": 2**63 - 1, "bottom": -(2**63), "digits": "123456789012345678901234567890"}
     async with running_host({"a": Quiet}) as host:
         result = await host.emitter.emit(EmitRequest("custom.x", payload))
-    stored = await Event.get(id=result.event.id)
+    stored = await EventRow.get(id=result.event.id)
     assert stored.payload == payload
     assert type(stored.payload["top"]) is int

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from models import Event
+from models import EventRow
 from runtime.delivery.event_cache import EventCache
 from tests.conftest import Database, QueryCounter
 
 
-async def stored(count: int) -> list[Event]:
+async def stored(count: int) -> list[EventRow]:
     now = datetime.now(UTC)
     return [
-        await Event.create(type="session.created", payload={"id": f"s{n}"}, occurred_at=now)
+        await EventRow.create(type="session.created", payload={"id": f"s{n}"}, occurred_at=now)
         for n in range(count)
     ]
 

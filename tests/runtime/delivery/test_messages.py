@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.delivery.event_cache import CachedEvent
 from runtime.delivery.messages import delivery_message, outcome_message
 from tests.conftest import Database
 
 
-async def stored(**delivery: object) -> tuple[Delivery, Event]:
+async def stored(**delivery: object) -> tuple[Delivery, EventRow]:
     now = datetime.now(UTC)
-    event = await Event.create(
+    event = await EventRow.create(
         type="session.created", payload={"id": "s"}, idempotency_key="k", occurred_at=now
     )
     row = await Delivery.create(
         event_id=event.id, plugin="p", hook="h", next_attempt_at=now, **delivery
     )
-    return await Delivery.get(id=row.id), await Event.get(id=event.id)
+    return await Delivery.get(id=row.id), await EventRow.get(id=event.id)
 
 
 async def test_the_dispatchers_message_is_the_one_built_from_the_rows(db: Database) -> None:

@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tortoise.connection import get_connection
 
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.delivery.outcomes import STATEMENTS, OutcomeWriter, write_outcomes
 from runtime.delivery.worker import claim
 from tests.conftest import Database, QueryCounter
 
 
 async def claimed(count: int, plugin: str = "p") -> list[Delivery]:
-    event = await Event.create(type="session.created", payload={}, occurred_at=datetime.now(UTC))
+    event = await EventRow.create(type="session.created", payload={}, occurred_at=datetime.now(UTC))
     now = datetime.now(UTC)
     for _ in range(count):
         await Delivery.create(event_id=event.id, plugin=plugin, hook="h", next_attempt_at=now)

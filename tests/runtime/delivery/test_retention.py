@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from models import Delivery, Event, PluginLog
+from models import Delivery, EventRow, PluginLog
 from runtime.delivery.retention import prune
 from tests.conftest import Database
 
 OLD = datetime.now(UTC) - timedelta(days=40)
 
 
-async def event(statuses: list[str], *, old: bool) -> Event:
-    row = await Event.create(type="custom.x", payload={}, occurred_at=OLD)
+async def event(statuses: list[str], *, old: bool) -> EventRow:
+    row = await EventRow.create(type="custom.x", payload={}, occurred_at=OLD)
     for index, status in enumerate(statuses):
         await Delivery.create(
             event_id=row.id,
@@ -23,7 +23,7 @@ async def event(statuses: list[str], *, old: bool) -> Event:
         )
     if old:
         # received_at is auto_now_add: set the past afterwards.
-        await Event.filter(id=row.id).update(received_at=OLD)
+        await EventRow.filter(id=row.id).update(received_at=OLD)
     return row
 
 
@@ -35,7 +35,7 @@ async def test_old_finished_events_are_pruned_with_their_deliveries(db: Database
     recent = await event(["SUCCEEDED"], old=False)
     events, _ = await prune(timedelta(days=30))
     assert events == 2
-    remaining = set(await Event.all().values_list("id", flat=True))
+    remaining = set(await EventRow.all().values_list("id", flat=True))
     assert remaining == {unfinished.id, running.id, recent.id}
     assert not await Delivery.filter(event_id__in=[finished.id, bare.id]).exists()
     assert await Delivery.filter(event_id=unfinished.id).count() == 2

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.delivery import worker as dispatcher
 from runtime.delivery.breaker import CircuitBreaker
 from runtime.delivery.retries import RetryPolicy
@@ -22,7 +22,7 @@ async def test_a_worker_stopped_while_claiming_hands_the_claim_back(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = datetime.now(UTC)
-    event = await Event.create(type="session.created", payload={"id": "s"}, occurred_at=now)
+    event = await EventRow.create(type="session.created", payload={"id": "s"}, occurred_at=now)
     for _ in range(3):
         await Delivery.create(event_id=event.id, plugin="p", hook="h", next_attempt_at=now)
     claimed = asyncio.Event()
@@ -60,7 +60,7 @@ async def test_a_worker_stopped_while_claiming_hands_the_claim_back(
 
 async def due(count: int, plugin: str = "p") -> list[Delivery]:
     now = datetime.now(UTC)
-    event = await Event.create(type="session.created", payload={"id": "s"}, occurred_at=now)
+    event = await EventRow.create(type="session.created", payload={"id": "s"}, occurred_at=now)
     return [
         await Delivery.create(event_id=event.id, plugin=plugin, hook="h", next_attempt_at=now)
         for _ in range(count)

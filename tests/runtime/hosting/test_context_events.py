@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from models import Delivery, Event
+from models import Delivery, EventRow
 from runtime.core.errors import BadUserInput, Forbidden
 from runtime.delivery.emitter import EmitRequest
-from runtime.sdk import Event as SdkEvent
-from runtime.sdk import Plugin, PluginContext
+from runtime.sdk import Event, Plugin, PluginContext
 from tests.conftest import Database
 from tests.runtime.hosts import all_final, manifest, running_host, until
 
@@ -26,12 +25,12 @@ class Announcer(Plugin):
     async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> None:
         await ctx.events.publish("thing", {"session": session["id"]})
 
-    async def on_event(self, ctx: PluginContext, event: SdkEvent) -> None:
+    async def on_event(self, ctx: PluginContext, event: Event) -> None:
         received.setdefault("a", []).append((event.type, event.payload))
 
 
 class Listener(Plugin):
-    async def on_event(self, ctx: PluginContext, event: SdkEvent) -> None:
+    async def on_event(self, ctx: PluginContext, event: Event) -> None:
         received.setdefault("b", []).append((event.type, event.payload))
 
 
@@ -41,8 +40,8 @@ async def test_a_published_event_reaches_other_plugins_but_not_its_publisher(
     received.clear()
     async with running_host({"a": Announcer, "b": Listener}) as host:
         await host.emitter.emit(EmitRequest("session.created", SESSION))
-        await until(lambda: Event.filter(type="a.thing").exists())
-        published = await Event.get(type="a.thing")
+        await until(lambda: EventRow.filter(type="a.thing").exists())
+        published = await EventRow.get(type="a.thing")
         await until(lambda: all_final(published.id))
     assert [seen for seen in received["b"] if seen[0] == "a.thing"] == [
         ("a.thing", {"session": "s1"})
@@ -59,7 +58,7 @@ async def test_a_plugin_without_events_publish_publishes_nothing(db: Database) -
         await until(tried.exists)
         delivery = await tried.first()
     assert delivery is not None and "lack events:publish" in str(delivery.error)
-    assert not await Event.filter(type="silent.thing").exists()
+    assert not await EventRow.filter(type="silent.thing").exists()
 
 
 class Unpermitted(Plugin):
@@ -76,7 +75,7 @@ async def test_the_platform_may_not_emit_a_plugins_types(db: Database) -> None:
     assert "belongs to the plugin b" in forbidden.value.message
     assert forbidden.value.extensions["fields"][0]["path"] == "type"
     assert refused.value.fields[0].path == "type"
-    assert await Event.all().count() == 0
+    assert await EventRow.all().count() == 0
 
 
 @pytest.mark.parametrize(
@@ -94,4 +93,4 @@ async def test_a_plugin_cannot_publish_a_type_outside_its_own_namespace(
         events = host.loaded[plugin].context.events
         with pytest.raises((Forbidden, BadUserInput)):
             await events.publish(name, {})
-    assert await Event.all().count() == 0
+    assert await EventRow.all().count() == 0

@@ -160,7 +160,7 @@ class Throttled(Plugin):
         raise RetryLater("slow down", after=0)
 
 
-async def test_lifecycle_hooks_see_the_event_they_handle(db: Database) -> None:
+async def test_event_hooks_see_the_event_they_handle(db: Database) -> None:
     Timed.seen = []
     async with running_host({"timed": Timed}) as host:
         result = await host.emitter.emit(EmitRequest("user.created", {"id": "u1"}, wait=True))

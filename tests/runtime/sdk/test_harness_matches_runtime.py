@@ -4,15 +4,17 @@ stored result, stored error)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 import pytest
 
-from models import Delivery
+from models import Delivery, InstalledPlugin
 from runtime.delivery.emitter import EmitRequest
 from runtime.sdk import PermanentFailure, Plugin, PluginContext, Skip, UserPayload
+from runtime.sdk.hook_runner import TimedOut
 from runtime.sdk.testing import PluginHarness
 from tests.conftest import Database
 from tests.runtime.hosts import all_final, manifest, running_host, until
@@ -143,3 +145,40 @@ async def test_a_secret_in_an_error_is_redacted_alike(db: Database) -> None:
     harness = await in_the_harness(Leaky, "session.created", {"id": "s1"}, config={"token": token})
     assert server == harness
     assert server[2] is not None and token not in server[2] and "********" in server[2]
+
+
+class SlowToStart(Plugin):
+    """on_load outlasts the 0.2 s its manifest gives each hook."""
+
+    MANIFEST = manifest("slowtostart", timeoutSeconds=0.2)
+
+    async def on_load(self, ctx: PluginContext) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_a_hanging_on_load_is_cut_off_at_the_manifests_timeout(db: Database) -> None:
+    """The server marks the plugin FAILED with the reason; the harness raises it."""
+    async with asyncio.timeout(30), running_host({"slowtostart": SlowToStart}) as host:
+        assert "slowtostart" not in host.loaded
+    row = await InstalledPlugin.get(name="slowtostart")
+    harness = PluginHarness(SlowToStart, manifest=SlowToStart.MANIFEST)
+    with pytest.raises(TimedOut) as raised:
+        async with asyncio.timeout(30):
+            await harness.load()
+    assert (row.status, row.last_error) == ("FAILED", str(raised.value))
+    assert str(raised.value) == "on_load did not finish within 0.2 s"
+
+
+class Sluggish(Plugin):
+    """Each delivery takes 0.5 s: past the 0.2 s its manifest gives, within the default."""
+
+    MANIFEST = manifest("sluggish", timeoutSeconds=0.2)
+
+    async def on_session_created(self, ctx: PluginContext, session: Mapping[str, Any]) -> None:
+        await asyncio.sleep(0.5)
+
+
+async def test_an_event_hook_runs_under_the_manifests_timeout(db: Database) -> None:
+    server = await on_the_server(Sluggish, "session.created", {"id": "s1"}, max_attempts=1)
+    harness = await in_the_harness(Sluggish, "session.created", {"id": "s1"}, max_attempts=1)
+    assert server == harness == ("DEAD", None, "timed out after 0.2s")

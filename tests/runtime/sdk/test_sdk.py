@@ -3,7 +3,15 @@
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.sdk import EVENT_HOOKS, HOOKS, Plugin, hook_problems, implemented_hooks
+from runtime.sdk import (
+    EVENT_HOOKS,
+    HOOKS,
+    LIFECYCLE_HOOKS,
+    STATE_HOOKS,
+    Plugin,
+    hook_problems,
+    implemented_hooks,
+)
 
 
 class Echo(Plugin):
@@ -24,7 +32,9 @@ async def test_every_hook_of_the_base_class_is_an_async_no_op() -> None:
         assert await hook(*arguments) is None
 
 
-def test_the_sdk_has_the_four_lifecycle_and_eleven_event_hooks_and_on_event() -> None:
+def test_the_sdk_has_the_four_state_and_eleven_event_hooks_and_on_event() -> None:
+    assert STATE_HOOKS == ("on_load", "on_unload", "on_enable", "on_disable")
+    assert LIFECYCLE_HOOKS is STATE_HOOKS  # the name it had, kept for code that imports it
     assert len(EVENT_HOOKS) == 11
     assert len(HOOKS) == 4 + 11 + 1
 
